@@ -1,0 +1,3 @@
+from callsense.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command-line adapter (Typer + Rich). Entry point: ``callsense.cli.app:main``."""

@@ -1,0 +1,7 @@
+"""CLI commands of this group (not built yet)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the main app."""

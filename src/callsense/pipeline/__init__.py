@@ -1,0 +1,1 @@
+"""callsense.pipeline."""

@@ -1,0 +1,66 @@
+"""Emotion parts of the result: per-segment emotion, the emotion timeline and per-role aggregates.
+
+Scores are always the 9 emotion2vec+ classes in model order (``callsense.labels.EMOTIONS``) and sum
+to 1 (after masking). When emotion2vec was skipped, a segment's emotion comes from SenseVoice's own
+tag (``source="sensevoice"``) as a one-hot distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EmotionSource = Literal["emotion2vec", "sensevoice"]
+
+
+@dataclass(frozen=True)
+class SegmentEmotion:
+    label: str  # english label name, e.g. "angry"
+    label_zh: str
+    emoji: str
+    confidence: float  # score of the top label
+    scores: tuple[float, ...]  # 9 classes in model order, sums to 1
+    source: EmotionSource = "emotion2vec"
+    embedding_index: int | None = None  # row in embeddings.npy
+    flags: tuple[str, ...] = ()  # "too_short", "low_level", "clipped"
+    reason: str | None = None  # why the label is "unknown", when it is forced
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    start_ms: int
+    end_ms: int
+    segment_id: str
+    role: str
+    channel: int
+    scores: tuple[float, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class EmotionPeak:
+    label: str
+    score: float
+    time_ms: int
+    segment_id: str
+
+
+@dataclass(frozen=True)
+class RoleEmotion:
+    role: str
+    speech_ms: int
+    mean_scores: tuple[float, ...]  # duration-weighted
+    dominant: str
+    peaks: tuple[EmotionPeak, ...] = ()
+    quarters: tuple[tuple[float, ...] | None, ...] = ()  # 4 distributions, None where no speech
+
+
+@dataclass(frozen=True)
+class CallEmotion:
+    model: str | None  # e.g. "emotion2vec-plus-large", None when only SenseVoice tags were used
+    labels: tuple[str, ...]
+    window_ms: int = 1000
+    hop_ms: int = 250
+    timeline: tuple[TimelinePoint, ...] = ()
+    roles: tuple[RoleEmotion, ...] = ()
+    masked: tuple[str, ...] = field(default_factory=tuple)

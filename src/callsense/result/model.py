@@ -1,0 +1,179 @@
+"""The per-call result, :class:`CallAnalysis`, as typed frozen dataclasses.
+
+The shipped JSON Schema (``callsense/result/schema/call-analysis-<version>.json``) is generated from
+these classes (``python -m callsense.result.schema --write``) and a test keeps the two identical.
+All times are integer milliseconds on the call's time line (0 = first sample of the recording).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from callsense.result.emotion import CallEmotion, SegmentEmotion
+from callsense.result.qa import AlertRecord, CallMetrics, QAScore, RuleHit
+
+SCHEMA_VERSION = "1.0"
+
+Role = Literal["agent", "customer", "unknown"]
+AsrStatus = Literal["ok", "empty", "too_short", "skipped"]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Facts about the recording as it arrived, before any conversion."""
+
+    name: str  # file name (or "<bytes>", "<array>")
+    path: str | None
+    sha256: str  # of the original bytes (of the float32 samples for arrays)
+    size_bytes: int
+    container: str | None  # e.g. "wav", "mp3", "mov,mp4,m4a,3gp,3g2,mj2"
+    codec: str | None  # e.g. "pcm_mulaw", "aac"
+    sample_rate: int  # original rate
+    channels: int  # original channel count
+    duration_ms: int
+    narrowband: bool  # original rate <= 8 kHz (telephony): upsampled before the models
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    channel: int
+    role: Role
+    duration_ms: int
+    speech_ms: int = 0
+    level_dbfs: float | None = None
+
+
+@dataclass(frozen=True)
+class Separation:
+    """How speech was attributed to roles."""
+
+    method: Literal["channel_map", "mono"]
+    channel_map: tuple[Role, ...]  # role of channel 0, 1, ...
+    confidence: float | None = None  # 1.0 for a configured map; a score where inferred
+
+
+@dataclass(frozen=True)
+class TokenTime:
+    token: str
+    start_ms: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One speech turn of one channel."""
+
+    id: str  # "s0001": stable within the call, ordered by start time
+    channel: int
+    role: Role
+    start_ms: int
+    end_ms: int
+    text: str = ""  # with inverse text normalisation when it ran (see text_itn flag)
+    text_no_itn: str | None = None
+    itn: bool = True
+    language: str | None = None
+    asr_emotion: str | None = None  # SenseVoice tag, e.g. "ANGRY"
+    asr_events: tuple[str, ...] = ()  # SenseVoice event tags other than "Speech"
+    raw_tags: str = ""  # e.g. "<|zh|><|ANGRY|><|Speech|><|withitn|>"
+    tokens: tuple[TokenTime, ...] = ()
+    asr_status: AsrStatus = "skipped"
+    emotion: SegmentEmotion | None = None
+    level_dbfs: float | None = None
+    peak_dbfs: float | None = None
+    redactions: tuple[str, ...] = ()
+
+    @property
+    def duration_ms(self) -> int:
+        return self.end_ms - self.start_ms
+
+
+@dataclass(frozen=True)
+class AudioEvent:
+    type: str  # SenseVoice event tag, e.g. "BGM", "Cough"
+    start_ms: int
+    end_ms: int
+    channel: int
+    role: Role
+    segment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    task: Literal["vad", "asr", "emotion"]
+    name: str  # catalogue name, e.g. "sensevoice-small"
+    runtime: str  # "onnx", "funasr", ...
+    path: str | None = None
+    version: str | None = None  # file digest or hub revision
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    feature: str  # "asr", "emotion2vec", ...
+    reason: str
+    hint: str | None = None  # the command that enables it
+
+
+@dataclass(frozen=True)
+class ProcessingLog:
+    callsense_version: str
+    pipeline_version: str
+    started_at: str  # ISO 8601 UTC
+    options: dict[str, Any]
+    models: tuple[ModelInfo, ...] = ()
+    timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallAnalysis:
+    """Everything callsense knows about one call. ``to_dict()`` gives the JSON of result.json."""
+
+    schema_version: str
+    call_id: str
+    source: SourceInfo
+    separation: Separation
+    tracks: tuple[TrackInfo, ...]
+    segments: tuple[Segment, ...]
+    processing: ProcessingLog
+    events: tuple[AudioEvent, ...] = ()
+    emotion: CallEmotion | None = None
+    metrics: CallMetrics | None = None
+    rule_hits: tuple[RuleHit, ...] = ()
+    score: QAScore | None = None
+    alerts: tuple[AlertRecord, ...] = ()
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int:
+        return self.source.duration_ms
+
+    def segment(self, segment_id: str) -> Segment:
+        for seg in self.segments:
+            if seg.id == segment_id:
+                return seg
+        raise KeyError(segment_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallAnalysis:
+        from callsense.result.io import result_from_dict
+
+        return result_from_dict(data)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses -> plain JSON types (tuples become lists, floats stay floats)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return obj.item()
+    return obj
