@@ -34,8 +34,8 @@ def _root(
     _state["debug"] = debug
     level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "modelscope", "huggingface_hub", "filelock"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    for noisy in ("httpx", "urllib3", "modelscope", "modelscope_hub", "huggingface_hub", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
 for _name in COMMAND_MODULES:

@@ -110,10 +110,10 @@ class ModelManager:
             try:
                 return self.pull(spec.name, runtime)
             except ModelNotFoundError as e:
-                raise ModelNotFoundError(e.message, hint=self._hint(spec, runtime)) from e
-        raise self.not_found(spec, runtime)
+                raise ModelNotFoundError(e.message, hint=e.hint) from e
+        raise self.not_found(spec, runtime, None if pull is None or self.allow_download else "")
 
-    def not_found(self, spec: ModelSpec, runtime: str) -> ModelNotFoundError:
+    def not_found(self, spec: ModelSpec, runtime: str, why: str | None = None) -> ModelNotFoundError:
         fmt = spec.formats[runtime]
         looked = []
         for _, path in self.candidates(spec, runtime):
@@ -121,11 +121,12 @@ class ModelManager:
                 looked.append(f"{path} (missing {', '.join(missing_files(path, fmt))})")
             else:
                 looked.append(str(path))
-        why = "downloads are off (offline)" if not self.allow_download else "no hub publishes this format"
-        if fmt.sources and not self.allow_download:
-            why = "downloads are off (--offline or CALLSENSE_OFFLINE=1)"
+        if why is None:
+            why = "no hub publishes this format" if not fmt.sources else (
+                "downloads are off (--offline or CALLSENSE_OFFLINE=1)" if not self.allow_download else "")
         return ModelNotFoundError(
-            f"model {spec.name} ({runtime} runtime) is not installed; looked in: {'; '.join(looked)}; {why}",
+            f"model {spec.name} ({runtime} runtime) is not installed; looked in: {'; '.join(looked)}"
+            + (f"; {why}" if why else ""),
             hint=self._hint(spec, runtime),
         )
 
@@ -174,8 +175,10 @@ class ModelManager:
                 shutil.rmtree(target)
             tmp.rename(target)  # a model appears whole or not at all
             return Located(spec.name, runtime, target, "pulled")
-        raise ModelNotFoundError(f"could not download {spec.name} ({runtime}): {'; '.join(errors)}",
-                                 hint=self._hint(spec, runtime))
+        raise ModelNotFoundError(
+            f"could not download {spec.name} ({runtime}): {'; '.join(errors)}",
+            hint="check the network or proxy (HTTPS_PROXY), try the other hub with --hub, or download the files on "
+                 f"another machine and run `callsense models import DIR`; set CALLSENSE_MODEL_DIR to use a local copy")
 
     def import_dir(self, directory: Path, name: str | None = None, runtime: str | None = None,
                    *, link: bool = False) -> Located:

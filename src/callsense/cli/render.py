@@ -1,0 +1,92 @@
+"""Rich rendering shared by CLI commands: a progress hook and the per-call summary."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from callsense.labels import TAG_EMOJI
+from callsense.result.model import CallAnalysis, Segment
+
+STEP_LABELS = {"decode": "decoding", "vad": "finding speech", "asr": "transcribing", "emotion": "scoring emotion",
+               "qa": "applying QA rules"}
+
+
+@contextlib.contextmanager
+def progress_hook(console: Console, name: str) -> Iterator[Any]:
+    """A pipeline hook showing a Rich progress bar (transient: it disappears when the call is done)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not console.is_terminal)
+    task = progress.add_task(name, total=None)
+
+    def hook(step: str, artifact: Any = None, *, total: int | None = None, completed: int | None = None) -> None:
+        if total is not None:
+            progress.update(task, total=total, completed=completed or 0)
+        elif artifact is None:
+            progress.update(task, description=f"{name}: {STEP_LABELS.get(step, step)}", total=None, completed=0)
+
+    with progress:
+        yield hook
+
+
+def fmt_time(ms: int) -> str:
+    s, ms = divmod(max(ms, 0), 1000)
+    m, s = divmod(s, 60)
+    return f"{m:02d}:{s:02d}.{ms // 100}"
+
+
+def emotion_cell(seg: Segment) -> str:
+    e = seg.emotion
+    if e is None:
+        return ""
+    conf = f" {e.confidence:.0%}" if e.source == "emotion2vec" else ""
+    return f"{e.emoji} {e.label_zh} ({e.label.capitalize()}){conf}"
+
+
+def tagged_text(seg: Segment) -> str:
+    """Text with event emoji in front (display only: the stored data keeps raw tags)."""
+    prefix = "".join(TAG_EMOJI.get(ev, f"[{ev}]") for ev in seg.asr_events)
+    return f"{prefix}{seg.text}"
+
+
+def funasr_text(seg: Segment) -> str:
+    """The exact text FunASR's rich_transcription_postprocess gives for this segment's raw output."""
+    from callsense.engines.sensevoice.tags import funasr_postprocess
+
+    return funasr_postprocess(seg.raw_tags + seg.text)
+
+
+def print_call(console: Console, result: CallAnalysis, folder: Path | None, *, fmt: str = "table") -> None:
+    src = result.source
+    console.print(f"[bold]{src.name}[/]  {src.duration_ms / 1000:.1f} s, {src.channels} ch, "
+                  f"{src.sample_rate} Hz {src.codec or ''}  →  call [cyan]{result.call_id}[/]")
+    if fmt in ("text", "funasr"):
+        for seg in result.segments:
+            text = funasr_text(seg) if fmt == "funasr" else tagged_text(seg)
+            console.print(f"[{fmt_time(seg.start_ms)}-{fmt_time(seg.end_ms)}] {seg.role}: {text}", soft_wrap=True)
+    else:
+        table = Table(show_lines=False, pad_edge=False)
+        for col in ("time", "role", "lang", "emotion", "text"):
+            table.add_column(col, overflow="fold")
+        for seg in result.segments:
+            table.add_row(f"{fmt_time(seg.start_ms)}–{fmt_time(seg.end_ms)}", seg.role, seg.language or "",
+                          emotion_cell(seg), tagged_text(seg))
+        console.print(table)
+    for hit in result.rule_hits:
+        colour = {"critical": "red", "warning": "yellow"}.get(hit.severity, "blue")
+        where = ", ".join(f"{e.segment_id or ''}@{fmt_time(e.start_ms)}" for e in hit.evidence[:3])
+        console.print(f"[{colour}]{hit.severity.upper()}[/] {hit.rule_id} {hit.name}  {where}")
+    if result.score is not None:
+        console.print(f"QA score: {result.score.normalized:.0f}/100 ({'pass' if result.score.passed else 'fail'})")
+    for sk in result.processing.skipped:
+        console.print(f"[yellow]skipped {sk.feature}:[/] {sk.reason}" + (f" — {sk.hint}" if sk.hint else ""),
+                      soft_wrap=True)
+    if folder is not None:
+        console.print(f"[dim]written to {folder}[/]")

@@ -1,0 +1,42 @@
+"""Options of one analysis run, as one frozen dataclass (the CLI, API and batch build it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callsense.audio.types import AudioOptions, VadOptions
+from callsense.engines.base import AsrOptions, EmotionOptions
+from callsense.engines.catalog import DEFAULT_ASR_MODEL, DEFAULT_EMOTION_MODEL
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    audio: AudioOptions = field(default_factory=AudioOptions)  # channel map, size/duration limits
+    vad: VadOptions = field(default_factory=VadOptions)  # thresholds, 30 s segment cap
+    asr: AsrOptions = field(default_factory=AsrOptions)  # language, ITN
+    emotion: EmotionOptions = field(default_factory=EmotionOptions)  # granularity, timeline windows, masking
+    asr_model: str = DEFAULT_ASR_MODEL
+    asr_runtime: str = "onnx"  # "onnx" (sherpa-onnx, default) or "funasr" (torch)
+    emotion_model: str = DEFAULT_EMOTION_MODEL
+    emotion_runtime: str = "onnx"  # "onnx" (onnxruntime, default) or "funasr" (torch)
+    run_asr: bool = True
+    run_emotion: bool = True  # False (or model absent): segments get SenseVoice's emotion tag instead
+    num_threads: int = 2  # intra-op threads per model
+    device: str = "cpu"  # "cuda" / "cuda:0" for the funasr runtime
+    rules: Path | None = None  # YAML rule file; None: the default pack
+    run_qa: bool = True  # metrics, rules and scorecard
+    allow_download: bool | None = None  # None: unless CALLSENSE_OFFLINE=1
+
+    def to_log(self) -> dict[str, Any]:
+        """The options as recorded in the result's processing log (JSON types only)."""
+        from callsense.result.model import to_jsonable
+
+        data = to_jsonable(self)
+        data["rules"] = str(self.rules) if self.rules else None
+        return data
+
+    def replace(self, **changes: Any) -> AnalyzeOptions:
+        return dataclasses.replace(self, **changes)
