@@ -192,11 +192,12 @@ def load_vad_model(path: str | Path | None = None) -> SileroVad:
 def hysteresis(probs: Sequence[float] | np.ndarray, threshold: float, neg_threshold: float) -> list[Span]:
     """Runs of speech windows: opened at ``p >= threshold``, closed at the first ``p < neg_threshold``.
 
-    Returns (start_ms, end_ms) with 32 ms resolution (window i covers [32 i, 32 i + 32)).
+    A run ends after its last window with ``p >= threshold`` (dips that stay above ``neg_threshold``
+    are bridged, but the decaying tail is not kept). Returns (start_ms, end_ms) with 32 ms resolution
+    (window i covers [32 i, 32 i + 32)).
     """
     p = np.asarray(probs, dtype=np.float32)
     spans: list[Span] = []
-    start: int | None = None
     # Vectorised candidates keep this O(number of transitions), not a Python pass over every window.
     above = np.flatnonzero(p >= threshold)
     below = np.flatnonzero(p < neg_threshold)
@@ -207,9 +208,13 @@ def hysteresis(probs: Sequence[float] | np.ndarray, threshold: float, neg_thresh
             break
         start = int(above[k])
         j = np.searchsorted(below, start)
-        end = int(below[j]) if j < len(below) else len(p)
+        close = int(below[j]) if j < len(below) else len(p)
+        # The boundary goes where p last reached ``threshold``, symmetric with the opening: the model's
+        # probability decays for ~100 ms after speech stops, and neg_threshold is there to bridge dips,
+        # not to stretch the end.
+        end = int(above[np.searchsorted(above, close) - 1]) + 1
         spans.append((start * WINDOW_MS, end * WINDOW_MS))
-        i = end
+        i = close
     return spans
 
 
