@@ -1,1 +1,40 @@
-"""callsense.store."""
+"""The store of analysed calls (SQLite by default, PostgreSQL for production).
+
+    from callsense.store import open_store, save_result, search, SearchQuery
+
+    store = open_store()                       # $CALLSENSE_DATABASE_URL or the user data dir
+    save_result(store, run.result, embeddings=run.embeddings, fingerprint=analyzer.fingerprint)
+    hits = search(store, SearchQuery(text="退款", role="customer", emotion="angry", min_score=0.5))
+
+Submodules are imported lazily: ``import callsense.store`` does not import SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Store": "db", "open_store": "db", "database_url": "db", "DiskFullError": "db", "is_disk_full": "db",
+    "save_result": "repo", "get_result": "repo", "get_embeddings": "repo", "list_calls": "repo",
+    "count_calls": "repo", "CallRecord": "repo", "CallNotFoundError": "repo", "result_fingerprint": "repo",
+    "search": "search", "SearchQuery": "search", "SearchHit": "search",
+    "similar": "similar", "SimilarHit": "similar",
+    "Table": "aggregates", "emotion_heatmap": "aggregates", "agent_scorecards": "aggregates",
+    "rule_hit_counts": "aggregates", "daily_trends": "aggregates",
+    "export": "export", "EXPORT_COLUMNS": "export",
+    "redact_text": "privacy", "redact_result": "privacy", "RedactionConfig": "privacy", "purge": "privacy",
+    "PurgeReport": "privacy", "parse_age": "privacy",
+    "call_history": "history",
+    "normalize_metadata": "metadata",
+    "list_failures": "work", "FailureRecord": "work",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'callsense.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"callsense.store.{module}"), name)

@@ -1,0 +1,249 @@
+"""SQLAlchemy 2 ORM of the store: one row per call and its parts, plus batch bookkeeping.
+
+Every table mirrors a part of :class:`callsense.result.CallAnalysis`. The full result JSON is kept on
+the call row too (``result_json``), so :func:`callsense.store.get_result` returns exactly what was
+analysed; the other tables exist to be queried (search, filters, aggregates, exports).
+
+Times are integer milliseconds on the call's time line; wall-clock datetimes are stored as naive UTC
+(the same on SQLite and PostgreSQL). The schema is created and upgraded by Alembic migrations
+(``callsense/store/migrations``), never by ``metadata.create_all``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from callsense.labels import EMOTION_NAMES
+
+# Columns with the probability of each emotion2vec+ class ("p_angry", ...), in model order, so that
+# "angry >= 0.6" is a plain indexed comparison and a heatmap is a plain AVG.
+EMOTION_COLUMNS: tuple[str, ...] = tuple(f"p_{name}" for name in EMOTION_NAMES)
+
+META_FIELDS: tuple[str, ...] = ("agent_id", "team", "queue", "category", "direction", "customer_id")
+"""Metadata keys with their own indexed column on ``calls`` (plus ``started_at``)."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # one stored result per recording
+    fingerprint: Mapped[str] = mapped_column(String(256))  # pipeline + models + rules versions
+    source_name: Mapped[str] = mapped_column(String(512))
+    source_path: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    container: Mapped[str | None] = mapped_column(String(128))
+    codec: Mapped[str | None] = mapped_column(String(64))
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    narrowband: Mapped[bool] = mapped_column(Boolean)
+    separation: Mapped[str] = mapped_column(String(32))
+    # metadata with its own column
+    agent_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    team: Mapped[str | None] = mapped_column(String(128))
+    queue: Mapped[str | None] = mapped_column(String(128))
+    category: Mapped[str | None] = mapped_column(String(128))
+    direction: Mapped[str | None] = mapped_column(String(16))
+    customer_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
+    metadata_json: Mapped[dict] = mapped_column(JSON, default=dict)
+    # QA
+    score: Mapped[float | None] = mapped_column(Float)
+    score_normalized: Mapped[float | None] = mapped_column(Float)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    auto_failed: Mapped[bool | None] = mapped_column(Boolean)
+    scorecard_id: Mapped[str | None] = mapped_column(String(128))
+    # provenance
+    pipeline_version: Mapped[str] = mapped_column(String(64))
+    callsense_version: Mapped[str] = mapped_column(String(64))
+    emotion_model: Mapped[str | None] = mapped_column(String(128))
+    analyzed_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    redacted: Mapped[bool] = mapped_column(Boolean, default=False)
+    audio_path: Mapped[str | None] = mapped_column(Text)  # the copy kept by --copy-audio
+    audio_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    result_json: Mapped[str] = mapped_column(Text)
+
+    segments: Mapped[list[SegmentRow]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", passive_deletes=True, order_by="SegmentRow.idx"
+    )
+
+
+class CallMeta(Base):
+    """Every metadata key/value of a call as text, for ``--meta key=value`` filters on any field."""
+
+    __tablename__ = "call_meta"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_call_meta_key_value", "key", "value"),)
+
+
+class SegmentRow(Base):
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[str] = mapped_column(String(32))
+    idx: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    duration_ms: Mapped[int] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str | None] = mapped_column(String(16))
+    asr_emotion: Mapped[str | None] = mapped_column(String(32))
+    asr_events: Mapped[str] = mapped_column(Text, default="")  # " BGM Cough " (space-delimited, for LIKE)
+    asr_status: Mapped[str] = mapped_column(String(16))
+    emotion_label: Mapped[str | None] = mapped_column(String(16), index=True)
+    emotion_score: Mapped[float | None] = mapped_column(Float)
+    emotion_source: Mapped[str | None] = mapped_column(String(16))
+    p_angry: Mapped[float | None] = mapped_column(Float)
+    p_disgusted: Mapped[float | None] = mapped_column(Float)
+    p_fearful: Mapped[float | None] = mapped_column(Float)
+    p_happy: Mapped[float | None] = mapped_column(Float)
+    p_neutral: Mapped[float | None] = mapped_column(Float)
+    p_other: Mapped[float | None] = mapped_column(Float)
+    p_sad: Mapped[float | None] = mapped_column(Float)
+    p_surprised: Mapped[float | None] = mapped_column(Float)
+    p_unknown: Mapped[float | None] = mapped_column(Float)
+    level_dbfs: Mapped[float | None] = mapped_column(Float)
+
+    call: Mapped[Call] = relationship(back_populates="segments")
+
+    __table_args__ = (UniqueConstraint("call_id", "segment_id", name="uq_segments_call_segment"),)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    segment_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class MetricRow(Base):
+    """One call metric; ``value`` is set when the metric is a number, ``value_json`` always."""
+
+    __tablename__ = "metrics"
+
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    value_json: Mapped[str] = mapped_column(Text)
+
+
+class RuleHitRow(Base):
+    __tablename__ = "rule_hits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule_version: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    score_delta: Mapped[float] = mapped_column(Float, default=0.0)
+    alert: Mapped[bool] = mapped_column(Boolean, default=False)
+    evidence_json: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class EmbeddingRow(Base):
+    """A float32 embedding: one per segment (``kind="segment"``) and pooled ones per call
+    (``kind="call"``, and ``"call:agent"`` / ``"call:customer"`` per role), L2-normalised."""
+
+    __tablename__ = "embeddings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    segment_id: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(128))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ProcessingRun(Base):
+    """One ``callsense batch`` invocation (or one process of it)."""
+
+    __tablename__ = "processing_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(256))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    workers: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime())
+    status: Mapped[str] = mapped_column(String(16))  # running, finished, stopped
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    audio_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Failure(Base):
+    """A file (or manifest row) that could not be analysed, with the reason; one row per source key."""
+
+    __tablename__ = "failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_key: Mapped[str] = mapped_column(String(1024), unique=True)  # path, or "manifest#row"
+    source_path: Mapped[str | None] = mapped_column(Text)
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    manifest: Mapped[str | None] = mapped_column(Text)
+    row: Mapped[int | None] = mapped_column(Integer)
+    metadata_json: Mapped[dict] = mapped_column(JSON, default=dict)
+    stage: Mapped[str] = mapped_column(String(32))  # source, analyze, store
+    error_code: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(String(256))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(), index=True)
+
+
+class Claim(Base):
+    """A recording being analysed right now: the row that stops two workers (or two batches on the
+    same store) from analysing the same content. Deleted in the transaction that stores the result."""
+
+    __tablename__ = "claims"
+
+    content_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))  # "host:pid:token"
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime())

@@ -1,0 +1,366 @@
+"""Storing and reading results: :func:`save_result` (one transaction), :func:`get_result`, :func:`list_calls`.
+
+A stored call is keyed by the content hash of its recording: saving a result for a recording that is
+already stored replaces the old result (``--force``, or a new pipeline version), in the same
+transaction, so there is always exactly one result per recording and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from callsense.errors import StoreError
+from callsense.labels import EMOTION_NAMES
+from callsense.store.metadata import KNOWN_FIELDS, normalize_metadata, utc_naive
+from callsense.store.models import (
+    EMOTION_COLUMNS,
+    META_FIELDS,
+    Call,
+    CallMeta,
+    Claim,
+    EmbeddingRow,
+    EventRow,
+    Failure,
+    MetricRow,
+    RuleHitRow,
+    SegmentRow,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from callsense.result.model import CallAnalysis
+    from callsense.store.db import Store
+    from callsense.store.privacy import RedactionConfig
+
+log = logging.getLogger("callsense")
+
+
+class CallNotFoundError(StoreError):
+    exit_code = 3
+    status = 404
+    code = "call_not_found"
+
+
+def result_fingerprint(result: CallAnalysis) -> str:
+    """A fingerprint from the result's own provenance (pipeline version, models, rule versions), used
+    when the caller has no ``Analyzer.fingerprint`` at hand."""
+    proc = result.processing
+    parts = [proc.pipeline_version] + [f"{m.task}:{m.name}:{m.runtime}:{m.version}" for m in proc.models]
+    if result.score is not None:
+        parts.append(f"scorecard:{result.score.scorecard_id}:{result.score.scorecard_version}")
+    return "pipeline-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def save_result(
+    store: Store,
+    result: CallAnalysis,
+    *,
+    embeddings: np.ndarray | None = None,
+    fingerprint: str | None = None,
+    content_sha256: str | None = None,
+    run_id: int | None = None,
+    audio_path: str | None = None,
+    redact: RedactionConfig | bool = False,
+    source_key: str | None = None,
+) -> str:
+    """Store ``result`` (and its segment embeddings, row i = ``segment.emotion.embedding_index`` i)
+    atomically; returns the call id.
+
+    Replaces any stored result of the same recording (same ``content_sha256``, default
+    ``result.source.sha256``) or the same call id; clears the recording's failure record (and
+    ``source_key``'s) and its batch claim, all in the same transaction.
+    """
+    from sqlalchemy import delete, insert, or_
+
+    if redact:
+        from callsense.store.privacy import RedactionConfig, redact_result
+
+        result = redact_result(result, redact if isinstance(redact, RedactionConfig) else RedactionConfig())
+    sha = content_sha256 or result.source.sha256
+    meta = normalize_metadata(result.metadata, source=result.source.path or result.source.name)
+    fp = fingerprint or result_fingerprint(result)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    call_row = _call_row(result, sha, fp, meta, now, run_id=run_id, audio_path=audio_path, redacted=bool(redact))
+    segment_rows = [_segment_row(result.call_id, i, seg) for i, seg in enumerate(result.segments)]
+    embedding_rows = _embedding_rows(result, embeddings)
+
+    with store.session() as s:
+        s.execute(delete(Call).where(or_(Call.content_sha256 == sha, Call.call_id == result.call_id)))
+        s.execute(insert(Call).values(**call_row))
+        if meta:
+            s.execute(insert(CallMeta), [{"call_id": result.call_id, "key": k, "value": _meta_text(v)}
+                                         for k, v in meta.items()])
+        if segment_rows:
+            s.execute(insert(SegmentRow), segment_rows)
+        if result.events:
+            s.execute(insert(EventRow), [
+                {"call_id": result.call_id, "type": ev.type, "start_ms": ev.start_ms, "end_ms": ev.end_ms,
+                 "channel": ev.channel, "role": ev.role, "segment_id": ev.segment_id} for ev in result.events
+            ])
+        if result.metrics is not None and result.metrics.values:
+            s.execute(insert(MetricRow), [
+                {"call_id": result.call_id, "name": str(k)[:128], "value": _number(v),
+                 "value_json": json.dumps(_jsonable(v), ensure_ascii=False)}
+                for k, v in result.metrics.values.items()
+            ])
+        if result.rule_hits:
+            s.execute(insert(RuleHitRow), [
+                {"call_id": result.call_id, "rule_id": h.rule_id, "rule_version": h.rule_version, "name": h.name,
+                 "category": h.category, "severity": h.severity, "score_delta": float(h.score_delta),
+                 "alert": bool(h.alert),
+                 "evidence_json": json.dumps(_jsonable(h.evidence), ensure_ascii=False)}
+                for h in result.rule_hits
+            ])
+        if embedding_rows:
+            s.execute(insert(EmbeddingRow), [dict(r, call_id=result.call_id) for r in embedding_rows])
+        keys = [k for k in (source_key, result.source.path) if k]
+        s.execute(delete(Failure).where(or_(Failure.content_sha256 == sha, Failure.source_key.in_(keys))))
+        s.execute(delete(Claim).where(Claim.content_sha256 == sha))
+    log.debug("stored call %s (%d segments)", result.call_id, len(segment_rows))
+    return result.call_id
+
+
+def get_result(store: Store, call_id: str) -> CallAnalysis:
+    """The stored result of ``call_id``, exactly as analysed (redacted if it was stored redacted)."""
+    from sqlalchemy import select
+
+    from callsense.result.io import result_from_dict
+
+    with store.session() as s:
+        text = s.execute(select(Call.result_json).where(Call.call_id == call_id)).scalar_one_or_none()
+    if text is None:
+        raise CallNotFoundError(f"no stored call {call_id!r}", hint="list stored calls with `callsense report`")
+    return result_from_dict(json.loads(text), source=f"store:{call_id}")
+
+
+def get_embeddings(store: Store, call_id: str) -> dict[str, np.ndarray]:
+    """The stored embeddings of a call: ``{"call": v, "call:customer": v, "s0001": v, ...}``."""
+    from sqlalchemy import select
+
+    with store.session() as s:
+        rows = s.execute(select(EmbeddingRow.kind, EmbeddingRow.segment_id, EmbeddingRow.vector)
+                         .where(EmbeddingRow.call_id == call_id)).all()
+    return {(seg if kind == "segment" else kind): np.frombuffer(vec, dtype=np.float32) for kind, seg, vec in rows}
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One stored call, as listed (no segments)."""
+
+    call_id: str
+    source_name: str
+    source_path: str | None
+    content_sha256: str
+    duration_ms: int
+    analyzed_at: datetime
+    stored_at: datetime
+    started_at: datetime | None
+    agent_id: str | None
+    customer_id: str | None
+    team: str | None
+    queue: str | None
+    category: str | None
+    direction: str | None
+    score: float | None
+    passed: bool | None
+    fingerprint: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def list_calls(store: Store, *, agent_id: str | None = None, customer_id: str | None = None,
+               since: datetime | str | None = None, until: datetime | str | None = None,
+               limit: int = 100, offset: int = 0) -> list[CallRecord]:
+    """Stored calls, newest first (by ``started_at`` when known, else the analysis time)."""
+    from sqlalchemy import func, select
+
+    when = func.coalesce(Call.started_at, Call.analyzed_at)
+    q = select(Call).order_by(when.desc(), Call.call_id).limit(limit).offset(offset)
+    if agent_id:
+        q = q.where(Call.agent_id == agent_id)
+    if customer_id:
+        q = q.where(Call.customer_id == customer_id)
+    if since is not None:
+        q = q.where(when >= utc_naive(since))
+    if until is not None:
+        q = q.where(when < utc_naive(until))
+    with store.session() as s:
+        return [_record(c) for c in s.execute(q).scalars()]
+
+
+def find_by_hash(session: Session, content_sha256: str) -> tuple[str, str] | None:
+    """``(call_id, fingerprint)`` of the stored result of this recording, if any."""
+    from sqlalchemy import select
+
+    row = session.execute(select(Call.call_id, Call.fingerprint)
+                          .where(Call.content_sha256 == content_sha256)).first()
+    return (row[0], row[1]) if row else None
+
+
+def count_calls(store: Store) -> int:
+    from sqlalchemy import func, select
+
+    with store.session() as s:
+        return int(s.execute(select(func.count()).select_from(Call)).scalar_one())
+
+
+# ---------------------------------------------------------------- row builders
+
+
+def _record(c: Call) -> CallRecord:
+    return CallRecord(
+        call_id=c.call_id, source_name=c.source_name, source_path=c.source_path, content_sha256=c.content_sha256,
+        duration_ms=c.duration_ms, analyzed_at=c.analyzed_at, stored_at=c.stored_at, started_at=c.started_at,
+        agent_id=c.agent_id, customer_id=c.customer_id, team=c.team, queue=c.queue, category=c.category,
+        direction=c.direction, score=c.score_normalized, passed=c.passed, fingerprint=c.fingerprint,
+        metadata=dict(c.metadata_json or {}),
+    )
+
+
+def _call_row(result: CallAnalysis, sha: str, fp: str, meta: dict[str, Any], now: datetime, *,
+              run_id: int | None, audio_path: str | None, redacted: bool) -> dict[str, Any]:
+    src, proc, score = result.source, result.processing, result.score
+    try:
+        analyzed_at = utc_naive(proc.started_at) or now
+    except Exception:  # noqa: BLE001 - a malformed timestamp in the log must not lose the result
+        analyzed_at = now
+    stored = result if meta == result.metadata else _with_metadata(result, meta)
+    row: dict[str, Any] = {
+        "call_id": result.call_id, "content_sha256": sha, "fingerprint": fp[:256],
+        "source_name": src.name[:512], "source_path": src.path, "size_bytes": src.size_bytes,
+        "container": src.container, "codec": src.codec, "sample_rate": src.sample_rate, "channels": src.channels,
+        "duration_ms": src.duration_ms, "narrowband": src.narrowband, "separation": result.separation.method,
+        "started_at": utc_naive(meta.get("started_at")), "metadata_json": meta,
+        "score": score.score if score else None, "score_normalized": score.normalized if score else None,
+        "passed": score.passed if score else None, "auto_failed": score.auto_failed if score else None,
+        "scorecard_id": score.scorecard_id if score else None,
+        "pipeline_version": proc.pipeline_version, "callsense_version": proc.callsense_version,
+        "emotion_model": result.emotion.model if result.emotion else None,
+        "analyzed_at": analyzed_at, "stored_at": now, "run_id": run_id, "redacted": redacted,
+        "audio_path": audio_path, "audio_deleted": False,
+        "result_json": json.dumps(stored.to_dict(), ensure_ascii=False),
+    }
+    for name in META_FIELDS:
+        row[name] = meta.get(name)
+    return row
+
+
+def _with_metadata(result: CallAnalysis, meta: dict[str, Any]) -> CallAnalysis:
+    import dataclasses
+
+    return dataclasses.replace(result, metadata=meta)
+
+
+def _segment_row(call_id: str, idx: int, seg: Any) -> dict[str, Any]:
+    emo = seg.emotion
+    row: dict[str, Any] = {
+        "call_id": call_id, "segment_id": seg.id, "idx": idx, "channel": seg.channel, "role": seg.role,
+        "start_ms": seg.start_ms, "end_ms": seg.end_ms, "duration_ms": seg.end_ms - seg.start_ms,
+        "text": seg.text or "", "language": seg.language, "asr_emotion": seg.asr_emotion,
+        "asr_events": (" " + " ".join(seg.asr_events) + " ") if seg.asr_events else "",
+        "asr_status": seg.asr_status, "level_dbfs": seg.level_dbfs,
+        "emotion_label": emo.label if emo else None, "emotion_score": float(emo.confidence) if emo else None,
+        "emotion_source": emo.source if emo else None,
+    }
+    scores = tuple(emo.scores) if emo else ()
+    for col, i in zip(EMOTION_COLUMNS, range(len(EMOTION_NAMES))):
+        row[col] = float(scores[i]) if len(scores) == len(EMOTION_NAMES) else None
+    return row
+
+
+def _embedding_rows(result: CallAnalysis, embeddings: np.ndarray | None) -> list[dict[str, Any]]:
+    """Segment rows plus pooled call rows (all, and per role): the mean of the L2-normalised
+    segment vectors, normalised again, so cosine between calls compares their typical segment."""
+    if embeddings is None:
+        return []
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        return []
+    model = result.emotion.model if result.emotion else None
+    rows: list[dict[str, Any]] = []
+    by_role: dict[str, list[np.ndarray]] = {}
+    for seg in result.segments:
+        i = seg.emotion.embedding_index if seg.emotion else None
+        if i is None or not 0 <= i < emb.shape[0]:
+            continue
+        v = _unit(emb[i])
+        rows.append({"kind": "segment", "segment_id": seg.id, "role": seg.role, "model": model,
+                     "dim": int(v.shape[0]), "vector": v.tobytes()})
+        by_role.setdefault(seg.role, []).append(v)
+    if not rows:
+        return rows
+    pools: list[tuple[str, str | None, list[np.ndarray]]] = [("call", None, [v for vs in by_role.values() for v in vs])]
+    pools += [(f"call:{role}", role, vs) for role, vs in sorted(by_role.items())]
+    for kind, role, vs in pools:
+        v = _unit(np.mean(np.stack(vs), axis=0))
+        rows.append({"kind": kind, "segment_id": None, "role": role, "model": model,
+                     "dim": int(v.shape[0]), "vector": v.tobytes()})
+    return rows
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    n = float(np.linalg.norm(v))
+    return (v / n if n > 0 else v).astype(np.float32)
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        return float(v) if np.isfinite(v) else None
+    if hasattr(v, "item"):
+        return _number(v.item())
+    return None
+
+
+def _jsonable(v: Any) -> Any:
+    from callsense.result.model import to_jsonable
+
+    return to_jsonable(v)
+
+
+def _meta_text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def history_rows(session: Session, *, agent_id: str | None = None, customer_id: str | None = None,
+                 before: datetime | None = None, exclude_call: str | None = None, limit: int = 20) -> Sequence[Call]:
+    """The most recent stored calls of an agent or a customer (for cross-call rules)."""
+    from sqlalchemy import func, select
+
+    when = func.coalesce(Call.started_at, Call.analyzed_at)
+    q = select(Call).order_by(when.desc(), Call.stored_at.desc()).limit(limit)
+    if agent_id is not None:
+        q = q.where(Call.agent_id == agent_id)
+    if customer_id is not None:
+        q = q.where(Call.customer_id == customer_id)
+    if before is not None:
+        q = q.where(when <= before)
+    if exclude_call is not None:
+        q = q.where(Call.call_id != exclude_call)
+    return list(session.execute(q).scalars())
+
+
+__all__ = [
+    "CallNotFoundError",
+    "CallRecord",
+    "KNOWN_FIELDS",
+    "count_calls",
+    "find_by_hash",
+    "get_embeddings",
+    "get_result",
+    "history_rows",
+    "list_calls",
+    "result_fingerprint",
+    "save_result",
+]
