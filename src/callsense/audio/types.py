@@ -36,6 +36,7 @@ class DecodedAudio:
     source: SourceInfo
     tracks: tuple[Track, ...]
     channel_map: tuple[Role, ...]
+    warnings: tuple[str, ...] = ()  # problems that still left usable audio (truncated file, corrupt packets)
 
     @property
     def duration_ms(self) -> int:
