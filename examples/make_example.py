@@ -90,9 +90,22 @@ def synthesize(text: str, voice: Voice, espeak: str) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "phrase.wav"
         subprocess.run(
-            [espeak, "-v", voice.espeak, "-s", str(voice.speed), "-p", str(voice.pitch),
-             "-a", str(voice.amplitude), "-w", str(path), text],
-            check=True, capture_output=True,
+            [
+                espeak,
+                "-v",
+                voice.espeak,
+                "-s",
+                str(voice.speed),
+                "-p",
+                str(voice.pitch),
+                "-a",
+                str(voice.amplitude),
+                "-w",
+                str(path),
+                text,
+            ],
+            check=True,
+            capture_output=True,
         )
         with wave.open(str(path), "rb") as f:
             rate = f.getframerate()
@@ -142,18 +155,18 @@ def build(espeak: str) -> tuple[np.ndarray, dict]:
     total += -total % (SAMPLE_RATE // 100)  # whole 10 ms, so durations in ms are exact
 
     call = np.zeros((2, total), dtype=np.float32)
-    channels: list[dict] = [
-        {"channel": c, "role": ROLES[c], "turns": []} for c in range(2)
-    ]
+    channels: list[dict] = [{"channel": c, "role": ROLES[c], "turns": []} for c in range(2)]
     for turn, start, audio in placed:
         call[turn.channel, start : start + len(audio)] += audio
-        channels[turn.channel]["turns"].append({
-            "start_ms": round(start * 1000 / SAMPLE_RATE),
-            "end_ms": round((start + len(audio)) * 1000 / SAMPLE_RATE),
-            "text": "，".join(turn.phrases) if turn.voice.language == "zh" else ", ".join(turn.phrases),
-            "language": turn.voice.language,
-            "voice": turn.voice.espeak,
-        })
+        channels[turn.channel]["turns"].append(
+            {
+                "start_ms": round(start * 1000 / SAMPLE_RATE),
+                "end_ms": round((start + len(audio)) * 1000 / SAMPLE_RATE),
+                "text": "，".join(turn.phrases) if turn.voice.language == "zh" else ", ".join(turn.phrases),
+                "language": turn.voice.language,
+                "voice": turn.voice.espeak,
+            }
+        )
     rng = np.random.default_rng(NOISE_SEED)
     call += (rng.standard_normal(call.shape) * NOISE_RMS).astype(np.float32)
     call *= 0.7 / float(np.abs(call).max())  # same headroom on every espeak version
@@ -177,8 +190,7 @@ def _overlaps(channels: list[dict]) -> list[dict]:
     a = [(t["start_ms"], t["end_ms"]) for t in channels[0]["turns"]]
     b = [(t["start_ms"], t["end_ms"]) for t in channels[1]["turns"]]
     return [
-        {"start_ms": max(s1, s2), "end_ms": min(e1, e2)}
-        for s1, e1 in a for s2, e2 in b if max(s1, s2) < min(e1, e2)
+        {"start_ms": max(s1, s2), "end_ms": min(e1, e2)} for s1, e1 in a for s2, e2 in b if max(s1, s2) < min(e1, e2)
     ]
 
 

@@ -3,6 +3,7 @@ post-processing on synthetic probability sequences."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -21,6 +22,10 @@ from callsense.errors import ModelNotFoundError, UsageError
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TOLERANCE_MS = 200  # done-criterion of the issue: each VAD boundary within ±200 ms of the truth
 SR = vad.SAMPLE_RATE
+
+
+def rms(a: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))
 
 
 def read_pcm16(path: Path) -> np.ndarray:
@@ -121,8 +126,7 @@ def test_long_speech_is_split_at_quiet_points(call, truth):
     assert len(spans) == 3  # the fewest pieces for 70 s: ceil(70 / 30)
     assert all(s.end_ms - s.start_ms <= options.max_segment_ms for s in spans)
     assert all(s.end_ms - s.start_ms >= vad.MIN_PIECE_MS for s in spans)
-    assert all(a.end_ms == b.start_ms for a, b in zip(spans, spans[1:])), "one talk, cut into touching pieces"
-    rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))  # noqa: E731
+    assert all(a.end_ms == b.start_ms for a, b in itertools.pairwise(spans)), "one talk, cut into touching pieces"
     typical = float(np.median([rms(t) for t in turns]))
     for cut in (s.start_ms for s in spans[1:]):
         around = speech[(cut - 32) * SR // 1000 : (cut + 32) * SR // 1000]
@@ -245,7 +249,7 @@ def test_split_is_recursive_and_uses_the_fewest_pieces():
     pieces = vad.split_long([(5_000, 105_000)], 30_000, quiet)
     assert len(pieces) == 4
     assert pieces[0][0] == 5_000 and pieces[-1][1] == 105_000
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
     assert all(vad.MIN_PIECE_MS <= e - s <= 30_000 for s, e in pieces)
 
 
@@ -270,7 +274,7 @@ def test_chain_invariants(p, pad, min_silence, min_speech, max_segment):
     for s, e in spans:
         assert 0 <= s < e <= max(duration, 0)
         assert e - s <= max_segment
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 def test_hysteresis_bridges_dips_above_neg_threshold():

@@ -31,7 +31,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,7 @@ def locate_model() -> Path:
         path = Path(override).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(
-                f"{ENV_MODEL} names no file", source=path, hint=f"unset it, or point it at silero_vad.onnx"
+                f"{ENV_MODEL} names no file", source=path, hint="unset it, or point it at silero_vad.onnx"
             )
         return path
     data = _silero_data_dir()
@@ -331,7 +330,9 @@ def spans_from_probabilities(
 ) -> list[Span]:
     """The whole post-processing chain on per-window probabilities; times relative to the audio start."""
     _check_options(options)
-    neg = options.neg_threshold if options.neg_threshold is not None else max(0.01, options.threshold - NEG_THRESHOLD_GAP)
+    neg = (
+        options.neg_threshold if options.neg_threshold is not None else max(0.01, options.threshold - NEG_THRESHOLD_GAP)
+    )
     spans = hysteresis(probs, options.threshold, neg)
     spans = [(s, min(e, duration_ms)) for s, e in spans if s < duration_ms]
     spans = merge_gaps(spans, options.min_silence_ms)
@@ -357,9 +358,7 @@ def _check_options(options: VadOptions) -> None:
 # --------------------------------------------------------------------------- the entry point
 
 
-def detect_speech(
-    samples: np.ndarray, options: VadOptions | None = None, *, offset_ms: int = 0
-) -> list[SpeechSpan]:
+def detect_speech(samples: np.ndarray, options: VadOptions | None = None, *, offset_ms: int = 0) -> list[SpeechSpan]:
     """Speech spans of one channel: 16 kHz mono float32 in, integer ms on the call's time line out.
 
     ``offset_ms`` is added to every span (for audio that starts later in the call). Spans are sorted,
