@@ -260,10 +260,7 @@ def _inspect_wav(fh: IO[bytes], size: int) -> tuple[bool, str | None]:
             if csize in (0, 0xFFFFFFFF):  # "length unknown" placeholders of streaming writers: ffmpeg reads to EOF
                 return False, None
             have = size - start
-
-            def secs(n: int) -> str:
-                return _fmt_duration(n / byte_rate) if byte_rate else f"{n} bytes"
-
+            secs = _byte_duration(byte_rate)
             if csize > have:
                 return False, (f"WAV header declares {secs(csize)} of audio but the file holds {secs(have)} "
                                "(truncated, or still being written); decoded what is there")
@@ -535,6 +532,8 @@ def _load_array(
         duration_ms=_ms(buf.n),
         narrowband=rate <= NARROWBAND_MAX_RATE,
     )
+    for w in warnings:
+        log.warning("%s: %s", label, w)
     tracks = tuple(Track(channel=i, role=roles[i], samples=s) for i, s in enumerate(buf.tracks()))
     return DecodedAudio(source=info, tracks=tracks, channel_map=roles, warnings=tuple(warnings))
 
@@ -543,14 +542,19 @@ def _load_array(
 
 
 def _ms(n_samples: int) -> int:
-    return int(round(n_samples * 1000 / TARGET_RATE))
+    return round(n_samples * 1000 / TARGET_RATE)
+
+
+def _byte_duration(byte_rate: int):
+    """A formatter of PCM byte counts as durations (as bytes when the rate is unknown)."""
+    return lambda n: _fmt_duration(n / byte_rate) if byte_rate else f"{n} bytes"
 
 
 def _fmt_duration(seconds: float) -> str:
     """``3.2 s``, ``12:05`` or ``5:00:00``."""
     if seconds < 60:
         return f"{seconds:.1f} s"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"

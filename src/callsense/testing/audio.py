@@ -37,7 +37,7 @@ __all__ = [
 
 def tone(freq_hz: float, duration_s: float, rate: int, *, amplitude: float = 0.5, phase: float = 0.0) -> np.ndarray:
     """A sine of ``duration_s`` seconds at ``rate`` Hz, float32."""
-    t = np.arange(int(round(duration_s * rate)), dtype=np.float64) / rate
+    t = np.arange(round(duration_s * rate), dtype=np.float64) / rate
     return (amplitude * np.sin(2 * np.pi * freq_hz * t + phase)).astype(np.float32)
 
 
@@ -55,7 +55,7 @@ def tone_bursts(
 
     Each burst has 5 ms raised-cosine edges so it has no clicks (clicks would smear the spectrum).
     """
-    n = int(round(duration_s * rate))
+    n = round(duration_s * rate)
     out = np.zeros(n, dtype=np.float32)
     burst = tone(freq_hz, on_s, rate, amplitude=amplitude)
     ramp = min(int(0.005 * rate), len(burst) // 2)
@@ -65,7 +65,7 @@ def tone_bursts(
         burst[-ramp:] *= edge[::-1]
     start = offset_s
     while start < duration_s:
-        i = int(round(start * rate))
+        i = round(start * rate)
         seg = burst[: max(0, n - i)]
         out[i : i + len(seg)] = seg
         start += on_s + off_s
@@ -263,12 +263,11 @@ def write_amr_wb(path: str | Path, duration_s: float, *, mode: int = 2, seed: in
     bit pattern is a valid AMR-WB speech frame, so the file decodes to ``duration_s`` of noise-like audio.
     """
     rng = np.random.default_rng(seed)
-    n_frames = int(round(duration_s / 0.020))
+    n_frames = round(duration_s / 0.020)
     toc = bytes([(mode << 3) | 0x04])
     payload = rng.integers(0, 256, size=(n_frames, _AMR_WB_BYTES[mode]), dtype=np.uint8)
     path = Path(path)
     with open(path, "wb") as f:
         f.write(b"#!AMR-WB\n")
-        for row in payload:
-            f.write(toc + row.tobytes())
+        f.writelines(toc + row.tobytes() for row in payload)
     return path
