@@ -8,7 +8,7 @@ tag (``source="sensevoice"``) as a one-hot distribution.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 EmotionSource = Literal["emotion2vec", "sensevoice"]
 
@@ -64,3 +64,32 @@ class CallEmotion:
     timeline: tuple[TimelinePoint, ...] = ()
     roles: tuple[RoleEmotion, ...] = ()
     masked: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ClipEmotion:
+    """result.json of ``callsense emotion FILE``: one short clip scored whole (no VAD, no roles).
+
+    Not part of the call schema; ``kind`` tells the two apart.
+    """
+
+    kind: Literal["clip-emotion"]
+    created_at: str  # ISO 8601 UTC
+    source: SourceInfo
+    model: ModelInfo
+    granularity: Literal["utterance", "frame"]
+    duration_ms: int
+    level_dbfs: float
+    emotion: SegmentEmotion
+    labels: tuple[str, ...]
+    window_ms: int = 1000
+    hop_ms: int = 250
+    timeline: tuple[TimelinePoint, ...] = ()
+    masked: tuple[str, ...] = ()
+    embedding_file: str | None = None  # "embedding.npy" ([D] float32) when written
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+if TYPE_CHECKING:  # result.model imports this module; these names only annotate ClipEmotion
+    from callsense.result.model import ModelInfo, SourceInfo
