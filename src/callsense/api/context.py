@@ -1,0 +1,101 @@
+"""Request ids: one per request (the client's ``X-Request-ID`` when sane), in every log line and response."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("callsense_request_id", default=None)
+_SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = logging.getLogger("callsense")
+
+
+def request_id() -> str | None:
+    return _request_id.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` ("-" outside requests) so formats can print ``%(request_id)s``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get() or "-"
+        return True
+
+
+def install_log_filter() -> None:
+    f = RequestIdFilter()
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(x, RequestIdFilter) for x in handler.filters):
+            handler.addFilter(f)
+
+
+class RequestMiddleware:
+    """Pure ASGI middleware: request id, the upload-size pre-check, metrics and one access log line.
+
+    The size pre-check refuses a request whose Content-Length already exceeds the limit, before a
+    byte of it is read (the upload copy enforces the limit again for chunked bodies).
+    """
+
+    def __init__(self, app: Any, *, service: Any):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        rid = headers.get("x-request-id", "")
+        if not _SANE.match(rid):
+            rid = uuid.uuid4().hex[:16]
+        token = _request_id.set(rid)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        path = scope.get("path", "")
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            limit = self.service.settings.max_upload_bytes + (1 << 20)  # multipart framing slack
+            length = headers.get("content-length")
+            if scope.get("method") in ("POST", "PUT") and length and length.isdigit() and int(length) > limit:
+                from callsense.api.problems import problem_response
+
+                resp = problem_response(413, "upload_too_large",
+                                        f"request body of {int(length)} bytes exceeds the upload limit of "
+                                        f"{self.service.settings.max_upload_mb:g} MB", request_id=rid,
+                                        hint="send a shorter recording or raise --max-upload-mb")
+                await resp(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope, path)
+            if not route.startswith(("/gradio_api", "/assets", "/static", "/_app", "/theme", "/svelte")):
+                m = self.service.metrics
+                m.requests.labels(scope.get("method", ""), route, str(status_holder["status"])).inc()
+                m.latency.labels(scope.get("method", ""), route).observe(elapsed)
+                if path.startswith("/v1/"):
+                    log.info("%s %s -> %d in %.0f ms", scope.get("method"), path, status_holder["status"],
+                             elapsed * 1000)
+            _request_id.reset(token)
+
+
+def _route_template(scope: dict, path: str) -> str:
+    """The matched route's template (``/v1/calls/{call_id}``), so metrics have bounded labels."""
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", None):
+        return route.path
+    if path.startswith("/v1/"):
+        return "/v1/other"
+    if path in ("/healthz", "/readyz", "/metrics"):
+        return path
+    return "/ui"

@@ -1,0 +1,300 @@
+"""The REST endpoints. Handlers are plain functions (run in the thread pool: analyses block) and only
+translate HTTP to :class:`~callsense.service.Service` calls and back."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from callsense.api.auth import Principal, require
+from callsense.api.problems import MEDIA_TYPE
+from callsense.api.schemas import AnalyzeOut, CallList, EmotionOut, JobOut, Problem, Readiness, RulesOut
+from callsense.errors import UsageError
+from callsense.service import AnalyzeRequest
+from callsense.service.errors import NotFoundError
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {MEDIA_TYPE: {}}}
+    for code in (400, 401, 403, 404, 413, 415, 422, 429, 503)
+}
+
+router = APIRouter()
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Analyst = Annotated[Principal, Depends(require("analyst"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+def _svc(request: Request) -> Any:
+    return request.app.state.service
+
+
+def _channels(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _metadata(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"metadata is not valid JSON: {e.msg} at position {e.pos}",
+                         hint='send a JSON object, e.g. {"agent_id": "a17", "queue": "refunds"}') from e
+    if not isinstance(data, dict):
+        raise UsageError("metadata must be a JSON object", hint='e.g. {"agent_id": "a17"}')
+    return data
+
+
+def _job_out(job: Any, *, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = job.to_dict()
+    out["links"] = {"self": f"/v1/jobs/{job.id}", "wait": f"/v1/jobs/{job.id}?wait=60"}
+    if job.call_id:
+        out["links"]["call"] = f"/v1/calls/{job.call_id}"
+    out["result"] = result
+    return out
+
+
+def _call_links(call_id: str) -> dict[str, str]:
+    base = f"/v1/calls/{call_id}"
+    return {"call": base, "audio": f"{base}/audio", "report": f"{base}/report", "embeddings": f"{base}/embeddings"}
+
+
+# ---- operations ------------------------------------------------------------------------------------
+@router.get("/healthz", tags=["operations"])
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["operations"], response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(request: Request) -> Any:
+    """Readiness: 200 once the models are loaded and warm, 503 (with the reason) before or on failure."""
+    body = _svc(request).readiness()
+    return JSONResponse(body, status_code=200 if body["ready"] else 503,
+                        headers=None if body["ready"] else {"Retry-After": "5"})
+
+
+@router.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests, latencies, queue depth, audio seconds processed, model load state."""
+    svc = _svc(request)
+    svc.metrics.refresh(svc)
+    body, content_type = svc.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+@router.get("/v1/me", tags=["operations"])
+def me(principal: Viewer) -> dict[str, Any]:
+    """Who the key belongs to and its role."""
+    return {"name": principal.name, "role": principal.role, "key_id": principal.key_id}
+
+
+# ---- analysis --------------------------------------------------------------------------------------
+@router.post("/v1/analyze", tags=["analysis"], response_model=AnalyzeOut, responses={**ERRORS, 202: {"model": AnalyzeOut}})
+def analyze(
+    request: Request,
+    _: Analyst,
+    file: Annotated[UploadFile, File(description="the recording (WAV, MP3, M4A, FLAC, OGG, AMR, ...)")],
+    language: Annotated[str, Form(description="auto, zh, en, yue, ja, ko")] = "auto",
+    channels: Annotated[str | None, Form(description="role per channel, e.g. customer,agent")] = None,
+    granularity: Annotated[str, Form(description="utterance or frame (emotion timeline)")] = "frame",
+    embeddings: Annotated[bool, Form()] = True,
+    emotion_model: Annotated[str | None, Form()] = None,
+    rules: Annotated[bool, Form(description="apply the active rule set and scorecard")] = True,
+    metadata: Annotated[str | None, Form(description='JSON object, e.g. {"agent_id": "a17"}')] = None,
+    mode: Annotated[str, Form(description="auto: inline up to the sync limit, a job beyond; sync; async")] = "auto",
+) -> Any:
+    """Analyse one call. Short recordings are answered with the full result (200); long ones (or
+    ``mode=async``) return a job at once (202) — poll or wait on ``GET /v1/jobs/{id}?wait=60``."""
+    svc = _svc(request)
+    req = AnalyzeRequest(language=language, channels=_channels(channels), granularity=granularity,  # type: ignore[arg-type]
+                         embeddings=embeddings, emotion_model=emotion_model or None, run_qa=rules).validate()
+    meta = _metadata(metadata)
+    upload = svc.save_upload(file.file, file.filename)
+    outcome = svc.analyze(upload, req, meta, mode=mode)  # type: ignore[arg-type]
+    if outcome.job is not None:
+        body = {"status": "queued", "job": _job_out(outcome.job), "links": {"job": f"/v1/jobs/{outcome.job.id}"}}
+        return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{outcome.job.id}"})
+    call_id = outcome.result.call_id
+    return {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
+
+
+@router.get("/v1/jobs/{job_id}", tags=["analysis"], response_model=JobOut, responses=ERRORS)
+def get_job(request: Request, job_id: str, _: Viewer,
+            wait: Annotated[float, Query(ge=0, le=300, description="seconds to wait for completion")] = 0,
+            include_result: bool = False) -> Any:
+    """A job's state; ``wait=N`` holds the request until the job ends or N seconds pass."""
+    svc = _svc(request)
+    job = svc.jobs.wait(job_id, wait) if wait else svc.jobs.get(job_id)
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id!r}")
+    result = None
+    if include_result and job.status == "done" and job.call_id:
+        result = svc.calls.get(job.call_id).to_dict()
+    return _job_out(job, result=result)
+
+
+@router.get("/v1/jobs", tags=["analysis"])
+def list_jobs(request: Request, _: Viewer, status: str | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    return {"items": [_job_out(j) for j in _svc(request).jobs.list(status, limit)]}
+
+
+@router.post("/v1/emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS)
+def emotion(
+    request: Request,
+    _: Analyst,
+    file: Annotated[UploadFile, File(description="one clip, best 3-10 s of one speaker")],
+    granularity: Annotated[str, Form(description="utterance, or frame for a timeline")] = "utterance",
+    embedding: Annotated[bool, Form(description="return the utterance embedding")] = False,
+    emotion_model: Annotated[str | None, Form()] = None,
+) -> Any:
+    """Emotion of one clip (the seeds' ``/predict_emotion``): label, confidence, distribution,
+    timeline and embedding. Nothing is stored."""
+    svc = _svc(request)
+    upload = svc.save_upload(file.file, file.filename)
+    return svc.emotion(upload, granularity=granularity, embedding=embedding, emotion_model=emotion_model or None)
+
+
+@router.post("/v1/audio/transcriptions", tags=["openai"], responses=ERRORS)
+def transcriptions(
+    request: Request,
+    _: Analyst,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form(description="ignored: SenseVoice-Small always answers")] = "sensevoice-small",
+    language: Annotated[str | None, Form()] = None,
+    prompt: Annotated[str | None, Form(description="ignored (SenseVoice takes no prompt)")] = None,
+    response_format: Annotated[str, Form()] = "json",
+    temperature: Annotated[float | None, Form(description="ignored (non-autoregressive model)")] = None,
+    timestamp_granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
+) -> Any:
+    """OpenAI-compatible transcription: existing OpenAI clients transcribe with SenseVoice.
+    ``verbose_json`` segments carry callsense's extras: role, channel, language, emotion, events."""
+    from callsense.service import transcripts
+
+    svc = _svc(request)
+    if response_format not in transcripts.FORMATS:
+        raise UsageError(f"response_format must be one of {', '.join(transcripts.FORMATS)}, not {response_format!r}")
+    granularities = set(timestamp_granularities or [])
+    bad = granularities - {"segment", "word"}
+    if bad:
+        raise UsageError(f"timestamp_granularities must be segment and/or word, not {', '.join(sorted(bad))}")
+    upload = svc.save_upload(file.file, file.filename)
+    result = svc.transcribe(upload, language=(language or "auto").lower())
+    body = transcripts.render(result, response_format, words="word" in granularities)
+    if isinstance(body, dict):
+        return JSONResponse(body)
+    return Response(body, media_type=transcripts.MEDIA_TYPES[response_format])
+
+
+# ---- calls -----------------------------------------------------------------------------------------
+@router.get("/v1/calls", tags=["calls"], response_model=CallList)
+def list_calls(
+    request: Request, _: Viewer,
+    agent_id: str | None = None, queue: str | None = None, category: str | None = None,
+    emotion: Annotated[str | None, Query(description="customer's dominant emotion")] = None,
+    severity: Annotated[str | None, Query(description="at least this rule severity: info, warning, critical")] = None,
+    min_score: float | None = None, max_score: float | None = None,
+    date_from: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Analysed calls, newest first, filtered and paginated."""
+    filters = {"agent_id": agent_id, "queue": queue, "category": category, "emotion": emotion,
+               "severity": severity, "min_score": min_score, "max_score": max_score, "date_from": date_from,
+               "date_to": date_to}
+    return _svc(request).calls.list(filters=filters, limit=limit, offset=offset)
+
+
+@router.get("/v1/calls/{call_id}", tags=["calls"], responses=ERRORS)
+def get_call(request: Request, call_id: str, _: Viewer) -> Any:
+    """The full result of one call (the JSON of result.json)."""
+    return JSONResponse(_svc(request).calls.get(call_id).to_dict())
+
+
+@router.get("/v1/calls/{call_id}/audio", tags=["calls"], responses=ERRORS)
+def get_call_audio(request: Request, call_id: str, _: Viewer) -> Any:
+    """The processed audio (16 kHz WAV, one channel per track); supports Range requests for players."""
+    path = _svc(request).calls.audio_path(call_id)
+    return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
+
+
+@router.get("/v1/calls/{call_id}/embeddings", tags=["calls"], responses=ERRORS)
+def get_call_embeddings(request: Request, call_id: str, _: Viewer) -> Any:
+    """embeddings.npy: one row per segment with an emotion2vec embedding."""
+    path = _svc(request).calls.embeddings_path(call_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{call_id}_embeddings.npy")
+
+
+@router.get("/v1/calls/{call_id}/report", tags=["calls"], response_class=HTMLResponse, responses=ERRORS)
+def get_call_report(request: Request, call_id: str, _: Viewer, download: bool = False) -> Any:
+    """The self-contained one-page HTML report of the call."""
+    from callsense.report import render_html
+
+    html = render_html(_svc(request).calls.get(call_id))
+    headers = {"Content-Disposition": f'attachment; filename="{call_id}.html"'} if download else None
+    return HTMLResponse(html, headers=headers)
+
+
+@router.delete("/v1/calls/{call_id}", tags=["calls"], status_code=204, responses=ERRORS)
+def delete_call(request: Request, call_id: str, _: Admin) -> Response:
+    """Purge a call: its record, audio, embeddings and report (admin)."""
+    _svc(request).purge(call_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/search", tags=["calls"], response_model=CallList)
+def search(
+    request: Request, _: Viewer,
+    q: Annotated[str | None, Query(description="text the segment contains")] = None,
+    emotion: str | None = None, role: str | None = None,
+    event: Annotated[str | None, Query(description="SenseVoice event tag, e.g. Laughter, BGM, Cough")] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1, description="minimum score of the emotion")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Segments matching text and tags together (e.g. angry customers saying 退款)."""
+    return _svc(request).calls.search(text=q, emotion=emotion, role=role, event=event, min_score=min_score,
+                                      limit=limit, offset=offset)
+
+
+@router.get("/v1/stats/{name}", tags=["calls"], responses=ERRORS)
+def stats(request: Request, name: str, _: Viewer, by: str | None = None, role: str | None = None) -> Any:
+    """Aggregates: ``emotions`` (heatmap by ``by``, default category), ``agents`` (scorecards),
+    ``rules`` (hit counts), ``daily`` (trends)."""
+    return _svc(request).calls.stats(name, by=by, role=role)
+
+
+# ---- rules -----------------------------------------------------------------------------------------
+@router.get("/v1/rules", tags=["rules"], response_model=RulesOut)
+def get_rules(request: Request, _: Viewer, version: int | None = None) -> Any:
+    """The active rule set (or an older ``version``) with its YAML."""
+    return _svc(request).rules.get(version).to_dict()
+
+
+@router.put("/v1/rules", tags=["rules"], response_model=RulesOut, responses=ERRORS)
+async def put_rules(request: Request, _: Admin, dry_run: bool = False) -> Any:
+    """Validate and replace the rule set (admin). Body: the YAML text (``text/yaml``) or
+    ``{"yaml": "..."}``. Each accepted rule set becomes a new version; ``dry_run=true`` only validates."""
+    from starlette.concurrency import run_in_threadpool
+
+    svc = _svc(request)
+    raw = await request.body()
+    text = raw.decode("utf-8", errors="replace")
+    if (request.headers.get("content-type") or "").startswith("application/json"):
+        try:
+            text = json.loads(text)["yaml"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise UsageError('a JSON body must be {"yaml": "<rule file text>"}') from e
+    if dry_run:
+        ruleset = await run_in_threadpool(svc.rules.validate, text)
+        from callsense.service.rulesets import summarize
+
+        current = svc.rules.get()
+        return {"version": current.version, "source": "custom" if current.version else "default", "yaml": text,
+                "valid": True, **summarize(ruleset)}
+    return (await run_in_threadpool(svc.rules.put, text)).to_dict()

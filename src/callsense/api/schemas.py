@@ -1,0 +1,90 @@
+"""Pydantic schemas of the REST API (what /docs shows). The full call result is the JSON of
+``CallAnalysis`` (its JSON Schema ships in ``callsense/result/schema``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    code: str = Field(description="callsense error code, e.g. audio_decode, audio_limit, busy")
+    detail: str
+    hint: str | None = None
+    source: str | None = None
+    request_id: str | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    created_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    filename: str | None = None
+    call_id: str | None = None
+    error: dict[str, Any] | None = None
+    attempts: int = 0
+    options: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    links: dict[str, str] = {}
+    result: dict[str, Any] | None = None
+
+
+class AnalyzeOut(BaseModel):
+    status: Literal["done", "queued"]
+    call_id: str | None = None
+    result: dict[str, Any] | None = Field(None, description="the CallAnalysis JSON (inline analyses)")
+    job: JobOut | None = None
+    links: dict[str, str] = {}
+
+
+class EmotionTimelineOut(BaseModel):
+    start_ms: int
+    end_ms: int
+    label: str
+    scores: list[float]
+
+
+class EmotionOut(BaseModel):
+    label: str
+    label_zh: str
+    emoji: str
+    confidence: float
+    distribution: dict[str, float] = Field(description="the 9 emotion2vec+ classes, summing to 1")
+    ranked: list[str] = Field(description="top three labels: read them when confidence is low")
+    timeline: list[EmotionTimelineOut] = []
+    embedding: list[float] | None = None
+    duration_ms: int
+    flags: list[str] = []
+    reason: str | None = None
+    model: str
+
+
+class CallList(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[dict[str, Any]]
+
+
+class RulesOut(BaseModel):
+    version: int
+    source: Literal["default", "custom"]
+    yaml: str | None = None
+    sha256: str | None = None
+    updated_at: str | None = None
+    rules: list[dict[str, Any]] = []
+    valid: bool = True
+
+
+class Readiness(BaseModel):
+    ready: bool
+    state: str
+    models: dict[str, bool] = {}
+    load_seconds: float | None = None
+    error: dict[str, Any] | None = None
