@@ -92,6 +92,14 @@ def test_video_without_audio_track(tmp_path):
     assert "screen.mp4" in msg and "no audio track" in msg and "video" in msg
 
 
+def test_unsupported_codec(tmp_path):
+    data = bytearray(wav_bytes(_pcm16(1.0)))
+    data[20:22] = (0x1234).to_bytes(2, "little")  # a WAVE format tag no decoder knows
+    (tmp_path / "odd.wav").write_bytes(bytes(data))
+    msg = _raises(AudioDecodeError, tmp_path / "odd.wav")
+    assert "odd.wav" in msg and "not supported" in msg
+
+
 def test_truncated_mp3_keeps_what_decodes_and_warns(tmp_path):
     full = write_audio(tmp_path / "full.mp3", stereo_tones(16000, 4.0), 16000, preset="mp3")
     data = full.read_bytes()

@@ -50,7 +50,7 @@ AudioSource = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | n
 _MAX_CONSECUTIVE_BAD_PACKETS = 50  # then the rest of the stream is taken as unreadable
 _HASH_CHUNK = 1 << 20
 _LIMIT_HINT = "raise the limit with --max-duration SECONDS or AudioOptions(max_duration_s=...)"
-_SIZE_HINT = "raise the limit with --max-file-mb MB or AudioOptions(max_file_mb=...)"
+_SIZE_HINT = "raise the limit with --max-size MB or AudioOptions(max_file_mb=...)"
 _NOT_AUDIO_HINT = "expected an audio or video file, e.g. WAV, MP3, M4A, FLAC, OGG, OPUS, AMR, WEBM, MP4"
 
 
@@ -295,6 +295,11 @@ def _decode(src: _Source, options: AudioOptions, requested: tuple[Role, ...] | N
     warnings = list(src.warnings)
     with container:
         stream = container.streams.best("audio")
+        if stream is None or stream.codec_context is None:  # no stream, or ffmpeg has no decoder for it
+            stream = next((s for s in container.streams.audio if s.codec_context is not None), None)
+        if stream is None and container.streams.audio:
+            raise AudioDecodeError("audio codec is not supported (no decoder for it in PyAV's ffmpeg)",
+                                   hint="convert it to WAV, FLAC or MP3 first", source=src.label)
         if stream is None:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
             raise AudioDecodeError(f"has no audio track (streams: {', '.join(kinds)})", hint=_NOT_AUDIO_HINT,
