@@ -29,8 +29,12 @@ class Emotion2vecOnnx:
 
     ``int8``: ``True`` requires ``model.int8.onnx``, ``False`` requires ``model.onnx``, ``None`` (default)
     prefers int8 where present. ``batch_seconds``: segments of similar length are padded into one run of
-    up to this much audio (0 or ``max_batch=1`` runs one segment at a time); padding is masked inside the
-    graph, so batching never changes results beyond float rounding.
+    up to this much audio (``max_batch=1`` runs one segment at a time); padding is masked inside the
+    graph, so a batch gives the same fp32 results as one segment at a time (within float rounding).
+
+    int8 models never batch: dynamic quantisation scales activations per tensor, i.e. over the whole
+    batch, so a segment's scores would depend on which other segments shared its batch (differences
+    of ~1e-3, measured). One segment per run keeps results reproducible.
     """
 
     def __init__(self, model_dir: Path, *, num_threads: int | None = None, int8: bool | None = None,
@@ -74,8 +78,9 @@ class Emotion2vecOnnx:
             raise ModelFormatError(f"inputs are {names}; expected samples [N, S] and lengths [N]",
                                    source=self.model_path, hint="export it again: callsense models export NAME")
         self._has_lengths = "lengths" in names
-        if not self._has_lengths:
-            self.max_batch = 1  # without a lengths input padding cannot be masked: never pad
+        if not self._has_lengths or self.model_path.name.endswith(".int8.onnx"):
+            # No lengths input: padding cannot be masked. int8: per-batch activation scales (see above).
+            self.max_batch = 1
 
     def _pick_file(self, int8: bool | None) -> Path:
         fp32, q8 = self.model_dir / "model.onnx", self.model_dir / "model.int8.onnx"
