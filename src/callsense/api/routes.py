@@ -199,7 +199,8 @@ def list_calls(
     agent_id: str | None = None, queue: str | None = None, category: str | None = None,
     emotion: Annotated[str | None, Query(description="customer's dominant emotion")] = None,
     severity: Annotated[str | None, Query(description="at least this rule severity: info, warning, critical")] = None,
-    min_score: float | None = None, max_score: float | None = None,
+    min_score: Annotated[float | None, Query(ge=0, le=100, description="QA score, 0-100")] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=100, description="QA score, 0-100")] = None,
     date_from: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
@@ -255,11 +256,14 @@ def search(
     emotion: str | None = None, role: str | None = None,
     event: Annotated[str | None, Query(description="SenseVoice event tag, e.g. Laughter, BGM, Cough")] = None,
     min_score: Annotated[float | None, Query(ge=0, le=1, description="minimum score of the emotion")] = None,
+    severity: Annotated[str | None, Query(description="the call has a rule hit of at least this severity")] = None,
+    agent_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    """Segments matching text and tags together (e.g. angry customers saying 退款)."""
+    """Segments matching text and tags together (e.g. angry customers saying 退款); calls when only
+    call-level filters are given."""
     return _svc(request).calls.search(text=q, emotion=emotion, role=role, event=event, min_score=min_score,
-                                      limit=limit, offset=offset)
+                                      severity=severity, agent_id=agent_id, limit=limit, offset=offset)
 
 
 @router.get("/v1/stats/{name}", tags=["calls"], responses=ERRORS)

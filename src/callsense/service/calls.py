@@ -14,6 +14,7 @@ from callsense.service.errors import NotFoundError
 
 log = logging.getLogger("callsense")
 
+MAX_SCAN = 10_000  # calls considered by one list/search request (pages are cut from these)
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -81,105 +82,115 @@ class CallRepository:
         return folder / EMBEDDINGS_FILE
 
     # ---- records ---------------------------------------------------------------------------------
-    def _store_fn(self, name: str) -> Any:
-        import callsense.store as store_pkg
-
-        return getattr(store_pkg, name, None)
+    @property
+    def store(self) -> Any:
+        return self.service.store
 
     def save(self, run: Any, folder: Path) -> None:
-        save = self._store_fn("save_result")
-        if save is None:
-            return
         from callsense.pipeline.outputs import AUDIO_FILE
+        from callsense.store import save_result
 
-        save(self.service.store, run.result, embeddings=run.embeddings, audio_path=str(folder / AUDIO_FILE))
+        audio = folder / AUDIO_FILE
+        save_result(self.store, run.result, embeddings=run.embeddings,
+                    audio_path=str(audio) if audio.is_file() else None)
 
     def get(self, call_id: str) -> Any:
-        get = self._store_fn("get_result")
-        if get is not None:
-            result = get(self.service.store, call_id)
-            if result is not None:
-                return result
-        folder = self.folder(call_id)
-        if folder is None:
-            raise NotFoundError(f"no call with id {call_id!r}", hint="list calls with GET /v1/calls")
+        from callsense.store import CallNotFoundError, get_result
+
+        try:
+            return get_result(self.store, call_id)
+        except CallNotFoundError:
+            folder = self.folder(call_id)  # analysed here but not (or no longer) in the store
+            if folder is None:
+                raise NotFoundError(f"no call with id {call_id!r}", hint="list calls with GET /v1/calls") from None
         from callsense.result.io import read_result
 
         return read_result(folder)
 
     def delete(self, call_id: str) -> None:
+        from sqlalchemy import delete
+
+        from callsense.store.models import Call
+
         self.get(call_id)
-        delete = self._store_fn("delete_call")
-        if delete is not None:
-            delete(self.service.store, call_id)
+        with self.store.session() as s:
+            s.execute(delete(Call).where(Call.call_id == call_id))
+
+    def _query(self, **kw: Any) -> Any:
+        from callsense.store import SearchQuery
+
+        return SearchQuery(**{k: v for k, v in kw.items() if v not in (None, "", {})})
 
     def list(self, *, filters: dict[str, Any] | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
         """A page of call summaries, newest first, with the total count."""
-        filters = {k: v for k, v in (filters or {}).items() if v not in (None, "", [])}
-        rows = [call_summary(r) for r in self._all_results()]
-        rows = [r for r in rows if _matches(r, filters)]
-        rows.sort(key=lambda r: r["analyzed_at"] or "", reverse=True)
-        return {"total": len(rows), "offset": offset, "limit": limit, "items": rows[offset:offset + limit]}
+        from callsense.store import search_calls
 
-    def _all_results(self) -> list[Any]:
-        from callsense.errors import CallsenseError
-        from callsense.result.io import read_result
+        f = {k: v for k, v in (filters or {}).items() if v not in (None, "", [])}
+        meta = {k: str(f[k]) for k in ("agent_id", "queue", "category", "team", "customer_id") if k in f}
+        q = self._query(
+            meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
+            min_qa_score=_fraction(f.get("min_score")), max_qa_score=_fraction(f.get("max_score")),
+            role="customer" if f.get("emotion") else None, emotion=f.get("emotion"), limit=MAX_SCAN)
+        ids = list(dict.fromkeys(h.call_id for h in search_calls(self.store, q)))  # segment hits: one per call
+        items = []
+        for call_id in ids[offset:offset + limit]:
+            try:
+                items.append(call_summary(self.get(call_id)))
+            except NotFoundError:  # deleted meanwhile
+                continue
+        return {"total": len(ids), "offset": offset, "limit": limit, "items": items}
+
+    def recent_results(self, limit: int = MAX_SCAN) -> list[Any]:
+        from callsense.store import list_calls
 
         out = []
-        for folder in sorted(self.root.glob("outputs_*")):
+        for rec in list_calls(self.store, limit=limit):
             try:
-                out.append(read_result(folder))
-            except CallsenseError as e:
-                log.warning("skipping unreadable call folder %s: %s", folder.name, e)
+                out.append(self.get(rec.call_id))
+            except NotFoundError:
+                continue
         return out
 
     def search(self, *, text: str | None = None, emotion: str | None = None, role: str | None = None,
-               event: str | None = None, min_score: float | None = None, limit: int = 50,
-               offset: int = 0) -> dict[str, Any]:
-        """Segments matching text / emotion / role / event, with their call."""
-        hits = []
-        for result in self._all_results():
-            for s in result.segments:
-                if text and text.lower() not in (s.text or "").lower():
-                    continue
-                if role and s.role != role:
-                    continue
-                if event and event not in s.asr_events:
-                    continue
-                label = s.emotion.label if s.emotion else None
-                if emotion and label != emotion:
-                    continue
-                if min_score is not None and emotion and s.emotion and max(s.emotion.scores) < min_score:
-                    continue
-                hits.append({"call_id": result.call_id, "segment_id": s.id, "role": s.role, "start_ms": s.start_ms,
-                             "end_ms": s.end_ms, "text": s.text, "language": s.language, "emotion": label,
-                             "emotion_score": s.emotion.confidence if s.emotion else None,
-                             "events": list(s.asr_events)})
-        return {"total": len(hits), "offset": offset, "limit": limit, "items": hits[offset:offset + limit]}
+               event: str | None = None, min_score: float | None = None, severity: str | None = None,
+               agent_id: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Segments (or calls, without segment criteria) matching text and tags together."""
+        from callsense.store import search_calls
+
+        q = self._query(text=text, emotion=emotion, role=role, event=event, min_score=min_score, severity=severity,
+                        meta={"agent_id": agent_id} if agent_id else None, limit=MAX_SCAN)
+        hits = search_calls(self.store, q)
+        items = [{"call_id": h.call_id, "filename": h.source_name, "segment_id": h.segment_id, "role": h.role,
+                  "start_ms": h.start_ms, "end_ms": h.end_ms, "text": h.text, "marked": h.marked(),
+                  "emotion": h.emotion, "emoji": h.emoji, "emotion_score": h.emotion_score,
+                  "agent_id": h.agent_id, "qa_score": h.qa_score, "duration_ms": h.duration_ms,
+                  "call_time": h.call_time.isoformat() if h.call_time else None}
+                 for h in hits[offset:offset + limit]]
+        return {"total": len(hits), "offset": offset, "limit": limit, "items": items}
 
     def stats(self, name: str, **params: Any) -> dict[str, Any]:
         from callsense.service.stats import STATS, compute
 
         if name not in STATS:
             raise NotFoundError(f"unknown statistic {name!r}", hint=f"valid: {', '.join(STATS)}")
-        return compute(name, self._all_results(), **params)
+        return compute(name, self.recent_results(), **params)
 
 
-def _matches(row: dict[str, Any], f: dict[str, Any]) -> bool:
-    for key in ("agent_id", "queue", "category"):
-        if key in f and row.get(key) != f[key]:
-            return False
-    if "emotion" in f and row.get("customer_emotion") != f["emotion"]:
-        return False
-    if "severity" in f and (row.get("max_severity") is None or
-                            SEVERITY_ORDER.get(row["max_severity"], 0) < SEVERITY_ORDER.get(f["severity"], 0)):
-        return False
-    if "min_score" in f and (row.get("score") is None or row["score"] < float(f["min_score"])):
-        return False
-    if "max_score" in f and (row.get("score") is None or row["score"] > float(f["max_score"])):
-        return False
-    if "date_from" in f and (row.get("analyzed_at") or "") < str(f["date_from"]):
-        return False
-    if "date_to" in f and (row.get("analyzed_at") or "")[:len(str(f["date_to"]))] > str(f["date_to"]):
-        return False
-    return not ("text" in f and str(f["text"]).lower() not in (row.get("filename") or "").lower())
+def _fraction(score: Any) -> float | None:
+    """The API takes QA scores on 0-100 (as shown); the store keeps 0-1."""
+    if score is None:
+        return None
+    return float(score) / 100
+
+
+def _day_after(day: Any) -> str | None:
+    if not day:
+        return None
+    from datetime import date, timedelta
+
+    try:
+        return (date.fromisoformat(str(day)[:10]) + timedelta(days=1)).isoformat()
+    except ValueError:
+        from callsense.errors import UsageError
+
+        raise UsageError(f"date_to must be YYYY-MM-DD, not {day!r}") from None
