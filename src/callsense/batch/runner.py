@@ -192,9 +192,15 @@ def process_item(item: WorkItem) -> ItemOutcome:
                 e = InputError("out of memory while analysing this recording", source=item.path)
             release(store, sha, owner)
             return failed(e, "analyze", sha)
+        result = run.result
+        ruleset = getattr(_analyzer(), "ruleset", None) or getattr(_analyzer(), "_ruleset", None)
+        if ruleset is not None:  # cross-call rules need the stored history of this agent / customer
+            from callsense.store.history import apply_history_rules
+
+            result = apply_history_rules(store, result, ruleset)
         audio_copy = _copy_audio(item.path, sha, options.copy_audio) if options.copy_audio else None
         try:
-            call_id = save_result(store, run.result, embeddings=run.embeddings, fingerprint=fp, content_sha256=sha,
+            call_id = save_result(store, result, embeddings=run.embeddings, fingerprint=fp, content_sha256=sha,
                                   run_id=_W["run_id"], audio_path=audio_copy, redact=options.redact,
                                   source_key=item.key)
         except CallsenseError as e:
@@ -215,7 +221,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
             os.unlink(item.path)
         except OSError as e:
             log.warning("could not delete %s after analysis: %s", item.path, e)
-    return ItemOutcome(item.key, item.path, "done", call_id=call_id, audio_ms=run.result.duration_ms,
+    return ItemOutcome(item.key, item.path, "done", call_id=call_id, audio_ms=result.duration_ms,
                        seconds=time.perf_counter() - t0)
 
 

@@ -1,0 +1,226 @@
+"""Search stored calls: free text in transcripts combined with filters (the query API of the web service).
+
+Free text is substring search, so Chinese without spaces works: every word of the query (split on
+spaces; ``"quoted phrases"`` stay whole) must occur in the segment text, case-insensitively. On SQLite
+an FTS5 trigram index narrows the candidates for words of 3+ characters (shorter words are checked by
+scan); on PostgreSQL a pg_trgm GIN index serves ``ILIKE``.
+
+When the query says anything about segments (text, role, emotion, ASR tags) the hits are segments;
+otherwise they are calls (``segment_id`` is None). Hits come newest call first, then in call order.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from callsense.errors import UsageError
+from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, ROLES
+from callsense.store.metadata import utc_naive
+from callsense.store.models import META_FIELDS, Call, CallMeta, RuleHitRow, SegmentRow
+
+if TYPE_CHECKING:
+    from callsense.store.db import Store
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str | None = None  # words that must all occur in one segment; "quoted phrase" kept whole
+    role: str | None = None  # agent, customer, unknown
+    emotion: str | None = None  # emotion2vec label: the segment's top label (or, with min_score, its score)
+    min_score: float | None = None  # with emotion: P(emotion) >= min_score; alone: top-label confidence
+    asr_emotion: str | None = None  # SenseVoice emotion tag, e.g. ANGRY
+    event: str | None = None  # SenseVoice event tag on the segment, e.g. Cough, BGM
+    rule_id: str | None = None  # the call has a hit of this rule
+    severity: str | None = None  # the call has a hit of at least this severity
+    meta: dict[str, str] = field(default_factory=dict)  # metadata field -> value (any field)
+    since: datetime | str | None = None  # call time (started_at, else analysis time) >= since
+    until: datetime | str | None = None  # call time < until
+    min_duration_ms: int | None = None
+    max_duration_ms: int | None = None
+    min_qa_score: float | None = None  # normalised QA score (0..1)
+    max_qa_score: float | None = None
+    call_id: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.role is not None and self.role not in ROLES:
+            raise UsageError(f"unknown role {self.role!r}; valid: {', '.join(ROLES)}")
+        if self.emotion is not None and self.emotion not in EMOTION_NAMES:
+            raise UsageError(f"unknown emotion {self.emotion!r}; valid: {', '.join(EMOTION_NAMES)}")
+        if self.severity is not None and self.severity not in SEVERITIES:
+            raise UsageError(f"unknown severity {self.severity!r}; valid: {', '.join(SEVERITIES)}")
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
+            raise UsageError("min_score must be between 0 and 1")
+        if self.limit < 1:
+            raise UsageError("limit must be at least 1")
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        if not self.text or not self.text.strip():
+            return ()
+        try:
+            parts = shlex.split(self.text)
+        except ValueError:  # unbalanced quote: take the words as they are
+            parts = self.text.split()
+        return tuple(p for p in parts if p.strip())
+
+    @property
+    def segment_level(self) -> bool:
+        return bool(self.terms or self.role or self.emotion or self.min_score is not None or self.asr_emotion
+                    or self.event)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    call_id: str
+    source_name: str
+    call_time: datetime | None  # started_at, else analysis time (naive UTC)
+    duration_ms: int
+    agent_id: str | None
+    qa_score: float | None
+    segment_id: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    role: str | None = None
+    emotion: str | None = None
+    emoji: str = ""
+    emotion_score: float | None = None
+    text: str = ""
+    spans: tuple[tuple[int, int], ...] = ()  # character offsets of the matches in text
+
+    def marked(self, open_: str = "«", close: str = "»") -> str:
+        """The text with each match wrapped in ``open_`` … ``close``."""
+        out, last = [], 0
+        for a, b in self.spans:
+            out += [self.text[last:a], open_, self.text[a:b], close]
+            last = b
+        out.append(self.text[last:])
+        return "".join(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id, "source_name": self.source_name,
+            "call_time": self.call_time.isoformat() + "Z" if self.call_time else None,
+            "duration_ms": self.duration_ms, "agent_id": self.agent_id, "qa_score": self.qa_score,
+            "segment_id": self.segment_id, "start_ms": self.start_ms, "end_ms": self.end_ms, "role": self.role,
+            "emotion": self.emotion, "emoji": self.emoji, "emotion_score": self.emotion_score, "text": self.text,
+            "spans": [list(s) for s in self.spans], "marked": self.marked(),
+        }
+
+
+def search(store: Store, query: SearchQuery) -> list[SearchHit]:
+    """Segments (or calls) matching ``query``; see the module docstring."""
+    from sqlalchemy import func, select
+
+    when = func.coalesce(Call.started_at, Call.analyzed_at)
+    call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
+                 Call.score_normalized)
+    if query.segment_level:
+        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.start_ms, SegmentRow.end_ms, SegmentRow.role,
+                      SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
+                      ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
+        stmt = _segment_filters(stmt, query, store.dialect)
+        stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
+    else:
+        stmt = select(*call_cols).order_by(when.desc(), Call.call_id)
+    stmt = _call_filters(stmt, query, when).limit(query.limit).offset(query.offset)
+    terms = query.terms
+    hits = []
+    with store.session() as s:
+        for row in s.execute(stmt):
+            base = dict(call_id=row.call_id, source_name=row.source_name, call_time=row.call_time,
+                        duration_ms=row.duration_ms, agent_id=row.agent_id, qa_score=row.score_normalized)
+            if not query.segment_level:
+                hits.append(SearchHit(**base))
+                continue
+            label = row.emotion_label
+            hits.append(SearchHit(
+                **base, segment_id=row.segment_id, start_ms=row.start_ms, end_ms=row.end_ms, role=row.role,
+                emotion=label, emoji=EMOTION_BY_NAME[label].emoji if label in EMOTION_BY_NAME else "",
+                emotion_score=row.emotion_score, text=row.text, spans=match_spans(row.text, terms),
+            ))
+    return hits
+
+
+def match_spans(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """Merged, sorted character spans of every case-insensitive occurrence of ``terms`` in ``text``."""
+    spans = []
+    for term in terms:
+        spans += [(m.start(), m.end()) for m in re.finditer(re.escape(term), text, flags=re.IGNORECASE)]
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def _like_escape(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _segment_filters(stmt: Any, q: SearchQuery, dialect: str) -> Any:
+    from sqlalchemy import column, literal_column, select, table
+
+    for term in q.terms:
+        stmt = stmt.where(SegmentRow.text.ilike(f"%{_like_escape(term)}%", escape="\\"))
+        if dialect == "sqlite" and len(term) >= 3:
+            # the trigram index finds the candidate rows; the ILIKE above keeps the exact semantics
+            fts = table("segments_fts", column("rowid"))
+            phrase = '"' + term.replace('"', '""') + '"'
+            stmt = stmt.where(SegmentRow.id.in_(
+                select(fts.c.rowid).where(literal_column("segments_fts").op("MATCH")(phrase))))
+    if q.role:
+        stmt = stmt.where(SegmentRow.role == q.role)
+    if q.emotion and q.min_score is not None:
+        stmt = stmt.where(getattr(SegmentRow, f"p_{q.emotion}") >= q.min_score)
+    elif q.emotion:
+        stmt = stmt.where(SegmentRow.emotion_label == q.emotion)
+    elif q.min_score is not None:
+        stmt = stmt.where(SegmentRow.emotion_score >= q.min_score)
+    if q.asr_emotion:
+        stmt = stmt.where(SegmentRow.asr_emotion == q.asr_emotion.upper())
+    if q.event:
+        stmt = stmt.where(SegmentRow.asr_events.like(f"% {_like_escape(q.event)} %", escape="\\"))
+    return stmt
+
+
+def _call_filters(stmt: Any, q: SearchQuery, when: Any) -> Any:
+    from sqlalchemy import exists, select
+
+    if q.call_id:
+        stmt = stmt.where(Call.call_id == q.call_id)
+    for key, value in q.meta.items():
+        if key in META_FIELDS:
+            stmt = stmt.where(getattr(Call, key) == str(value))
+        else:
+            stmt = stmt.where(exists(select(CallMeta.call_id).where(
+                CallMeta.call_id == Call.call_id, CallMeta.key == key, CallMeta.value == str(value))))
+    if q.since is not None:
+        stmt = stmt.where(when >= utc_naive(q.since))
+    if q.until is not None:
+        stmt = stmt.where(when < utc_naive(q.until))
+    if q.min_duration_ms is not None:
+        stmt = stmt.where(Call.duration_ms >= q.min_duration_ms)
+    if q.max_duration_ms is not None:
+        stmt = stmt.where(Call.duration_ms <= q.max_duration_ms)
+    if q.min_qa_score is not None:
+        stmt = stmt.where(Call.score_normalized >= q.min_qa_score)
+    if q.max_qa_score is not None:
+        stmt = stmt.where(Call.score_normalized <= q.max_qa_score)
+    if q.rule_id or q.severity:
+        cond = [RuleHitRow.call_id == Call.call_id]
+        if q.rule_id:
+            cond.append(RuleHitRow.rule_id == q.rule_id)
+        if q.severity:
+            cond.append(RuleHitRow.severity.in_(SEVERITIES[SEVERITIES.index(q.severity):]))
+        stmt = stmt.where(exists(select(RuleHitRow.id).where(*cond)))
+    return stmt
