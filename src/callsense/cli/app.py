@@ -48,8 +48,11 @@ def debug_enabled() -> bool:
 
 def report_error(err: CallsenseError) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+    # escape: hints like "pip install 'callsense[torch]'" must not be read as Rich markup tags
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(err))}", markup=True,
+                                                soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:
