@@ -1,0 +1,165 @@
+"""Evaluate a rule set on a result: pure, no I/O, never raises on a valid result.
+
+``evaluate(result, ruleset)`` gives the rule hits; ``evaluate_outcomes`` also says, for every rule,
+whether it passed or was not applicable (N/A: a condition it depends on could not be measured),
+which scorecards need.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from callsense.analysis.common import call_events, clip
+from callsense.analysis.metrics import compute_metrics
+from callsense.result.model import CallAnalysis
+from callsense.result.qa import Evidence, RuleHit
+from callsense.rules import expr as _expr
+from callsense.rules import model as m
+from callsense.rules.conditions import EVALUATORS, Context, Outcome, resolve_scope, scope_evidence
+
+log = logging.getLogger("callsense")
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    rule_id: str
+    status: Literal["hit", "pass", "na"]
+    hit: RuleHit | None = None
+    reason: str | None = None  # why N/A
+
+
+def build_context(result: CallAnalysis, history: Sequence[m.CallSummary] | None = None) -> Context:
+    metrics = result.metrics if result.metrics is not None else compute_metrics(result)
+    dur = metrics.duration_ms
+    segs = tuple(sorted(result.segments, key=lambda s: (s.start_ms, s.end_ms, s.id)))
+    return Context(
+        result=result,
+        metrics=metrics,
+        segments=segs,
+        spans={s.id: clip(s.start_ms, s.end_ms, dur) for s in segs},
+        index={s.id: i for i, s in enumerate(segs)},
+        events=call_events(result),
+        history=tuple(history or ()),
+    )
+
+
+def evaluate(result: CallAnalysis, ruleset: m.Ruleset, *, history: Sequence[m.CallSummary] | None = None,
+             ) -> tuple[RuleHit, ...]:
+    """The hits of ``ruleset`` on ``result``, in rule order, each with evidence."""
+    return tuple(o.hit for o in evaluate_outcomes(result, ruleset, history=history) if o.hit is not None)
+
+
+def evaluate_outcomes(result: CallAnalysis, ruleset: m.Ruleset, *,
+                      history: Sequence[m.CallSummary] | None = None, strict: bool = False,
+                      ) -> tuple[RuleOutcome, ...]:
+    """Hit / pass / N/A for every enabled rule. ``strict`` lets an internal error propagate (tests);
+    otherwise it is logged and the rule counts as N/A, so one bad rule never loses the analysis."""
+    ctx = build_context(result, history)
+    out = []
+    for rule in ruleset.rules:
+        if not rule.enabled:
+            continue
+        try:
+            out.append(evaluate_rule(ctx, rule, ruleset))
+        except Exception as e:  # a bug in a condition must not lose the call's analysis
+            if strict:
+                raise
+            log.warning("rule %s failed on call %s: %s", rule.id, result.call_id, e, exc_info=True)
+            out.append(RuleOutcome(rule.id, "na", reason=f"internal error: {e}"))
+    return tuple(out)
+
+
+def _order(rule: m.Rule) -> list[int]:
+    """Conditions in an order where an around-window's anchor comes first (the loader rejects cycles)."""
+    done: list[int] = []
+    pending = sorted(rule.conditions)
+    while pending:
+        for n in pending:
+            w = rule.conditions[n].window
+            if w is None or w.around is None or w.around in done:
+                done.append(n)
+                pending.remove(n)
+                break
+        else:  # unreachable for a loaded rule set: keep going rather than loop
+            done += pending
+            break
+    return done
+
+
+def evaluate_rule(ctx: Context, rule: m.Rule, ruleset: m.Ruleset | None = None) -> RuleOutcome:
+    outcomes: dict[int, Outcome] = {}
+    for n in _order(rule):
+        cond = rule.conditions[n]
+        scoped = resolve_scope(
+            ctx,
+            cond.role or rule.scope.role,
+            cond.window if cond.window is not None else rule.scope.window,
+            cond.min_chars if cond.min_chars is not None else rule.scope.min_chars,
+            outcomes,
+        )
+        if scoped.anchor_missed:
+            outcomes[n] = Outcome(False, scope=scoped, note="its anchor condition did not match")
+        else:
+            outcomes[n] = EVALUATORS[cond.type](ctx, scoped, cond, n)
+
+    values = {n: o.matched for n, o in outcomes.items()}
+    tree = rule.tree
+    if not _expr.evaluate(tree, values):
+        unknown = [n for n, o in outcomes.items() if not o.applicable]
+        if unknown and _could_fire(tree, values, unknown):
+            reasons = "; ".join(f"condition {n}: {outcomes[n].note or 'not measurable'}" for n in unknown)
+            return RuleOutcome(rule.id, "na", reason=reasons)
+        return RuleOutcome(rule.id, "pass")
+
+    present, absent = _expr.support(tree, values)
+    evidence: list[Evidence] = []
+    for n in sorted(present):
+        evidence += outcomes[n].evidence
+    if not evidence:
+        for n in sorted(absent):
+            o = outcomes[n]
+            evidence.append(scope_evidence(ctx, o.scope, n, "not found") if o.scope else
+                            Evidence(None, 0, ctx.duration, note="not found", condition=n))
+    if not evidence:
+        evidence.append(Evidence(None, 0, ctx.duration, note="whole call"))
+    c = rule.consequence
+    hit = RuleHit(
+        rule_id=rule.id,
+        rule_version=rule.version,
+        name=rule.name,
+        category=rule.category,
+        severity=c.severity,
+        score_delta=c.score_delta,
+        alert=c.alert or c.severity == "critical",
+        evidence=_dedupe(evidence),
+        scorecard_item=c.item,
+        ruleset_id=ruleset.id if ruleset else None,
+        ruleset_version=ruleset.version if ruleset else None,
+    )
+    return RuleOutcome(rule.id, "hit", hit=hit)
+
+
+def _could_fire(tree: _expr.Expr, values: dict[int, bool], unknown: list[int]) -> bool:
+    """Whether some values of the unmeasurable conditions would have made the rule fire."""
+    if len(unknown) > 10:
+        return True
+    for combo in itertools.product((False, True), repeat=len(unknown)):
+        trial = {**values, **dict(zip(unknown, combo))}
+        if _expr.evaluate(tree, trial):
+            return True
+    return False
+
+
+def _dedupe(evidence: list[Evidence]) -> tuple[Evidence, ...]:
+    seen = set()
+    out = []
+    for e in sorted(evidence, key=lambda e: (e.start_ms, e.end_ms, e.segment_id or "", e.condition or 0)):
+        key = (e.segment_id, e.start_ms, e.end_ms, e.span, e.note)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return tuple(out)
