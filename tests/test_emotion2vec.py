@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from callsense.engines import registry
 from callsense.engines.base import EmotionEngine, EmotionOptions, SegmentAudio
 from callsense.engines.emotion2vec import ensure_onnx
 from callsense.engines.emotion2vec.head import (
-    FRAME_MS, Head, frame_count, level_dbfs, parse_token_line, read_tokens, window_spans,
+    FRAME_MS,
+    Head,
+    frame_count,
+    level_dbfs,
+    parse_token_line,
+    read_tokens,
+    window_spans,
 )
 from callsense.engines.emotion2vec.onnx import Emotion2vecOnnx
 from callsense.errors import ModelFormatError, ModelNotFoundError, UsageError
@@ -123,7 +130,7 @@ def test_timeline_length_and_alignment_on_the_call_time_line(engine):
     assert len(w) == 1 + math.ceil((dur_ms - 1000) / 250)
     assert w[0].start_ms == start and w[-1].end_ms == start + dur_ms
     assert all(x.end_ms - x.start_ms == 1000 for x in w)
-    assert [b.start_ms - a.start_ms for a, b in zip(w[:-2], w[1:-1])] == [250] * (len(w) - 2)
+    assert [b.start_ms - a.start_ms for a, b in itertools.pairwise(w[:-1])] == [250] * (len(w) - 2)
 
 
 def test_timeline_window_and_hop_are_configurable(engine):

@@ -15,7 +15,7 @@ import time
 import wave
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -36,11 +36,11 @@ def emotion(
     granularity: str = typer.Option("utterance", "--granularity", "-g",
                                     help="utterance (one distribution) or frame (also a timeline)."),
     embedding: bool = typer.Option(False, "--embedding", help="Write the utterance embedding to embedding.npy."),
-    model: Optional[str] = typer.Option(None, "--model", "-m",
+    model: str | None = typer.Option(None, "--model", "-m",
                                         help="emotion2vec-plus-large (default), -base, -seed, emotion2vec-base-finetuned."),
     runtime: str = typer.Option("onnx", "--runtime", help="onnx (default) or funasr (torch)."),
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the output folder."),
-    mask: Optional[str] = typer.Option(None, "--mask", help="Labels to disable, e.g. other,unknown."),
+    mask: str | None = typer.Option(None, "--mask", help="Labels to disable, e.g. other,unknown."),
     window_ms: int = typer.Option(1000, "--window-ms", help="Timeline window (frame granularity)."),
     hop_ms: int = typer.Option(250, "--hop-ms", help="Timeline hop (frame granularity)."),
     threads: int = typer.Option(2, "--threads", help="Threads for the model."),
@@ -130,7 +130,7 @@ def _clip_result(audio: Any, info: Any, options: Any, samples: np.ndarray, out: 
     return ClipEmotion(
         kind="clip-emotion", created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         source=audio.source, model=info, granularity=options.granularity,
-        duration_ms=int(round(len(samples) * 1000 / 16000)), level_dbfs=round(level, 2),
+        duration_ms=round(len(samples) * 1000 / 16000), level_dbfs=round(level, 2),
         emotion=segment_emotion(out, 0 if embedding_file else None), labels=EMOTION_NAMES,
         window_ms=options.window_ms, hop_ms=options.hop_ms, timeline=timeline_points(out, segment_id="clip"),
         masked=options.masked, embedding_file=embedding_file, timings_ms=timings, warnings=tuple(warnings),
@@ -190,7 +190,7 @@ def print_clip(console: Any, clip: Any) -> None:
     table = Table(show_header=False, box=None, pad_edge=False)
     for e in EMOTIONS:
         s = em.scores[e.index]
-        bar = "█" * int(round(s * BAR_WIDTH))
+        bar = "█" * round(s * BAR_WIDTH)
         style = "bold" if e.name == em.label else ""
         table.add_row(e.emoji, f"{e.zh} {e.en}", f"[{style}]{bar}[/]" if style else bar, f"{s * 100:5.1f}%")
     console.print(table)

@@ -156,7 +156,7 @@ def pool_windows(frames: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.nda
     out = np.empty((len(spans), frames.shape[1]), np.float64)
     for i, (s, e) in enumerate(spans):
         f0 = min(int(s // FRAME_MS), t - 1)
-        f1 = min(max(int(math.ceil(e / FRAME_MS)), f0 + 1), t)
+        f1 = min(max(math.ceil(e / FRAME_MS), f0 + 1), t)
         out[i] = (csum[f1] - csum[f0]) / (f1 - f0)
     return out
 
@@ -177,7 +177,7 @@ def is_clipped(samples: np.ndarray) -> bool:
 
 
 def duration_ms(samples: np.ndarray) -> int:
-    return int(round(len(samples) * 1000 / SAMPLE_RATE))
+    return round(len(samples) * 1000 / SAMPLE_RATE)
 
 
 def conditioning(samples: np.ndarray, options: EmotionOptions) -> tuple[str, ...]:

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from callsense.engines.base import EmotionOptions, EmotionOutput, SegmentAudio
-from callsense.engines.emotion2vec.head import CONV_SPEC, Head, build_output, conditioning, frame_count, too_short_output
+from callsense.engines.emotion2vec.head import (
+    CONV_SPEC,
+    Head,
+    build_output,
+    conditioning,
+    frame_count,
+    too_short_output,
+)
 from callsense.errors import DependencyError, ModelFormatError
 from callsense.result.model import ModelInfo
 
