@@ -117,13 +117,15 @@ def forge_funasr(out_dir: Path, size: str = "tiny", *, model: str = "emotion2vec
 
 def forge_onnx(out_dir: Path, size: str = "tiny", *, model: str = "emotion2vec-plus-large",
                label: str | None = None, margin: float = 6.0, seed: int = 0, via: str | None = None,
-               int8: bool = False, **_: Any) -> Path:
+               int8: bool | None = None, **_: Any) -> Path:
     """callsense's ONNX emotion2vec directory with random weights.
 
     ``via``: ``"graph"`` (tiny only, no torch), ``"export"`` (forge a FunASR checkpoint, export it), or
-    ``None``: graph for tiny, export for full.
+    ``None``: graph for tiny, export for full. ``int8`` (default: for ``full``) also writes
+    ``model.int8.onnx``, which the engine then prefers.
     """
     out_dir = Path(out_dir)
+    int8 = (size == "full") if int8 is None else int8
     via = via or ("graph" if size == "tiny" else "export")
     if via == "graph":
         if size != "tiny":
