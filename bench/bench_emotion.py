@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join([
         "## Emotion stage (bench/bench_emotion.py)",
         "",
-        f"{common.machine_line(info)}. {args.threads} threads, {runs} runs (median, range), {size} forged models, "
-        f"{speech['segments']} segments / {speech['speech_s']:.0f} s of speech from a {duration:.0f} s stereo call.",
+        (f"{common.machine_line(info)}. {args.threads} threads, {runs} runs (median, range), {size} forged models, "
+         f"{speech['segments']} segments / {speech['speech_s']:.0f} s of speech from a {duration:.0f} s stereo call."),
         "RTF = scoring time / speech scored (load and warm-up excluded); frame granularity (timeline on).",
         "",
         common.markdown_table(["configuration", "RTF", "peak RSS", "load", "runs of the model", "target"], rows),
