@@ -219,9 +219,14 @@ def get_call(request: Request, call_id: str, _: Viewer) -> Any:
 
 
 @router.get("/v1/calls/{call_id}/audio", tags=["calls"], responses=ERRORS)
-def get_call_audio(request: Request, call_id: str, _: Viewer) -> Any:
+def get_call_audio(request: Request, call_id: str,
+                   token: Annotated[str | None, Query(description="signed link token (web UI players)")] = None
+                   ) -> Any:
     """The processed audio (16 kHz WAV, one channel per track); supports Range requests for players."""
-    path = _svc(request).calls.audio_path(call_id)
+    svc = _svc(request)
+    if not (token and svc.check_audio_token(call_id, token)):
+        require("viewer")(request)
+    path = svc.calls.audio_path(call_id)
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
 

@@ -121,6 +121,7 @@ class Service:
         self._jobs: Any = None
         self._store_lock = threading.Lock()
         self._started = False
+        self._secret = __import__("os").urandom(32)  # signs audio links; they die with the process
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> Service:
@@ -400,6 +401,27 @@ class Service:
         if not hasattr(self, "_calls"):
             self._calls = CallRepository(self)
         return self._calls
+
+    def sign_audio(self, call_id: str, ttl_s: int = 6 * 3600) -> str:
+        """A short-lived token that lets a browser's <audio> element fetch one call's audio without a key."""
+        import hashlib
+        import hmac
+        import time
+
+        expires = int(time.time()) + ttl_s
+        mac = hmac.new(self._secret, f"{call_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{expires}.{mac}"
+
+    def check_audio_token(self, call_id: str, token: str) -> bool:
+        import hashlib
+        import hmac
+        import time
+
+        expires, _, mac = token.partition(".")
+        if not expires.isdigit() or int(expires) < time.time():
+            return False
+        want = hmac.new(self._secret, f"{call_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.compare_digest(want, mac)
 
     def purge(self, call_id: str) -> None:
         folder = self.calls.folder(call_id)

@@ -1,0 +1,401 @@
+"""The web UI (Gradio Blocks) in Chinese and English: Analyze, Calls, Search, Dashboard, Rules.
+
+Handlers call the same :class:`~callsense.service.Service` as the REST API; nothing here analyses or
+queries on its own. Result panels are HTML rendered by :mod:`callsense.report` (emoji, bars, SVG).
+"""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from callsense.errors import CallsenseError
+from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
+from callsense.report.html import emotion_headline, main_emotion, segment_tags
+from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
+
+log = logging.getLogger("callsense")
+
+CSS = BARS_CSS + LEGEND_CSS + """
+.cs-headline{font-size:26px;margin:6px 0 10px}
+.cs-muted{color:#777;font-size:12px}
+.cs-table{border-collapse:collapse;width:100%;font-size:13px}
+.cs-table td,.cs-table th{border-bottom:1px solid #e5e5e5;padding:4px 6px;text-align:left;vertical-align:top}
+.cs-seek{cursor:pointer;color:#1565c0;text-decoration:underline dotted}
+.cs-sev{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
+.cs-role-agent{color:#1565c0}.cs-role-customer{color:#c62828}
+.cs-heat td{text-align:center;font-size:12px}
+"""
+
+# Clicking anything with data-seek-ms jumps the nearest call player there (evidence → audio).
+HEAD = """<script>
+document.addEventListener('click', function (e) {
+  const t = e.target.closest('[data-seek-ms]');
+  if (!t) return;
+  const scope = t.closest('.cs-call') || document;
+  const a = scope.querySelector('audio.cs-player') || document.querySelector('audio.cs-player');
+  if (!a) return;
+  a.currentTime = Number(t.dataset.seekMs) / 1000;
+  a.play().catch(function () {});
+});
+</script>"""
+
+SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
+CHANNEL_MAPS = ["agent,customer", "customer,agent", "agent", "customer"]
+
+
+# ---- rendering (pure: result -> HTML) -----------------------------------------------------------------
+def headline_html(result: Any) -> str:
+    e = main_emotion(result)
+    if e is None:
+        return '<div class="cs-muted">No emotion data 无情绪数据</div>'
+    role, label, conf, scores = e
+    return (f'<div class="cs-headline" id="cs-main-emotion">{escape(emotion_headline(label, conf))}</div>'
+            f'<div class="cs-muted">{escape(role)} · 9-class distribution 九类情绪分布</div>{distribution_bars(scores)}')
+
+
+def player_html(service: Any, call_id: str) -> str:
+    token = service.sign_audio(call_id)
+    return (f'<audio class="cs-player" controls preload="metadata" style="width:100%" '
+            f'src="/v1/calls/{escape(call_id)}/audio?token={token}"></audio>')
+
+
+def timeline_html(result: Any) -> str:
+    return f'<div class="cs-timeline-wrap">{timeline_svg(result)}{legend_html()}</div>'
+
+
+def transcript_html(result: Any) -> str:
+    rows = []
+    for s in result.segments:
+        rows.append(
+            f'<tr class="cs-seg" data-segment="{escape(s.id)}"><td><span class="cs-seek" data-seek-ms="{s.start_ms}">'
+            f'{fmt_ms(s.start_ms)}</span></td><td class="cs-role-{escape(s.role)}">{escape(s.role)}</td>'
+            f'<td>{escape(s.language or "")}</td><td class="cs-tags">{escape(segment_tags(s))}</td>'
+            f'<td>{escape(s.text or "")}</td></tr>')
+    if not rows:
+        return '<div class="cs-muted">No speech found 未检测到语音</div>'
+    return ('<table class="cs-table" id="cs-transcript"><tr><th>时间 Time</th><th>角色 Role</th><th>语言 Lang</th>'
+            f'<th>标签 Tags</th><th>文本 Text</th></tr>{"".join(rows)}</table>')
+
+
+def hits_html(result: Any) -> str:
+    parts = []
+    if result.score is not None:
+        sc = result.score
+        verdict = "合格 PASS" if sc.passed else "不合格 FAIL"
+        parts.append(f'<div class="cs-headline" id="cs-score">{sc.normalized:.0f}/100 · {verdict}</div>')
+    rows = []
+    for h in result.rule_hits:
+        ev = "".join(
+            f'<div><span class="cs-seek" data-seek-ms="{x.start_ms}">▶ {fmt_ms(x.start_ms)}–{fmt_ms(x.end_ms)}</span> '
+            f'{escape(x.segment_id or "")} {escape(("“" + x.text + "”") if x.text else "")} '
+            f'<span class="cs-muted">{escape(x.note or "")}</span></div>' for x in h.evidence)
+        rows.append(f'<tr class="cs-hit" data-rule="{escape(h.rule_id)}"><td><span class="cs-sev" '
+                    f'style="background:{SEVERITY_COLORS.get(h.severity, "#555")}">{escape(h.severity)}</span></td>'
+                    f'<td><b>{escape(h.name)}</b> <span class="cs-muted">{escape(h.rule_id)} · {escape(h.category)}'
+                    f'</span>{ev}</td><td>{h.score_delta:+g}</td></tr>')
+    if rows:
+        parts.append('<table class="cs-table" id="cs-hits"><tr><th>级别 Severity</th><th>规则与证据 Rule & evidence'
+                     f'</th><th>分 Score</th></tr>{"".join(rows)}</table>')
+    else:
+        parts.append('<div class="cs-muted" id="cs-hits">No rule hits 无规则命中</div>')
+    return "".join(parts)
+
+
+def log_markdown(result: Any) -> str:
+    src = result.source
+    lines = [
+        f"**Call 通话** `{result.call_id}` · {result.duration_ms / 1000:.1f} s",
+        f"**Audio 音频**: {src.container or '?'} / {src.codec or '?'}, {src.sample_rate} Hz, {src.channels} ch, "
+        f"{src.size_bytes / 1024:.0f} KiB" + (" (narrowband → 16 kHz)" if src.narrowband else ""),
+        "**Timings 耗时**: " + (", ".join(f"{k} {v:.0f} ms" for k, v in result.processing.timings_ms.items()) or "–"),
+        "**Models 模型**: " + (", ".join(f"{m.name} ({m.runtime})" for m in result.processing.models) or "–"),
+    ]
+    lines += [f"- ⚠️ {w}" for w in result.processing.warnings]
+    lines += [f"- skipped {s.feature}: {s.reason}" for s in result.processing.skipped]
+    return "\n\n".join(lines)
+
+
+def call_page_html(service: Any, result: Any) -> str:
+    return (f'<div class="cs-call">{player_html(service, result.call_id)}{headline_html(result)}'
+            f'<h3>情绪曲线 Emotion timeline</h3>{timeline_html(result)}<h3>规则命中 Rule hits</h3>{hits_html(result)}'
+            f'<h3>转写 Transcript</h3>{transcript_html(result)}</div>')
+
+
+def heatmap_html(data: dict[str, Any]) -> str:
+    head = "".join(f"<th>{e.emoji}<br>{escape(e.zh)}</th>" for e in EMOTIONS)
+    rows = []
+    for r in data["rows"]:
+        cells = "".join(f'<td style="background:rgba(214,39,40,{min(1.0, v * 2):.2f})">{v:.2f}</td>'
+                        for v in r["scores"])
+        rows.append(f"<tr><td>{escape(r['key'])} ({r['calls']})</td>{cells}</tr>")
+    if not rows:
+        return '<div class="cs-muted">No calls yet 暂无通话</div>'
+    return (f'<table class="cs-table cs-heat"><tr><th>{escape(data["by"])}</th>{head}</tr>{"".join(rows)}</table>')
+
+
+# ---- the app ---------------------------------------------------------------------------------------------
+def examples(service: Any) -> dict[str, Path]:
+    d = service.settings.examples_dir
+    if d is None:
+        d = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (source checkouts)
+    if not Path(d).is_dir():
+        return {}
+    return {p.name: p for p in sorted(Path(d).iterdir()) if p.suffix.lower() in (".wav", ".mp3", ".flac", ".ogg",
+                                                                                  ".m4a")}
+
+
+def build_ui(service: Any) -> Any:
+    import gradio as gr
+
+    from callsense.service import AnalyzeRequest
+
+    example_files = examples(service)
+
+    def role_of(request: gr.Request | None) -> str:
+        if not service.settings.auth_required:
+            return "admin"
+        name = getattr(request, "username", None)
+        for k in service.keys.list():
+            if k.name == name:
+                return k.role
+        return "viewer"
+
+    def fail(e: CallsenseError) -> Any:
+        raise gr.Error(f"{e.code}: {e}")
+
+    # ---- Analyze
+    def run_analysis(audio_path, language, channels, emotion_model, granularity, export_emb, agent, queue,
+                     request: gr.Request):
+        if role_of(request) == "viewer":
+            raise gr.Error("this needs the analyst role 需要分析员权限")
+        if not audio_path:
+            raise gr.Error("upload or record audio first 请先上传或录制音频")
+        try:
+            upload = service.save_path(audio_path)
+            req = AnalyzeRequest(language=language, channels=tuple(channels.split(",")) if channels else None,
+                                 granularity=granularity, embeddings=bool(export_emb),
+                                 emotion_model=emotion_model or None).validate()
+            meta = {k: v for k, v in (("agent_id", agent), ("queue", queue)) if v}
+            outcome = service.analyze(upload, req, meta, mode="sync")
+        except CallsenseError as e:
+            return fail(e)
+        result, folder = outcome.result, outcome.folder
+        from callsense.report import render_html
+
+        report = folder / "report.html"
+        report.write_text(render_html(result), encoding="utf-8")
+        files = [str(p) for p in (folder / "result.json", folder / "embeddings.npy", report) if p.is_file()]
+        return (f'<div class="cs-call">{player_html(service, result.call_id)}{headline_html(result)}</div>',
+                timeline_html(result), transcript_html(result), hits_html(result), log_markdown(result), files)
+
+    def load_example(name):
+        if not name or name not in example_files:
+            raise gr.Error("choose an example 请选择示例")
+        return str(example_files[name])
+
+    # ---- Calls
+    def list_calls(agent, queue, date_from, date_to, min_score, severity, emotion):
+        try:
+            page = service.calls.list(filters={"agent_id": agent, "queue": queue, "date_from": date_from,
+                                               "date_to": date_to, "min_score": min_score or None,
+                                               "severity": severity or None, "emotion": emotion or None}, limit=200)
+        except CallsenseError as e:
+            return fail(e)
+        rows = [[r["call_id"], r["filename"], round(r["duration_ms"] / 1000, 1), r["analyzed_at"], r["agent_id"] or "",
+                 r["customer_emotion"] or "", r["score"] if r["score"] is not None else "", r["rule_hits"],
+                 r["max_severity"] or ""] for r in page["items"]]
+        ids = [r["call_id"] for r in page["items"]]
+        return rows, gr.update(choices=ids, value=ids[0] if ids else None)
+
+    def open_call(call_id):
+        if not call_id:
+            return '<div class="cs-muted">Choose a call 请选择通话</div>'
+        try:
+            return call_page_html(service, service.calls.get(call_id))
+        except CallsenseError as e:
+            return fail(e)
+
+    def pick_row(evt: gr.SelectData, table):
+        try:
+            return table.iloc[evt.index[0], 0] if hasattr(table, "iloc") else table[evt.index[0]][0]
+        except (IndexError, KeyError, TypeError):
+            return gr.update()
+
+    # ---- Search
+    def run_search(text, emotion, role, event, severity):
+        try:
+            page = service.calls.search(text=text or None, emotion=emotion or None, role=role or None,
+                                        event=event or None, severity=severity or None, limit=200)
+        except CallsenseError as e:
+            return fail(e)
+        return [[h["call_id"], h["segment_id"] or "", fmt_ms(h["start_ms"]) if h["start_ms"] is not None else "",
+                 h["role"] or "", f'{h["emoji"]} {h["emotion"] or ""}'.strip(), h["marked"]] for h in page["items"]]
+
+    # ---- Dashboard
+    def dashboard(by):
+        try:
+            heat = service.calls.stats("emotions", by=by or "category")
+            agents = service.calls.stats("agents")["rows"]
+            rules = service.calls.stats("rules")["rows"]
+            daily = service.calls.stats("daily")["rows"]
+        except CallsenseError as e:
+            return fail(e)
+        return (heatmap_html(heat),
+                [[a["agent_id"], a["calls"], a["mean_score"], a["pass_rate"], a["rule_hits"], a["customer_negative"]]
+                 for a in agents],
+                [[r["rule_id"], r["name"], r["severity"], r["hits"], r["calls"]] for r in rules],
+                [[d["day"], d["calls"], d["audio_minutes"], d["rule_hits"], d["mean_score"]] for d in daily])
+
+    # ---- Rules
+    def load_rules():
+        try:
+            v = service.rules.get()
+        except CallsenseError as e:
+            return fail(e)
+        d = v.to_dict()
+        summary = f"**Version 版本 {d['version']}** ({d['source']}) · {len(d.get('rules', []))} rules"
+        return d.get("yaml") or "", summary
+
+    def validate_rules(text):
+        try:
+            rs = service.rules.validate(text)
+        except CallsenseError as e:
+            return f"❌ {e}"
+        from callsense.service.rulesets import summarize
+
+        return f"✅ valid 有效 · {len(summarize(rs)['rules'])} rules"
+
+    def save_rules(text, request: gr.Request):
+        if role_of(request) != "admin":
+            return "❌ only admins can change rules 仅管理员可修改规则"
+        try:
+            v = service.rules.put(text)
+        except CallsenseError as e:
+            return f"❌ {e}"
+        return f"✅ saved as version 已保存为版本 {v.version}"
+
+    from callsense.engines.catalog import CATALOG
+
+    emotion_models = [name for name, spec in CATALOG.items() if "emotion" in name] if isinstance(CATALOG, dict) else []
+
+    with gr.Blocks(title="callsense · 通话分析") as demo:
+        gr.Markdown("## callsense · 客服通话分析 Call analysis\n"
+                    "转写、语种、情绪与质检规则 · transcript, language, emotion and QA rules — all local.")
+        with gr.Tabs():
+            with gr.Tab("分析 Analyze", id="analyze"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=320):
+                        audio = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                         label="录音 Recording (WAV/MP3/M4A/FLAC/OGG)", elem_id="cs-audio")
+                        with gr.Row():
+                            example = gr.Dropdown(list(example_files), value=next(iter(example_files), None),
+                                                  label="示例 Example", elem_id="cs-example")
+                            load_btn = gr.Button("加载示例 Load example", elem_id="cs-load-example")
+                        language = gr.Dropdown(list(LANGUAGES), value="auto", label="语言 Language")
+                        channels = gr.Dropdown(CHANNEL_MAPS, value=None, allow_custom_value=True,
+                                               label="声道角色 Channel map (default agent,customer)")
+                        emotion_model = gr.Dropdown(emotion_models, value=None, label="情绪模型 Emotion model")
+                        granularity = gr.Radio(["frame", "utterance"], value="frame",
+                                               label="粒度 Granularity (frame: timeline 帧级曲线)")
+                        export_emb = gr.Checkbox(value=True, label="导出嵌入 Export embeddings (.npy)")
+                        with gr.Row():
+                            agent = gr.Textbox(label="坐席 Agent id", max_lines=1)
+                            queue = gr.Textbox(label="队列 Queue", max_lines=1)
+                        run_btn = gr.Button("开始分析 Analyze", variant="primary", elem_id="cs-analyze")
+                    with gr.Column(scale=2):
+                        main_out = gr.HTML(elem_id="cs-main")
+                        timeline_out = gr.HTML(elem_id="cs-timeline", label="情绪曲线 Emotion timeline")
+                        hits_out = gr.HTML(elem_id="cs-rule-hits")
+                        transcript_out = gr.HTML(elem_id="cs-transcript-box")
+                        with gr.Accordion("处理日志 Processing log", open=False):
+                            log_out = gr.Markdown(elem_id="cs-log")
+                        files_out = gr.File(label="下载 Downloads: result.json, embeddings.npy, report.html",
+                                            file_count="multiple", elem_id="cs-files")
+                load_btn.click(load_example, example, audio)
+                run_btn.click(run_analysis, [audio, language, channels, emotion_model, granularity, export_emb,
+                                             agent, queue],
+                              [main_out, timeline_out, transcript_out, hits_out, log_out, files_out])
+
+            with gr.Tab("通话 Calls", id="calls"):
+                with gr.Row():
+                    f_agent = gr.Textbox(label="坐席 Agent", max_lines=1)
+                    f_queue = gr.Textbox(label="队列 Queue", max_lines=1)
+                    f_from = gr.Textbox(label="起始 From (YYYY-MM-DD)", max_lines=1)
+                    f_to = gr.Textbox(label="截止 To (YYYY-MM-DD)", max_lines=1)
+                with gr.Row():
+                    f_score = gr.Number(label="最低分 Min score (0-100)", value=None)
+                    f_sev = gr.Dropdown(["", "info", "warning", "critical"], value="", label="级别 Severity ≥")
+                    f_emo = gr.Dropdown([""] + list(EMOTION_NAMES), value="", label="客户情绪 Customer emotion")
+                    refresh = gr.Button("查询 Refresh", variant="primary")
+                table = gr.Dataframe(headers=["call_id", "file", "seconds", "analysed", "agent", "customer emotion",
+                                              "score", "hits", "severity"], interactive=False, wrap=True)
+                pick = gr.Dropdown([], label="打开通话 Open call", elem_id="cs-call-pick")
+                call_out = gr.HTML()
+                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo], [table, pick])
+                table.select(pick_row, table, pick)
+                pick.change(open_call, pick, call_out)
+
+            with gr.Tab("搜索 Search", id="search"):
+                with gr.Row():
+                    s_text = gr.Textbox(label="文本 Text (e.g. 退款)", max_lines=1)
+                    s_emo = gr.Dropdown([""] + list(EMOTION_NAMES), value="", label="情绪 Emotion")
+                    s_role = gr.Dropdown(["", "customer", "agent"], value="", label="角色 Role")
+                    s_event = gr.Dropdown([""] + [t for t in TAG_EMOJI if t[0].isupper() and not t.isupper()],
+                                          value="", label="事件 Event")
+                    s_sev = gr.Dropdown(["", "info", "warning", "critical"], value="", label="级别 Severity ≥")
+                    s_btn = gr.Button("搜索 Search", variant="primary")
+                s_table = gr.Dataframe(headers=["call_id", "segment", "time", "role", "emotion", "text"],
+                                       interactive=False, wrap=True)
+                s_btn.click(run_search, [s_text, s_emo, s_role, s_event, s_sev], s_table)
+
+            with gr.Tab("看板 Dashboard", id="dashboard"):
+                with gr.Row():
+                    d_by = gr.Dropdown(["category", "queue", "agent_id", "team"], value="category",
+                                       label="热力图维度 Heatmap by")
+                    d_btn = gr.Button("刷新 Refresh", variant="primary")
+                gr.Markdown("**客户情绪热力图 Customer emotion by category**")
+                d_heat = gr.HTML()
+                gr.Markdown("**坐席评分卡 Agent scorecards**")
+                d_agents = gr.Dataframe(headers=["agent", "calls", "mean score", "pass rate", "rule hits",
+                                                 "customer negative"], interactive=False)
+                gr.Markdown("**规则命中 Rule hits**")
+                d_rules = gr.Dataframe(headers=["rule", "name", "severity", "hits", "calls"], interactive=False)
+                gr.Markdown("**每日趋势 Daily trends**")
+                d_daily = gr.Dataframe(headers=["day", "calls", "audio minutes", "rule hits", "mean score"],
+                                       interactive=False)
+                d_btn.click(dashboard, d_by, [d_heat, d_agents, d_rules, d_daily])
+
+            with gr.Tab("规则 Rules", id="rules"):
+                r_info = gr.Markdown()
+                r_yaml = gr.Code(language="yaml", label="规则 YAML (admin may edit 管理员可编辑)", lines=24)
+                with gr.Row():
+                    r_reload = gr.Button("重新加载 Reload")
+                    r_check = gr.Button("校验 Validate")
+                    r_save = gr.Button("保存 Save (admin)", variant="primary")
+                r_msg = gr.Markdown()
+                r_reload.click(load_rules, None, [r_yaml, r_info])
+                r_check.click(validate_rules, r_yaml, r_msg)
+                r_save.click(save_rules, r_yaml, r_msg)
+        demo.load(load_rules, None, [r_yaml, r_info])
+    return demo
+
+
+def mount_ui(app: Any, service: Any) -> Any:
+    """Mount the UI at ``/`` of ``app`` (API routes registered before keep precedence)."""
+    import gradio as gr
+
+    auth = None
+    if service.settings.auth_required:
+        def auth(username: str, password: str) -> bool:
+            key = service.keys.verify(password)
+            return key is not None and key.name == username
+
+    return gr.mount_gradio_app(
+        app, build_ui(service), path="/", auth=auth,
+        auth_message="用户名 = API key name, 密码 = API key · user name = key name, password = the key",
+        allowed_paths=[str(service.settings.calls_dir)], css=CSS, head=HEAD, footer_links=["api"],
+        max_file_size=int(service.settings.max_upload_bytes), show_error=True,
+    )
