@@ -1,7 +1,176 @@
-"""CLI commands of this group (not built yet)."""
+"""`callsense rules ...`: check rule files, re-run rules on stored results, list a rule set.
+
+    callsense rules check RULES.yaml [--scorecard CARD.yaml]   # exit 2 with file:line:column problems
+    callsense rules run RULES.yaml result.json...              # hits with evidence, no models needed
+    callsense rules list [RULES.yaml]                          # the default pack when none is given
+
+``default`` in place of RULES.yaml means the shipped default pack.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import typer
 
+rules_app = typer.Typer(help="Check, list and run QA rule files (docs/rules.md).", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    app.add_typer(rules_app, name="rules")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _ruleset(path: str):
+    from callsense.rules import default_ruleset, load_ruleset
+
+    return default_ruleset() if path == "default" else load_ruleset(path)
+
+
+@rules_app.command("check")
+def check(
+    files: list[Path] = typer.Argument(..., help="Rule files (and scorecards) to validate."),
+    scorecard: Path | None = typer.Option(None, "--scorecard", help="Also validate this scorecard against the rules."),
+) -> None:
+    """Validate rule files; print every problem as file:line:column: message (hint). Exit 2 on problems."""
+    from callsense.errors import RuleError
+    from callsense.rules.loader import (
+        RuleFileError,
+        is_scorecard_text,
+        load_ruleset,
+        load_scorecard,
+    )
+
+    err = _console(stderr=True)
+    out = _console()
+    bad = False
+    loaded = []
+    for path in [*files, *([scorecard] if scorecard else [])]:
+        try:
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            if path == scorecard or is_scorecard_text(text):
+                card = load_scorecard(path)
+                n = sum(len(s.items) for s in card.scorecard.sections)
+                out.print(f"{path}: ok, scorecard {card.id} v{card.version}, {len(card.scorecard.sections)} "
+                          f"sections, {n} items", markup=False)
+                loaded.append(card)
+            else:
+                rs = load_ruleset(path)
+                out.print(f"{path}: ok, {len(rs.rules)} rules ({rs.id} v{rs.version})", markup=False)
+                loaded.append(rs)
+        except RuleFileError as e:
+            bad = True
+            for problem in e.problems:
+                err.print(str(problem), markup=False)
+        except (RuleError, OSError, UnicodeDecodeError) as e:
+            bad = True
+            err.print(f"{path}: {getattr(e, 'message', e)}", markup=False)
+    # scorecard items naming rules that no checked rule file defines would silently score N/A
+    from callsense.rules.model import Ruleset, Scorecard
+
+    rule_ids = {r.id for x in loaded if isinstance(x, Ruleset) for r in x.rules}
+    for card in (x for x in loaded if isinstance(x, Scorecard)):
+        if not rule_ids:
+            continue
+        for section in card.scorecard.sections:
+            for item in section.items:
+                for rid in item.rules:
+                    if rid not in rule_ids:
+                        bad = True
+                        err.print(f"{card.source}: item {section.id}.{item.id} names rule {rid!r}, which none of "
+                                  f"the rule files defines", markup=False)
+    if bad:
+        raise RuleError("rule files have problems (listed above)", hint="fix them and run `callsense rules check` again")
+
+
+@rules_app.command("run")
+def run(
+    rules: str = typer.Argument(..., help="A rule file, or 'default' for the shipped pack."),
+    results: list[Path] = typer.Argument(..., help="result.json files (or call folders) to re-evaluate."),
+    scorecard: Path | None = typer.Option(None, "--scorecard", help="Scorecard YAML (default: the shipped one)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per result: call id, hits, score."),
+) -> None:
+    """Re-evaluate stored results with RULES, without re-running any model; print hits with evidence."""
+    from callsense.errors import CallsenseError
+    from callsense.result import read_result
+    from callsense.result.model import to_jsonable
+    from callsense.rules import apply_qa, load_scorecard
+
+    ruleset = _ruleset(rules)
+    card = load_scorecard(scorecard) if scorecard else None
+    out = _console()
+    failed = 0
+    for path in results:
+        try:
+            result = apply_qa(read_result(path), ruleset=ruleset, scorecard=card)
+        except CallsenseError as e:  # one bad file does not stop the others
+            failed += 1
+            _console(stderr=True).print(f"error: {e}", markup=False)
+            continue
+        if as_json:
+            sys.stdout.write(json.dumps({"call_id": result.call_id, "path": str(path),
+                                         "hits": to_jsonable(result.rule_hits), "score": to_jsonable(result.score)},
+                                        ensure_ascii=False) + "\n")
+            continue
+        _print_result(out, result, path)
+    if failed:
+        from callsense.errors import InputError
+
+        raise InputError(f"{failed} of {len(results)} results could not be read (listed above)")
+
+
+def _print_result(out, result, path: Path) -> None:
+    from rich.markup import escape
+
+    score = result.score
+    verdict = ""
+    if score is not None:
+        verdict = f"  score {score.normalized:.0f}/100 " + ("[green]PASS[/]" if score.passed else "[red]FAIL[/]")
+        if score.auto_failed:
+            verdict += f" (auto-fail: {escape(', '.join(score.auto_fail_rules))})"
+    out.print(f"[bold]{escape(result.call_id)}[/] ({escape(str(path))}){verdict}  {len(result.rule_hits)} hit(s)")
+    segs = {s.id: s for s in result.segments}
+    for hit in result.rule_hits:
+        colour = {"critical": "red", "warning": "yellow"}.get(hit.severity, "blue")
+        out.print(f"  [{colour}]{hit.severity.upper():8}[/] {escape(hit.rule_id)} v{escape(hit.rule_version)}  "
+                  f"{escape(hit.name)} [dim]({escape(hit.category)})[/]")
+        for e in hit.evidence:
+            seg = segs.get(e.segment_id or "")
+            where = f"{e.segment_id} {seg.role}" if seg else "call"
+            said = f' "{e.text}"' if e.text else (f' "{seg.text[:50]}"' if seg and seg.text else "")
+            out.print(f"      {_clock(e.start_ms)}-{_clock(e.end_ms)} {escape(where)}{escape(said)}"
+                      f"{'  [dim]' + escape(e.note) + '[/]' if e.note else ''}")
+
+
+@rules_app.command("list")
+def list_rules(
+    rules: str = typer.Argument("default", help="A rule file; the shipped default pack when omitted."),
+) -> None:
+    """List the rules of a rule set: id, version, severity, category, name, conditions."""
+    from rich.table import Table
+
+    from callsense.rules.loader import pack_path
+
+    rs = _ruleset(rules)
+    out = _console()
+    where = pack_path() if rules == "default" else rules
+    out.print(f"[bold]{rs.id}[/] v{rs.version}  {len(rs.rules)} rules  [dim]{where}[/]")
+    table = Table(pad_edge=False)
+    for col in ("id", "ver", "severity", "category", "name", "conditions", "expression"):
+        table.add_column(col, overflow="fold")
+    for r in rs.rules:
+        conds = ", ".join(f"{n}:{c.type}" for n, c in sorted(r.conditions.items()))
+        table.add_row(r.id, r.version, r.consequence.severity + (" +alert" if r.consequence.alert else ""),
+                      r.category, r.name, conds, r.expression or "all")
+    out.print(table)
+
+
+def _clock(ms: int) -> str:
+    return f"{ms // 60000:02d}:{ms % 60000 / 1000:04.1f}"

@@ -232,11 +232,9 @@ class _Loader:
         for i, target in enumerate(data.get("alerts") or [] if isinstance(data.get("alerts"), list) else []):
             self.check_fields(target, ("alerts", i), m.AlertTarget, "alert target")
         self._validate(data, m.Ruleset)
+        self._check_raw(data)
         self.fail()
-        ruleset = self._build(data, m.Ruleset)
-        self._check_ruleset(ruleset)
-        self.fail()
-        return replace(ruleset, source=self.source)
+        return replace(self._build(data, m.Ruleset), source=self.source)
 
     def scorecard(self) -> m.Scorecard:
         data = self.compose()
@@ -315,7 +313,7 @@ class _Loader:
             self.problem(path + ("type",), f"unknown condition type {kind!r} (expected one of: {', '.join(types)})",
                          f"did you mean {close[0]!r}?" if close else None)
             return
-        self.check_fields(cond, path, m.CONDITION_TYPES[kind], f"a {kind!r} condition")
+        self.check_fields(cond, path, m.CONDITION_TYPES[kind], f"condition of type {kind!r}")
         self._prepare_window(cond, path)
         for key in _TEXT_LIST_KEYS & set(cond):
             if isinstance(cond[key], list):  # 12315 unquoted in YAML is a number: treat it as text
@@ -335,10 +333,10 @@ class _Loader:
 
     # ---- type validation with pydantic
     def _validate(self, data: Any, cls: type) -> None:
-        from pydantic import TypeAdapter, ValidationError
+        from pydantic import ValidationError
 
         try:
-            TypeAdapter(cls).validate_python(data)
+            _adapter(cls).validate_python(data)
         except ValidationError as e:
             covered = {"unexpected_keyword_argument", "extra_forbidden", "union_tag_invalid", "union_tag_not_found"}
             for err in e.errors():
@@ -369,49 +367,74 @@ class _Loader:
         return path
 
     def _build(self, data: Any, cls: type) -> Any:
-        from pydantic import TypeAdapter
-
-        return TypeAdapter(cls).validate_python(data)
+        return _adapter(cls).validate_python(data)
 
     # ---- meaning (after type validation)
-    def _check_ruleset(self, rs: m.Ruleset) -> None:
+    def _piece(self, data: Any, cls: Any) -> Any:
+        """``data`` validated as ``cls``, or None when it has type errors (reported by ``_validate``)."""
+        from pydantic import ValidationError
+
+        try:
+            return _adapter(cls).validate_python(data)
+        except (ValidationError, TypeError, ValueError):
+            return None
+
+    def _check_raw(self, data: dict) -> None:
+        """Checks of meaning, on every piece that is well-typed, so one bad field hides nothing else."""
+        rules = data.get("rules") if isinstance(data.get("rules"), list) else []
         seen: dict[str, int] = {}
-        for i, rule in enumerate(rs.rules):
+        for i, raw in enumerate(rules):
+            if not isinstance(raw, dict):
+                continue
             path = ("rules", i)
-            if rule.id in seen:
-                self.problem(path + ("id",), f"duplicate rule id {rule.id!r} (also rule {seen[rule.id] + 1})",
-                             "rule ids must be unique in a file")
-            seen.setdefault(rule.id, i)
-            self._check_rule(rule, path)
-        for i, t in enumerate(rs.alerts):
+            rid = raw.get("id")
+            if isinstance(rid, str):
+                if rid in seen:
+                    self.problem(path + ("id",), f"duplicate rule id {rid!r} (also rule #{seen[rid] + 1})",
+                                 "rule ids must be unique in a file")
+                seen.setdefault(rid, i)
+            conds = raw.get("conditions") if isinstance(raw.get("conditions"), dict) else {}
+            numbers = sorted(k for k in conds if isinstance(k, int) and not isinstance(k, bool) and k > 0)
+            expression = raw.get("expression")
+            if isinstance(expression, str) and expression.strip():
+                try:
+                    tree = _expr.parse(expression)
+                except _expr.ExprSyntaxError as e:
+                    self.problem(path + ("expression",), f"rule {rid!r}: bad expression {expression!r}: {e}",
+                                 "write e.g. 1 && (2 || !3)", offset=e.column)
+                else:
+                    for ref in _expr.refs(tree):
+                        if ref.number not in numbers:
+                            self.problem(path + ("expression",),
+                                         f"rule {rid!r}: expression names condition {ref.number}, which is not "
+                                         f"defined (conditions: {', '.join(map(str, numbers)) or 'none'})",
+                                         offset=ref.column)
+            scope = raw.get("scope")
+            if isinstance(scope, dict) and isinstance(scope.get("window"), dict):
+                w = self._piece(scope["window"], m.Window)
+                if w is not None:
+                    self._check_window(w, path + ("scope", "window"), numbers, None)
+            parsed = {}
+            for n in numbers:
+                c = self._piece(conds[n], m.Condition)
+                if c is None:
+                    continue
+                parsed[n] = c
+                if c.window is not None:
+                    self._check_window(c.window, path + ("conditions", n, "window"), numbers, n)
+                self._check_condition(c, path + ("conditions", n))
+            self._check_cycles(parsed, rid, path)
+        alerts = data.get("alerts") if isinstance(data.get("alerts"), list) else []
+        for i, raw in enumerate(alerts):
+            t = self._piece(raw, m.AlertTarget)
+            if t is None:
+                continue
             if not re.match(r"^https?://", t.url):
                 self.problem(("alerts", i, "url"), f"alert url {t.url!r} is not an http(s) URL")
             if t.timeout_s <= 0 or t.retries < 0 or t.backoff_s < 0:
                 self.problem(("alerts", i), "timeout_s must be > 0, retries and backoff_s >= 0")
 
-    def _check_rule(self, rule: m.Rule, path: tuple) -> None:
-        numbers = sorted(rule.conditions)
-        try:
-            tree = rule.tree
-        except _expr.ExprSyntaxError as e:
-            self.problem(path + ("expression",), f"rule {rule.id!r}: bad expression {rule.expression!r}: {e}",
-                         "write e.g. 1 && (2 || !3)", offset=e.column)
-            tree = None
-        if tree is not None:
-            for ref in _expr.refs(tree):
-                if ref.number not in rule.conditions:
-                    self.problem(path + ("expression",),
-                                 f"rule {rule.id!r}: expression names condition {ref.number}, which is not defined "
-                                 f"(conditions: {', '.join(map(str, numbers))})", offset=ref.column)
-        self._check_window(rule.scope.window, path + ("scope", "window"), rule, None)
-        for n, cond in rule.conditions.items():
-            cpath = path + ("conditions", n)
-            if cond.window is not None:
-                self._check_window(cond.window, cpath + ("window",), rule, n)
-            self._check_condition(cond, cpath)
-        self._check_cycles(rule, path)
-
-    def _check_window(self, w: m.Window, path: tuple, rule: m.Rule, own: int | None) -> None:
+    def _check_window(self, w: m.Window, path: tuple, numbers: list[int], own: int | None) -> None:
         kinds = [k for k in ("first_s", "last_s", "first_segments", "last_segments", "share", "around")
                  if getattr(w, k) is not None]
         if len(kinds) > 1:
@@ -430,22 +453,22 @@ class _Loader:
             if (w.segments is None) == (w.seconds is None):
                 self.problem(path, "an 'around' window needs exactly one of 'segments' or 'seconds'",
                              "write {around: 2, seconds: 15}")
-            if w.around not in rule.conditions:
-                self.problem(path + ("around",), f"window is around condition {w.around}, which is not defined")
-            elif own is None:
+            if own is None:
                 self.problem(path + ("around",), "a rule-level window cannot be 'around' a condition",
                              "put the around-window on the condition that needs it")
+            elif w.around not in numbers:
+                self.problem(path + ("around",), f"window is around condition {w.around}, which is not defined")
             elif w.around == own:
                 self.problem(path + ("around",), "a condition's window cannot be around itself")
 
-    def _check_cycles(self, rule: m.Rule, path: tuple) -> None:
-        deps = {n: c.window.around for n, c in rule.conditions.items() if c.window and c.window.around}
+    def _check_cycles(self, conds: dict[int, Any], rid: Any, path: tuple) -> None:
+        deps = {n: c.window.around for n, c in conds.items() if c.window and c.window.around}
         for start in deps:
             seen, cur = {start}, deps[start]
             while cur in deps:
                 if cur in seen:
                     self.problem(path + ("conditions", start, "window"),
-                                 f"rule {rule.id!r}: 'around' windows form a cycle through condition {start}")
+                                 f"rule {rid!r}: 'around' windows form a cycle through condition {start}")
                     break
                 seen.add(cur)
                 cur = deps[cur]
@@ -576,6 +599,18 @@ class _Loader:
                 ids.add(full)
                 if item.points < 0:
                     self.problem(ipath + ("points",), "points must be >= 0")
+
+
+_ADAPTERS: dict[int, Any] = {}
+
+
+def _adapter(cls: Any) -> Any:
+    """A cached pydantic TypeAdapter (building one costs milliseconds; packs are loaded often in tests)."""
+    from pydantic import TypeAdapter
+
+    if id(cls) not in _ADAPTERS:
+        _ADAPTERS[id(cls)] = TypeAdapter(cls)
+    return _ADAPTERS[id(cls)]
 
 
 def _kind(value: Any) -> str:

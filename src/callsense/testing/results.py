@@ -38,7 +38,10 @@ SegmentSpec = Segment | Mapping[str, Any] | Sequence[Any]
 def emotion(label_or_scores: str | Mapping[str, float] | Sequence[float], confidence: float | None = None
             ) -> SegmentEmotion:
     """A :class:`SegmentEmotion` from a label (``"angry"``, optionally with its confidence, the rest
-    spread evenly), a ``{label: score}`` mapping or a full 9-score sequence."""
+    spread evenly), a ``(label, confidence)`` pair, a ``{label: score}`` mapping or 9 scores."""
+    if (isinstance(label_or_scores, (tuple, list)) and len(label_or_scores) == 2
+            and isinstance(label_or_scores[0], str)):
+        label_or_scores, confidence = label_or_scores[0], float(label_or_scores[1])
     if isinstance(label_or_scores, str):
         label = label_or_scores
         conf = 1.0 if confidence is None else confidence

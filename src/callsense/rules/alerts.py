@@ -1,0 +1,225 @@
+"""Alert webhooks: critical hits (and hits of rules marked ``alert: true``) sent to chat robots.
+
+Formats: ``generic`` (callsense JSON), ``wecom`` (企业微信 group robot, markdown), ``dingtalk`` (钉钉
+custom robot, markdown, optional HMAC signing with ``secret``), ``feishu`` (飞书/Lark custom bot,
+text, optional signing) and ``slack`` (incoming webhook, mrkdwn text).
+
+This is the I/O edge: :func:`send_alerts` never raises and never waits longer than each target's
+``timeout_s`` per attempt (``retries`` more attempts with exponential backoff); every delivery is
+returned as an :class:`~callsense.result.AlertRecord` so the result says what was sent and whether it
+arrived. One message per call and target, listing all its alerting hits.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from callsense.result.model import CallAnalysis
+from callsense.result.qa import AlertRecord, RuleHit
+from callsense.rules.model import AlertTarget
+
+log = logging.getLogger("callsense")
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+MAX_EVIDENCE_LINES = 3
+
+
+def alerting_hits(result: CallAnalysis, target: AlertTarget) -> tuple[RuleHit, ...]:
+    """Hits this target receives: those marked ``alert`` and those at or above its ``min_severity``."""
+    return tuple(h for h in result.rule_hits
+                 if h.alert or _RANK.get(h.severity, 0) >= _RANK.get(target.min_severity, 2))
+
+
+def send_alerts(result: CallAnalysis, targets: Sequence[AlertTarget], *, client: Any = None,
+                sleep: Callable[[float], None] = time.sleep) -> tuple[AlertRecord, ...]:
+    """Send ``result``'s alerting hits to each target; one record per target that had hits.
+
+    ``client`` is an ``httpx.Client`` to reuse (tests inject one with a mock transport); by default
+    one is made per call. Never raises: a dead webhook gives a record with ``delivered=False``.
+    """
+    records = []
+    own = None
+    try:
+        if client is None:
+            import httpx
+
+            own = client = httpx.Client(follow_redirects=False)
+        for target in targets:
+            hits = alerting_hits(result, target)
+            if not hits:
+                continue
+            try:
+                records.append(_deliver(client, target, result, hits, sleep))
+            except Exception as e:  # belt and braces: an alert must never lose the analysis
+                log.warning("alert to %s failed: %s", _target_name(target), e)
+                records.append(AlertRecord(rule_ids=tuple(h.rule_id for h in hits), target=_target_name(target),
+                                           format=target.format, delivered=False, attempts=0, error=str(e),
+                                           sent_at=_now()))
+    finally:
+        if own is not None:
+            own.close()
+    return tuple(records)
+
+
+def attach_alerts(result: CallAnalysis, targets: Sequence[AlertTarget], **kwargs: Any) -> CallAnalysis:
+    """``result`` with the records of :func:`send_alerts` appended to ``result.alerts``."""
+    records = send_alerts(result, targets, **kwargs)
+    return dataclasses.replace(result, alerts=result.alerts + records) if records else result
+
+
+# ------------------------------------------------------------------------------------- delivery
+def _deliver(client: Any, target: AlertTarget, result: CallAnalysis, hits: Sequence[RuleHit],
+             sleep: Callable[[float], None]) -> AlertRecord:
+    import httpx
+
+    rule_ids = tuple(h.rule_id for h in hits)
+    body = build_body(result, hits, target.format)
+    started = time.monotonic()
+    status: int | None = None
+    error: str | None = None
+    attempts = 0
+    for attempt in range(target.retries + 1):
+        if attempt:
+            sleep(target.backoff_s * 2 ** (attempt - 1))
+        attempts += 1
+        url, payload = _signed(target, body)
+        try:
+            resp = client.post(url, json=payload, timeout=httpx.Timeout(target.timeout_s))
+        except httpx.HTTPError as e:
+            status, error = None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            log.info("alert attempt %d to %s failed: %s", attempts, _target_name(target), error)
+            continue
+        status = resp.status_code
+        error = _refused(target.format, resp)
+        if error is None:
+            log.info("alert sent to %s (%d hits)", _target_name(target), len(hits))
+            return AlertRecord(rule_ids=rule_ids, target=_target_name(target), format=target.format, delivered=True,
+                               attempts=attempts, status=status, sent_at=_now(), elapsed_ms=_ms(started))
+        if status != 429 and status < 500:
+            break  # the robot refused the message (bad key, bad body): retrying cannot help
+    log.warning("alert to %s not delivered after %d attempt(s): %s", _target_name(target), attempts, error)
+    return AlertRecord(rule_ids=rule_ids, target=_target_name(target), format=target.format, delivered=False,
+                       attempts=attempts, status=status, error=error, sent_at=_now(), elapsed_ms=_ms(started))
+
+
+def _refused(fmt: str, resp: Any) -> str | None:
+    """None when the webhook accepted the message; the reason otherwise."""
+    if not 200 <= resp.status_code < 300:
+        return f"HTTP {resp.status_code}: {resp.text[:200]}"
+    if fmt in ("wecom", "dingtalk", "feishu"):  # these answer 200 with an error code in the body
+        try:
+            data = resp.json()
+        except ValueError:
+            return None
+        if isinstance(data, dict):
+            code = data.get("errcode", data.get("code", data.get("StatusCode", 0)))
+            if code not in (0, None):
+                return f"{fmt} error {code}: {data.get('errmsg') or data.get('msg') or data.get('StatusMessage')}"
+    return None
+
+
+def _signed(target: AlertTarget, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """DingTalk signs in the query string, Feishu in the body; both with HMAC-SHA256 of the secret."""
+    if not target.secret:
+        return target.url, body
+    if target.format == "dingtalk":
+        ts = str(int(time.time() * 1000))
+        digest = hmac.new(target.secret.encode(), f"{ts}\n{target.secret}".encode(), hashlib.sha256).digest()
+        sign = urllib.parse.quote_plus(base64.b64encode(digest))
+        sep = "&" if "?" in target.url else "?"
+        return f"{target.url}{sep}timestamp={ts}&sign={sign}", body
+    if target.format == "feishu":
+        ts = str(int(time.time()))
+        digest = hmac.new(f"{ts}\n{target.secret}".encode(), b"", hashlib.sha256).digest()
+        return target.url, {"timestamp": ts, "sign": base64.b64encode(digest).decode(), **body}
+    return target.url, body
+
+
+# ----------------------------------------------------------------------------------------- bodies
+def build_body(result: CallAnalysis, hits: Sequence[RuleHit], fmt: str) -> dict[str, Any]:
+    """The JSON body of one alert message in ``fmt``."""
+    if fmt == "generic":
+        return {
+            "event": "callsense.alert",
+            "call_id": result.call_id,
+            "duration_ms": result.duration_ms,
+            "source": result.source.name,
+            "metadata": result.metadata,
+            "score": None if result.score is None else {
+                "scorecard_id": result.score.scorecard_id, "normalized": result.score.normalized,
+                "passed": result.score.passed, "auto_failed": result.score.auto_failed},
+            "hits": [{
+                "rule_id": h.rule_id, "rule_version": h.rule_version, "name": h.name, "category": h.category,
+                "severity": h.severity,
+                "evidence": [{"segment_id": e.segment_id, "start_ms": e.start_ms, "end_ms": e.end_ms,
+                              "text": e.text, "note": e.note} for e in h.evidence],
+            } for h in hits],
+        }
+    title = f"callsense: {len(hits)} alert(s) on call {result.call_id}"
+    if fmt == "wecom":
+        return {"msgtype": "markdown", "markdown": {"content": _markdown(result, hits, title)}}
+    if fmt == "dingtalk":
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": _markdown(result, hits, title)}}
+    if fmt == "feishu":
+        return {"msg_type": "text", "content": {"text": _plain(result, hits, title)}}
+    if fmt == "slack":
+        return {"text": _plain(result, hits, title, bold="*")}
+    raise ValueError(f"unknown alert format {fmt!r}")
+
+
+def _lines(result: CallAnalysis, hit: RuleHit) -> list[str]:
+    texts = {s.id: s for s in result.segments}
+    out = []
+    for e in hit.evidence[:MAX_EVIDENCE_LINES]:
+        seg = texts.get(e.segment_id or "")
+        who = f"{seg.role} " if seg else ""
+        said = e.text or (seg.text[:60] if seg and seg.text else None)
+        out.append(f"{_clock(e.start_ms)} {who}{('“' + said + '”') if said else ''} {e.note or ''}".strip())
+    if len(hit.evidence) > MAX_EVIDENCE_LINES:
+        out.append(f"... {len(hit.evidence) - MAX_EVIDENCE_LINES} more")
+    return out
+
+
+def _markdown(result: CallAnalysis, hits: Sequence[RuleHit], title: str) -> str:
+    parts = [f"**{title}**", f"> file: {result.source.name}, {result.duration_ms / 1000:.0f} s"]
+    for h in hits:
+        parts.append(f"**[{h.severity.upper()}] {h.name}** (`{h.rule_id}`)")
+        parts += [f"> {line}" for line in _lines(result, h)]
+    if result.score is not None:
+        parts.append(f"score {result.score.normalized:.0f}/100 {'PASS' if result.score.passed else 'FAIL'}")
+    return "\n".join(parts)
+
+
+def _plain(result: CallAnalysis, hits: Sequence[RuleHit], title: str, bold: str = "") -> str:
+    parts = [f"{bold}{title}{bold}", f"file: {result.source.name}, {result.duration_ms / 1000:.0f} s"]
+    for h in hits:
+        parts.append(f"{bold}[{h.severity.upper()}] {h.name}{bold} ({h.rule_id})")
+        parts += [f"  {line}" for line in _lines(result, h)]
+    if result.score is not None:
+        parts.append(f"score {result.score.normalized:.0f}/100 {'PASS' if result.score.passed else 'FAIL'}")
+    return "\n".join(parts)
+
+
+def _clock(ms: int) -> str:
+    return f"{ms // 60000:02d}:{ms % 60000 / 1000:04.1f}"
+
+
+def _target_name(target: AlertTarget) -> str:
+    """The target's name, or format and host: webhook URLs carry their key, which must not be stored."""
+    return target.name or f"{target.format}:{urllib.parse.urlsplit(target.url).netloc}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
