@@ -126,6 +126,10 @@ def analyze(
         except ModelError:
             raise  # every later file would fail the same way: stop with exit 4
         except CallsenseError as e:
+            from callsense.cli.app import debug_enabled
+
+            if debug_enabled():
+                err_console.print_exception()
             err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
             first_failure = first_failure or e
             failed += 1

@@ -1,0 +1,165 @@
+"""`callsense analyze` end to end on tiny forge models, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callsense.cli.app import main
+from callsense.result import read_result
+from callsense.result.schema import validate
+
+REPO = Path(__file__).resolve().parent.parent
+CALL = REPO / "examples" / "call_stereo.wav"
+CALL_8K = REPO / "examples" / "call_stereo_8k_mulaw.wav"
+TRUTH = json.loads((REPO / "examples" / "call_stereo.truth.json").read_text())
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def truth_turns(channel: int) -> list[tuple[int, int]]:
+    ch = next(c for c in TRUTH["channels"] if c["channel"] == channel)
+    return [(t["start_ms"], t["end_ms"]) for t in ch["turns"]]
+
+
+@pytest.fixture
+def analyzed(with_models, tmp_path, capsys):
+    code, out, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json"], capsys)
+    assert code == 0, err
+    folders = list((tmp_path / "o").iterdir())
+    assert len(folders) == 1
+    return json.loads(out), folders[0]
+
+
+def test_result_validates_and_segments_match_the_speech_of_both_roles(analyzed):
+    data, folder = analyzed
+    validate(data)  # the shipped JSON Schema
+    assert data["separation"]["channel_map"] == ["agent", "customer"]
+    for channel, role in ((0, "agent"), (1, "customer")):
+        segs = [(s["start_ms"], s["end_ms"]) for s in data["segments"] if s["channel"] == channel]
+        assert {s["role"] for s in data["segments"] if s["channel"] == channel} == {role}
+        truth = truth_turns(channel)
+        assert len(segs) == len(truth), (segs, truth)
+        for (a, b), (ta, tb) in zip(segs, truth):
+            assert abs(a - ta) <= 200 and abs(b - tb) <= 200, ((a, b), (ta, tb))
+    starts = [s["start_ms"] for s in data["segments"]]
+    assert starts == sorted(starts)
+    assert [s["id"] for s in data["segments"]] == [f"s{i:04d}" for i in range(1, len(starts) + 1)]
+
+
+def test_output_folder_holds_result_audio_and_embeddings(analyzed):
+    data, folder = analyzed
+    assert folder.name == f"outputs_{data['call_id']}"
+    assert read_result(folder).call_id == data["call_id"]
+    import av
+
+    with av.open(str(folder / "audio_16k.wav")) as f:
+        stream = f.streams.audio[0]
+        assert stream.rate == 16000 and stream.channels == 2
+    emb = np.load(folder / "embeddings.npy")
+    indexed = [s["emotion"]["embedding_index"] for s in data["segments"] if s["emotion"]["source"] == "emotion2vec"]
+    assert sorted(indexed) == list(range(emb.shape[0]))
+    assert emb.shape[1] > 0
+    for seg in data["segments"]:
+        assert abs(sum(seg["emotion"]["scores"]) - 1.0) < 1e-4
+    timings = data["processing"]["timings_ms"]
+    assert {"decode", "vad", "asr", "emotion"} <= set(timings)
+
+
+def test_summary_table_shows_segments(with_models, tmp_path, capsys):
+    code, out, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    assert "agent" in out and "customer" in out and "written to" in out
+
+
+def test_two_runs_never_collide(with_models, tmp_path, capsys):
+    for _ in range(2):
+        code, _, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json", "--no-audio"], capsys)
+        assert code == 0, err
+    assert len(list((tmp_path / "o").iterdir())) == 2
+
+
+def test_telephony_mulaw_is_marked_narrowband(with_models, tmp_path, capsys):
+    code, out, err = run_cli(["analyze", str(CALL_8K), "--out", str(tmp_path / "o"), "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["source"]["narrowband"] is True and data["source"]["sample_rate"] == 8000
+    assert data["source"]["codec"] == "pcm_mulaw"
+    assert any("narrowband" in w for w in data["processing"]["warnings"])
+    assert {s["role"] for s in data["segments"]} == {"agent", "customer"}
+
+
+def test_channel_map_swaps_roles(with_models, tmp_path, capsys):
+    code, out, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json",
+                              "--channels", "customer,agent"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert {s["role"] for s in data["segments"] if s["channel"] == 0} == {"customer"}
+
+
+def test_bad_language_is_a_usage_error_listing_valid_codes(with_models, tmp_path, capsys):
+    code, _, err = run_cli(["analyze", str(CALL), "--language", "zn", "--out", str(tmp_path)], capsys)
+    assert code == 2
+    assert "zn" in err and "zh" in err and "yue" in err
+
+
+def test_missing_models_exit_4_with_the_fix(tmp_path, capsys):
+    code, _, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path)], capsys)
+    assert code == 4
+    assert "sensevoice-small" in err and "callsense models pull" in err and "Traceback" not in err
+
+
+def test_without_emotion_model_sensevoice_tags_stand_in(tmp_path, tiny_models, monkeypatch, capsys):
+    only_asr = tmp_path / "only-asr"
+    (only_asr / "sensevoice-small").mkdir(parents=True)
+    (only_asr / "sensevoice-small" / "onnx").symlink_to(tiny_models / "sensevoice-small" / "onnx")
+    monkeypatch.setenv("CALLSENSE_MODEL_DIR", str(only_asr))
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a base install: no export possible
+    code, out, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    skipped = {s["feature"]: s for s in data["processing"]["skipped"]}
+    assert "emotion2vec" in skipped and "callsense" in (skipped["emotion2vec"]["hint"] or "")
+    assert all(s["emotion"] is None or s["emotion"]["source"] == "sensevoice" for s in data["segments"])
+    assert any(s["emotion"] for s in data["segments"])
+
+
+BAD_INPUTS = {
+    "empty.wav": b"",
+    "noise.wav": bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8)),
+    "notes.txt": "this is not audio\n".encode(),
+}
+
+
+def test_multi_file_run_reports_each_failure_and_continues(with_models, tmp_path, capsys):
+    paths = []
+    for name, data in BAD_INPUTS.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    paths += [str(tmp_path / "does-not-exist.wav"), str(tmp_path), str(CALL)]
+    code, out, err = run_cli(["analyze", *paths, "--out", str(tmp_path / "o"), "--json"], capsys)
+    assert code == 3
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    for name in [*BAD_INPUTS, "does-not-exist.wav"]:
+        assert any(name in line for line in lines), (name, err)
+    assert "Traceback" not in err
+    results = json.loads(out)
+    assert len(results) == 1 and results[0]["source"]["name"] == CALL.name
+    assert "5 of 6 files failed" in err
+
+
+def test_debug_shows_the_traceback(with_models, tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "callsense", "--debug", "analyze", str(tmp_path / "empty.wav"),
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
