@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from callsense.batch.sources import WorkItem
-from callsense.errors import AudioNotFoundError, CallsenseError, InputError, StoreError
+from callsense.errors import AudioNotFoundError, CallsenseError, InputError, ModelError, StoreError
 
 log = logging.getLogger("callsense")
 
@@ -147,7 +147,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
     """Analyse and store one item in a worker (initialised by :func:`_init_worker`)."""
     from callsense.store.db import DiskFullError, is_disk_full
     from callsense.store.repo import save_result
-    from callsense.store.work import claim, record_failure, release
+    from callsense.store.work import claim, error_reason, record_failure, release
 
     store, options, fp, owner = _W["store"], _W["options"], _W["fingerprint"], _W["owner"]
     t0 = time.perf_counter()
@@ -157,7 +157,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
                        content_sha256=sha, manifest=item.manifest, row=item.row, metadata=item.metadata,
                        fingerprint=fp, run_id=_W["run_id"])
         code = error.code if isinstance(error, CallsenseError) else "internal"
-        reason = str(error) if isinstance(error, CallsenseError) else f"{type(error).__name__}: {error}"
+        reason = error_reason(error)
         return ItemOutcome(item.key, item.path, "failed", reason, code, seconds=time.perf_counter() - t0)
 
     if item.error is not None:
@@ -184,6 +184,8 @@ def process_item(item: WorkItem) -> ItemOutcome:
     try:
         try:
             run = _analyzer().run(item.path, metadata=dict(item.metadata))
+        except ModelError:
+            raise  # a missing or broken model fails every file the same way: stop the batch (exit 4)
         except Exception as e:  # noqa: BLE001 - a failed file is recorded, never stops the batch
             if is_disk_full(e):
                 raise DiskFullError(f"disk full while analysing {item.path}",
@@ -301,6 +303,9 @@ def run_batch(
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
         status = "stopped"
+    except BaseException:
+        status = "stopped"
+        raise
     finally:
         summary.wall_s = time.perf_counter() - t0
         try:
@@ -364,7 +369,7 @@ def _run_pool(items: list[WorkItem], url: str, factory: AnalyzerFactory, options
                         queue.append((item, 1))
                     else:
                         note(_worker_died(item, url, fingerprint, run_id))
-                except StoreError as e:
+                except (StoreError, ModelError) as e:
                     stop = stop or e
                 except Exception as e:  # noqa: BLE001 - a bug in one item must not stop the batch
                     note(ItemOutcome(item.key, item.path, "failed", f"{type(e).__name__}: {e}", "internal"))
@@ -400,4 +405,4 @@ def _worker_died(item: WorkItem, url: str, fingerprint: str, run_id: int) -> Ite
                        run_id=run_id)
     finally:
         store.close()
-    return ItemOutcome(item.key, item.path, "failed", str(error), error.code)
+    return ItemOutcome(item.key, item.path, "failed", error.message, error.code)

@@ -1,7 +1,423 @@
-"""CLI commands of this group (not built yet)."""
+"""Store commands: batch, search, similar, failures, report, export, purge, db upgrade.
+
+The store is ``--db URL``, else ``$CALLSENSE_DATABASE_URL``, else a SQLite file in the user data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
+from callsense.errors import UsageError
+
+DB_HELP = "Database URL (default: $CALLSENSE_DATABASE_URL, else SQLite in the user data folder)."
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    app.command("batch")(batch)
+    app.command("search")(search)
+    app.command("similar")(similar)
+    app.command("failures")(failures)
+    app.command("report")(report)
+    app.command("export")(export)
+    app.command("purge")(purge)
+    app.add_typer(db_app, name="db")
+
+
+def _console(stderr: bool = False):  # noqa: ANN202
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _factory(spec: str) -> Any:
+    import importlib
+
+    module, sep, attr = spec.partition(":")
+    if not sep:
+        raise UsageError(f"--analyzer expects module:callable, got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"--analyzer {spec}: {e}") from e
+
+
+# ---------------------------------------------------------------- batch
+
+
+def batch(
+    source: Optional[str] = typer.Argument(None, help="A folder (recursive), a glob, an audio file, or a CSV/JSONL "
+                                                      "manifest with a path column and metadata columns."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (each loads the models once)."),
+    force: bool = typer.Option(False, "--force", help="Re-analyse recordings already stored with this pipeline."),
+    retry_failed: bool = typer.Option(False, "--retry-failed",
+                                      help="Re-attempt recordings that failed before (all recorded ones if no SOURCE)."),
+    copy_audio: Optional[Path] = typer.Option(None, "--copy-audio", help="Keep a copy of each recording here."),
+    delete_audio_after: bool = typer.Option(False, "--delete-audio-after",
+                                            help="Delete each source file once its result is stored."),
+    redact: bool = typer.Option(False, "--redact", help="Store transcripts with phone/ID/card/email redacted."),
+    ext: str = typer.Option(",".join(e.lstrip(".") for e in ("wav", "mp3", "m4a", "flac", "ogg", "opus", "amr",
+                                                              "webm", "mp4")),
+                            "--ext", help="Extensions to pick up in folders and globs."),
+    path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio path."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    language: str = typer.Option("auto", "--language", "-l", help="auto|zh|en|yue|ja|ko"),
+    channels: Optional[str] = typer.Option(None, "--channels", help="Stereo role map, e.g. customer,agent."),
+    asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx or funasr (torch)."),
+    emotion_model: Optional[str] = typer.Option(None, "--emotion-model", help="emotion2vec-plus-large (default)..."),
+    emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", help="onnx or funasr (torch)."),
+    threads: int = typer.Option(2, "--threads", help="Threads per model in each worker."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (funasr runtime)."),
+    no_emotion: bool = typer.Option(False, "--no-emotion", help="Skip emotion2vec (SenseVoice tags only)."),
+    no_qa: bool = typer.Option(False, "--no-qa", help="Skip metrics and QA rules."),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
+    offline: bool = typer.Option(False, "--offline", help="Never download models."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs and summary only)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    analyzer: Optional[str] = typer.Option(None, "--analyzer", hidden=True,
+                                           help="module:callable building the analyzer (tests, plugins)."),
+) -> None:
+    """Analyse many recordings into the store: resumable, idempotent, failures recorded, N workers."""
+    from functools import partial
+
+    from callsense.batch import BatchOptions, collect, run_batch
+    from callsense.batch.progress import BatchProgress, print_summary
+
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if source is None and not retry_failed:
+        raise UsageError("give a SOURCE (folder, glob, file or manifest), or --retry-failed alone")
+    if analyzer:
+        factory = _factory(analyzer)
+    else:
+        from callsense.cli.analyze import build_options
+        from callsense.pipeline import Analyzer
+
+        options = build_options(language=language, channels=channels, asr_runtime=asr_runtime,
+                                emotion_model=emotion_model, emotion_runtime=emotion_runtime, threads=threads,
+                                device=device, no_emotion=no_emotion, no_qa=no_qa, rules=rules, offline=offline,
+                                itn=True, both_itn=False, granularity="frame", mask=None, max_duration=None,
+                                max_size=None)
+        factory = partial(Analyzer, options)
+    exts = tuple("." + e.strip().lstrip(".").lower() for e in ext.split(",") if e.strip())
+    items = collect(source, extensions=exts, path_column=path_column) if source else _failed_items(db)
+    opts = BatchOptions(workers=workers, force=force, retry_failed=retry_failed, copy_audio=copy_audio,
+                        delete_audio_after=delete_audio_after, redact=redact)
+    console = _console(stderr=as_json)
+    with BatchProgress(console, len(items), enabled=not no_progress) as bar:
+        summary = run_batch(items, analyzer_factory=factory, db_url=db, options=opts,
+                            source_label=source or "--retry-failed", on_outcome=bar.update)
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "total": summary.total, "done": summary.done, "skipped": summary.skipped, "busy": summary.busy,
+            "failed": summary.failed, "audio_hours": summary.audio_hours, "wall_s": summary.wall_s,
+            "rtf": summary.rtf, "throughput": summary.throughput, "stopped": summary.stopped,
+            "run_id": summary.run_id,
+            "failures": [{"path": f.path, "key": f.key, "code": f.error_code, "reason": f.reason}
+                         for f in summary.failures],
+        }, ensure_ascii=False) + "\n")
+    print_summary(console, summary)
+    if summary.stopped:
+        raise typer.Exit(5)
+
+
+def _failed_items(db: Optional[str]) -> list[Any]:
+    from callsense.batch import WorkItem
+    from callsense.store.db import open_store
+    from callsense.store.work import list_failures
+
+    store = open_store(db)
+    try:
+        return [WorkItem(key=f.source_key, path=f.source_path, metadata=f.metadata, manifest=f.manifest, row=f.row)
+                for f in list_failures(store, limit=1_000_000) if f.source_path]
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------- search
+
+
+def search(
+    text: Optional[str] = typer.Argument(None, help="Words that must all occur in a segment (Chinese works "
+                                                    "without spaces); \"quote\" phrases."),
+    role: Optional[str] = typer.Option(None, "--role", help="agent|customer|unknown"),
+    emotion: Optional[str] = typer.Option(None, "--emotion", help="Emotion label, e.g. angry."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="With --emotion: that label's score ≥ this."),
+    asr_emotion: Optional[str] = typer.Option(None, "--asr-emotion", help="SenseVoice emotion tag, e.g. ANGRY."),
+    event: Optional[str] = typer.Option(None, "--event", help="SenseVoice event tag, e.g. Cough, BGM."),
+    rule: Optional[str] = typer.Option(None, "--rule", help="Calls with a hit of this rule id."),
+    severity: Optional[str] = typer.Option(None, "--severity", help="Calls with a hit of at least this severity."),
+    meta: list[str] = typer.Option([], "--meta", help="Metadata KEY=VALUE (repeatable), e.g. queue=vip."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="Agent id."),
+    since: Optional[str] = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
+    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Call duration ≥ seconds."),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Call duration ≤ seconds."),
+    min_qa: Optional[float] = typer.Option(None, "--min-qa", help="Normalised QA score ≥ (0-1)."),
+    max_qa: Optional[float] = typer.Option(None, "--max-qa", help="Normalised QA score ≤ (0-1)."),
+    limit: int = typer.Option(50, "--limit", "-n"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+) -> None:
+    """Search transcripts and filter calls: text, role, emotion, tags, rule hits, metadata, time, duration, score."""
+    from callsense.cli.analyze import parse_metadata
+    from callsense.store.db import open_store
+    from callsense.store.search import SearchQuery
+    from callsense.store.search import search as run_search
+
+    meta_filters = parse_metadata(meta)
+    if agent:
+        meta_filters["agent_id"] = agent
+    query = SearchQuery(text=text, role=role, emotion=emotion, min_score=min_score, asr_emotion=asr_emotion,
+                        event=event, rule_id=rule, severity=severity, meta=meta_filters, since=since, until=until,
+                        min_duration_ms=int(min_duration * 1000) if min_duration is not None else None,
+                        max_duration_ms=int(max_duration * 1000) if max_duration is not None else None,
+                        min_qa_score=min_qa, max_qa_score=max_qa, limit=limit)
+    store = open_store(db)
+    try:
+        hits = run_search(store, query)
+    finally:
+        store.close()
+    if as_json:
+        for h in hits:
+            sys.stdout.write(json.dumps(h.to_dict(), ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    if not hits:
+        console.print("no matches")
+        return
+    t = Table(show_lines=False)
+    for col in ("call", "segment", "time", "role", "", "text"):
+        t.add_column(col, overflow="fold")
+    for h in hits:
+        text_cell = Text(h.text)
+        for a, b in h.spans:
+            text_cell.stylize("bold reverse", a, b)
+        when = f"{_mmss(h.start_ms)}–{_mmss(h.end_ms)}" if h.segment_id else _mmss(h.duration_ms)
+        t.add_row(h.call_id, h.segment_id or "", when, h.role or "", h.emoji, text_cell)
+    console.print(t)
+
+
+def _mmss(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    s = ms // 1000
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+# ---------------------------------------------------------------- similar
+
+
+def similar(
+    target: str = typer.Argument(..., help="CALL_ID (pooled call embedding) or CALL_ID:SEGMENT_ID."),
+    k: int = typer.Option(10, "-k", help="How many."),
+    role: Optional[str] = typer.Option(None, "--role", help="Compare this role's pooled embedding (calls), or "
+                                                            "only segments of this role."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Calls or segments whose emotion embeddings are closest (cosine) to the given one."""
+    from callsense.store.db import open_store
+    from callsense.store.similar import similar as find
+
+    call_id, _, segment_id = target.partition(":")
+    store = open_store(db)
+    try:
+        hits = find(store, call_id, segment_id or None, k=k, role=role)
+    finally:
+        store.close()
+    if as_json:
+        for h in hits:
+            sys.stdout.write(json.dumps(h.__dict__, ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+
+    t = Table()
+    for col in ("score", "call", "segment", "role", "source", "text"):
+        t.add_column(col, overflow="fold")
+    for h in hits:
+        t.add_row(f"{h.score:.3f}", h.call_id, h.segment_id or "", h.role or "", h.source_name, h.text or "")
+    _console().print(t)
+
+
+# ---------------------------------------------------------------- failures
+
+
+def failures(
+    limit: int = typer.Option(100, "--limit", "-n"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Recordings and manifest rows that could not be analysed, with the reason."""
+    from callsense.store.db import open_store
+    from callsense.store.work import list_failures
+
+    store = open_store(db)
+    try:
+        rows = list_failures(store, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        for f in rows:
+            d = dict(f.__dict__, failed_at=f.failed_at.isoformat() + "Z")
+            sys.stdout.write(json.dumps(d, ensure_ascii=False) + "\n")
+        return
+    console = _console()
+    if not rows:
+        console.print("no failures recorded")
+        return
+    from rich.table import Table
+
+    t = Table()
+    for col in ("when (UTC)", "source", "stage", "code", "attempts", "reason"):
+        t.add_column(col, overflow="fold")
+    for f in rows:
+        where = f.source_path or f.source_key
+        if f.manifest and f.row:
+            where += f" ({Path(f.manifest).name} row {f.row})"
+        t.add_row(f.failed_at.strftime("%Y-%m-%d %H:%M"), where, f.stage, f.error_code, str(f.attempts), f.message)
+    console.print(t)
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(
+    call: Optional[str] = typer.Argument(None, help="One call (stored call id, or a result.json / call folder): "
+                                                    "write its HTML report. Without it: tables across calls."),
+    html: bool = typer.Option(True, "--html/--no-html", help="With CALL: write the one-page HTML report."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="With CALL: file to write "
+                                                                       "(default: <call-id>.html)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
+    by: str = typer.Option("category", "--by", help="Heatmap rows: category|queue|team|agent_id|direction."),
+    role: str = typer.Option("customer", "--role", help="Whose emotion the heatmap shows."),
+    db: Optional[str] = typer.Option(None, "--db", "--database-url", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="The tables as JSON on stdout."),
+) -> None:
+    """Tables across calls (emotion heatmap, agent scorecards, rule hits, daily trends), or one call's HTML report."""
+    from callsense.store import aggregates
+    from callsense.store.db import open_store
+
+    if call is not None:
+        _call_html(call, output, db, html)
+        return
+    store = open_store(db)
+    try:
+        tables = [
+            aggregates.emotion_heatmap(store, by=by, role=role, since=since, until=until),
+            aggregates.agent_scorecards(store, since=since, until=until),
+            aggregates.rule_hit_counts(store, since=since, until=until),
+            aggregates.daily_trends(store, since=since, until=until),
+        ]
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(json.dumps({t.title: t.to_dicts() for t in tables}, ensure_ascii=False, indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    console = _console()
+    for tab in tables:
+        t = Table(title=tab.title)
+        for col in tab.columns:
+            t.add_column(col)
+        for row in tab.rows:
+            t.add_row(*("" if v is None else str(v) for v in row))
+        console.print(t if tab.rows else f"{tab.title}: no data")
+
+
+def _call_html(call: str, output: Optional[Path], db: Optional[str], html: bool) -> None:
+    """One call's HTML report, rendered by the service's ``callsense.report.render_html``."""
+    if not html:
+        raise UsageError("with a CALL, report writes its HTML report; drop --no-html (or the CALL for tables)")
+    try:
+        from callsense.report import render_html  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise UsageError("the HTML call report is not available in this build") from e
+    p = Path(call)
+    if p.exists():
+        from callsense.result.io import read_result
+
+        result = read_result(p)
+    else:
+        from callsense.store.db import open_store
+        from callsense.store.repo import get_result
+
+        store = open_store(db)
+        try:
+            result = get_result(store, call)
+        finally:
+            store.close()
+    out = output or Path(f"{result.call_id}.html")
+    out.write_text(render_html(result), encoding="utf-8")
+    typer.echo(str(out))
+
+
+# ---------------------------------------------------------------- export / purge / db
+
+
+def export(
+    out: str = typer.Option("-", "--out", "-o", help="Output file (- for stdout; parquet needs a file)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv|jsonl|parquet"),
+    what: str = typer.Option("calls", "--what", help="calls|segments|rule_hits"),
+    since: Optional[str] = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
+    no_redact: bool = typer.Option(False, "--no-redact", help="Keep phone/ID/card/email numbers in texts."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Export calls, segments or rule hits for BI tools (columns: docs/store.md)."""
+    from callsense.store.db import open_store
+    from callsense.store.export import export as run_export
+
+    store = open_store(db)
+    try:
+        n = run_export(store, out, format=fmt, what=what, since=since, until=until,  # type: ignore[arg-type]
+                       redact=not no_redact)
+    finally:
+        store.close()
+    _console(stderr=True).print(f"exported {n} {what} rows" + (f" to {out}" if out != "-" else ""))
+
+
+def purge(
+    older_than: str = typer.Option(..., "--older-than", help="Retention age, e.g. 90d, 12w, 36h."),
+    what: str = typer.Option("all", "--what", help="records|audio|all"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go."),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Delete records and/or kept audio copies of calls stored longer ago than --older-than."""
+    from callsense.store.db import open_store
+    from callsense.store.privacy import purge as run_purge
+
+    store = open_store(db)
+    try:
+        r = run_purge(store, older_than, what=what, dry_run=dry_run)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    verb = "would delete" if dry_run else "deleted"
+    _console().print(f"{verb}: {r.calls} call records, {r.audio_files} audio files, {r.failures} failure records "
+                     f"(stored before {r.cutoff:%Y-%m-%d %H:%M} UTC)")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    """Create or upgrade the store's schema (also done automatically on every start)."""
+    from callsense.store.db import open_store, redact_url
+    from callsense.store.migrate import current_revision, head_revision, upgrade
+
+    store = open_store(db, migrate=False)
+    try:
+        before = upgrade(store)
+        now = current_revision(store)
+    finally:
+        store.close()
+    state = "already at" if before == now else f"upgraded from {before or 'empty'} to"
+    _console().print(f"{redact_url(store.url)}: {state} schema revision {now} (head {head_revision()})")

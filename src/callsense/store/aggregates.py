@@ -96,7 +96,7 @@ def agent_scorecards(store: Store, *, since: TimeArg = None, until: TimeArg = No
         crit = _window(select(Call.agent_id, func.count(RuleHitRow.id)).join(RuleHitRow, RuleHitRow.call_id == Call.call_id)
                        .where(RuleHitRow.severity == "critical", Call.agent_id.is_not(None)).group_by(Call.agent_id),
                        since, until)
-        critical = dict(s.execute(crit).tuples().all())
+        critical = dict(s.execute(crit).all())
         neg = case((SegmentRow.emotion_label.in_(sorted(NEGATIVE_EMOTIONS)), SegmentRow.duration_ms), else_=0)
         seg = _window(select(Call.agent_id, SegmentRow.role, func.sum(SegmentRow.duration_ms), func.sum(neg),
                              func.sum(case((SegmentRow.emotion_label.is_not(None), SegmentRow.duration_ms), else_=0)))
@@ -141,7 +141,7 @@ def daily_trends(store: Store, *, since: TimeArg = None, until: TimeArg = None) 
         crit = dict(s.execute(_window(select(RuleHitRow.call_id, func.count(RuleHitRow.id))
                                       .join(Call, Call.call_id == RuleHitRow.call_id)
                                       .where(RuleHitRow.severity == "critical").group_by(RuleHitRow.call_id),
-                                      since, until)).tuples().all())
+                                      since, until)).all())
         neg = case((SegmentRow.emotion_label.in_(sorted(NEGATIVE_EMOTIONS)), SegmentRow.duration_ms), else_=0)
         cust = {c: (float(n or 0), float(t or 0)) for c, n, t in s.execute(_window(
             select(SegmentRow.call_id, func.sum(neg), func.sum(SegmentRow.duration_ms))

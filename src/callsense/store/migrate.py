@@ -23,6 +23,15 @@ log = logging.getLogger("callsense")
 SCRIPT_LOCATION = "callsense.store:migrations"
 
 
+SEARCH_INDEX_NAMES = ("segments_fts", "ix_segments_text_trgm")
+"""Objects made by raw SQL in the migrations (FTS5 tables, the pg_trgm index), not in models.py."""
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:  # noqa: ARG001
+    """Alembic autogenerate filter: leave the search index objects alone."""
+    return not (name or "").startswith(SEARCH_INDEX_NAMES)
+
+
 def alembic_config(url: str | None = None) -> Config:
     from alembic.config import Config
 
@@ -65,6 +74,8 @@ def upgrade(store: Store, revision: str = "head") -> str | None:
             hint="upgrade callsense (pip install -U callsense) or point CALLSENSE_DATABASE_URL elsewhere",
         )
     cfg = alembic_config(store.url)
+    if not log.isEnabledFor(logging.DEBUG):  # alembic logs every step at INFO; one line of ours is enough
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     with store.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE serialises concurrent upgrades
         if store.dialect == "postgresql":
             from sqlalchemy import text

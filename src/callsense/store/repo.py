@@ -107,11 +107,12 @@ def save_result(
                 {"call_id": result.call_id, "type": ev.type, "start_ms": ev.start_ms, "end_ms": ev.end_ms,
                  "channel": ev.channel, "role": ev.role, "segment_id": ev.segment_id} for ev in result.events
             ])
-        if result.metrics is not None and result.metrics.values:
+        metric_items = _metric_items(result.metrics)
+        if metric_items:
             s.execute(insert(MetricRow), [
-                {"call_id": result.call_id, "name": str(k)[:128], "value": _number(v),
+                {"call_id": result.call_id, "name": k[:128], "value": _number(v),
                  "value_json": json.dumps(_jsonable(v), ensure_ascii=False)}
-                for k, v in result.metrics.values.items()
+                for k, v in metric_items
             ])
         if result.rule_hits:
             s.execute(insert(RuleHitRow), [
@@ -305,6 +306,34 @@ def _embedding_rows(result: CallAnalysis, embeddings: np.ndarray | None) -> list
         rows.append({"kind": kind, "segment_id": None, "role": role, "model": model,
                      "dim": int(v.shape[0]), "vector": v.tobytes()})
     return rows
+
+
+_SKIPPED_METRICS = frozenset({"segments"})  # per-segment metrics stay in result_json
+
+
+def _metric_items(metrics: Any) -> list[tuple[str, Any]]:
+    """Call metrics as (name, value) rows: top-level fields, ``<role>.<field>`` for per-role ones, and
+    lists (dead-air instances, overlaps...) as JSON under their own name."""
+    import dataclasses
+
+    if metrics is None:
+        return []
+    items: list[tuple[str, Any]] = []
+    values = getattr(metrics, "values", None)
+    if isinstance(values, dict):  # a plain name -> value mapping
+        return [(str(k), v) for k, v in values.items()]
+    for f in dataclasses.fields(metrics):
+        if f.name in _SKIPPED_METRICS:
+            continue
+        v = getattr(metrics, f.name)
+        if f.name == "roles":
+            for role in v:
+                for rf in dataclasses.fields(role):
+                    if rf.name != "role":
+                        items.append((f"{role.role}.{rf.name}", getattr(role, rf.name)))
+        else:
+            items.append((f.name, v))
+    return items
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
                      if not (block[i].call_id == call_id and block[i].segment_id == segment_id)]
             best = sorted(best, key=lambda t: -t[0])[:k]
         names = dict(s.execute(select(Call.call_id, Call.source_name)
-                                .where(Call.call_id.in_({b[1] for b in best}))).tuples().all())
+                                .where(Call.call_id.in_({b[1] for b in best}))).all())
         texts: dict[tuple[str, str], str] = {}
         if segment_id and best:
             rows = s.execute(select(SegmentRow.call_id, SegmentRow.segment_id, SegmentRow.text)

@@ -151,7 +151,7 @@ def record_failure(store: Store, *, source_key: str, error: BaseException, stage
     from sqlalchemy.exc import IntegrityError
 
     code = error.code if isinstance(error, CallsenseError) else "internal"
-    message = str(error) if isinstance(error, CallsenseError) else f"{type(error).__name__}: {error}"
+    message = error_reason(error)
     values = {"source_path": source_path, "content_sha256": content_sha256, "manifest": manifest, "row": row,
               "metadata_json": _plain(metadata or {}), "stage": stage, "error_code": code[:64],
               "message": message[:4000], "fingerprint": fingerprint, "run_id": run_id, "failed_at": _now()}
@@ -167,6 +167,13 @@ def record_failure(store: Store, *, source_key: str, error: BaseException, stage
             return
         except IntegrityError:  # recorded concurrently by another process: update it instead
             continue
+
+
+def error_reason(error: BaseException) -> str:
+    """The reason of a failure without the file name (the failure record names the file)."""
+    if isinstance(error, CallsenseError):
+        return error.message + (f" ({error.hint})" if error.hint else "")
+    return f"{type(error).__name__}: {error}"
 
 
 def _plain(meta: dict[str, Any]) -> dict[str, Any]:

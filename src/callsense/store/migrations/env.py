@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from callsense.store.migrate import include_name
 from callsense.store.models import Base
 
 config = context.config
@@ -14,6 +15,7 @@ def _run(connection) -> None:  # noqa: ANN001
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTER TABLE needs batch mode
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
