@@ -154,3 +154,24 @@ def test_forge_onnx_via_export_is_steerable(tmp_path):
     d = forge_onnx(tmp_path / "onnx", "tiny", via="export", label="happy")
     out = Emotion2vecOnnx(d).score(segments()[:1], EmotionOptions())[0]
     assert EMOTION_NAMES[int(np.argmax(out.scores))] == "happy"
+
+
+def test_checkpoint_with_prefix_and_leftovers_loads(checkpoint, tmp_path):
+    """Hub checkpoints may wrap weights ("model"), prefix them ("module.") and carry pre-training leftovers."""
+    import shutil
+
+    import torch
+
+    from callsense.engines.emotion2vec.export import load_checkpoint
+    from callsense.errors import ModelFormatError
+
+    d = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, d)
+    state = torch.load(d / "model.pt")
+    wrapped = {"model": {f"module.{k}": v for k, v in state.items()} | {"_ema.extra": torch.zeros(1)}}
+    torch.save(wrapped, d / "model.pt")
+    model, conf, labels = load_checkpoint(d)
+    assert labels == EMOTION_NAMES and model.proj.weight.shape[0] == 9
+    torch.save({k: v for k, v in state.items() if not k.startswith("blocks.")}, d / "model.pt")
+    with pytest.raises(ModelFormatError, match="lacks"):
+        load_checkpoint(d)

@@ -82,10 +82,12 @@ def load_checkpoint(funasr_dir: Path) -> tuple[Any, dict[str, Any], tuple[str, .
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
-    # Official checkpoints carry pre-training leftovers (EMA, decoder); only the backbone and head matter.
+    # Official checkpoints may carry pre-training leftovers (EMA, decoder) or a DDP "module." prefix; only
+    # the backbone and the head matter for inference.
     own = model.state_dict()
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if k in own}
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and ".decoder." not in k]
     if missing:
         raise ModelFormatError(f"model.pt lacks {len(missing)} weights, e.g. {missing[:3]}",
                                source=funasr_dir / "model.pt", hint="config.yaml and model.pt do not match")
