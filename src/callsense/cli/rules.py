@@ -153,23 +153,21 @@ def _print_result(out, result, path: Path) -> None:
 def list_rules(
     rules: str = typer.Argument("default", help="A rule file; the shipped default pack when omitted."),
 ) -> None:
-    """List the rules of a rule set: id, version, severity, category, name, conditions."""
-    from rich.table import Table
+    """List the rules of a rule set: id, version, severity, category, name, conditions, expression."""
+    from rich.markup import escape
 
     from callsense.rules.loader import pack_path
 
     rs = _ruleset(rules)
     out = _console()
     where = pack_path() if rules == "default" else rules
-    out.print(f"[bold]{rs.id}[/] v{rs.version}  {len(rs.rules)} rules  [dim]{where}[/]")
-    table = Table(pad_edge=False)
-    for col in ("id", "ver", "severity", "category", "name", "conditions", "expression"):
-        table.add_column(col, overflow="fold")
+    out.print(f"[bold]{escape(rs.id)}[/] v{escape(rs.version)}  {len(rs.rules)} rules  [dim]{escape(where)}[/]")
     for r in rs.rules:
+        colour = {"critical": "red", "warning": "yellow"}.get(r.consequence.severity, "blue")
         conds = ", ".join(f"{n}:{c.type}" for n, c in sorted(r.conditions.items()))
-        table.add_row(r.id, r.version, r.consequence.severity + (" +alert" if r.consequence.alert else ""),
-                      r.category, r.name, conds, r.expression or "all")
-    out.print(table)
+        flags = (" +alert" if r.consequence.alert else "") + ("" if r.enabled else " (disabled)")
+        out.print(f"  {escape(r.id)} v{escape(r.version)}  [{colour}]{r.consequence.severity}[/]{flags}  "
+                  f"{escape(r.category)}  {escape(r.name)}  [dim]\\[{escape(conds)}] {escape(r.expression or 'all')}[/]")
 
 
 def _clock(ms: int) -> str:

@@ -338,14 +338,14 @@ def similarity(ctx: Context, sc: Scoped, c: m.Similarity, n: int) -> Outcome:
 
 
 def repetition(ctx: Context, sc: Scoped, c: m.Repetition, n: int) -> Outcome:
-    seen: dict[str, list[Segment]] = {}
+    seen: dict[str, list[Segment]] = {}  # sentence -> the segment of each time it was said
     for s in sc.segments:
-        for sentence in {_norm(p) for p in _SENTENCE.split(s.text)}:
+        for sentence in (_norm(p) for p in _SENTENCE.split(s.text)):
             if len(sentence) >= c.min_length:
                 seen.setdefault(sentence, []).append(s)
     repeated = {k: v for k, v in seen.items() if len(v) >= c.min_repeats}
     ev = _cap(_seg_ev(ctx, s, n, text=s.text, note=f"said {len(v)} times: {k!r}") for k, v in repeated.items()
-              for s in v)
+              for s in dict.fromkeys(v))
     return Outcome(bool(repeated), ev, scope=sc)
 
 

@@ -462,7 +462,8 @@ class _Loader:
                 self.problem(path + ("around",), "a condition's window cannot be around itself")
 
     def _check_cycles(self, conds: dict[int, Any], rid: Any, path: tuple) -> None:
-        deps = {n: c.window.around for n, c in conds.items() if c.window and c.window.around}
+        deps = {n: c.window.around for n, c in conds.items() if c.window and c.window.around
+                and c.window.around != n}  # self-reference has its own message
         for start in deps:
             seen, cur = {start}, deps[start]
             while cur in deps:
