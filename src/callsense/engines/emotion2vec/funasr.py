@@ -7,8 +7,9 @@ typed output. FunASR's own utterance ``scores`` equal ``head(mean of frames)``; 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,8 @@ class Emotion2vecFunasr:
         if num_threads:
             kwargs["ncpu"] = int(num_threads)
         try:
-            self.auto = AutoModel(**kwargs)
+            with quiet_root_logger():
+                self.auto = AutoModel(**kwargs)
         except Exception as e:  # FunASR raises assorted errors for a bad directory
             raise ModelFormatError(f"FunASR cannot load the emotion2vec checkpoint: {e}", source=self.model_dir,
                                    hint="pull it again: callsense models pull NAME --runtime funasr") from e
@@ -63,8 +65,9 @@ class Emotion2vecFunasr:
     def generate(self, samples: np.ndarray) -> dict[str, Any]:
         """FunASR's raw result for one segment: ``feats`` [T, D], ``scores``, ``labels`` (one forward pass)."""
         self.forward_calls += 1
-        res = self.auto.generate(input=np.asarray(samples, np.float32), granularity="frame",
-                                 extract_embedding=True, disable_pbar=True)
+        with quiet_root_logger():
+            res = self.auto.generate(input=np.asarray(samples, np.float32), granularity="frame",
+                                     extract_embedding=True, disable_pbar=True)
         return res[0]
 
     def features(self, samples: np.ndarray) -> np.ndarray:
@@ -82,3 +85,15 @@ class Emotion2vecFunasr:
             else:
                 out.append(build_output(self.features(samples), self.head, seg, options, flags))
         return out
+
+
+@contextlib.contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    """FunASR logs through the root logger at INFO (model paths, key maps); keep callsense's console readable."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
