@@ -53,12 +53,13 @@ class RequestMiddleware:
             rid = uuid.uuid4().hex[:16]
         token = _request_id.set(rid)
         started = time.perf_counter()
-        status_holder = {"status": 500}
+        status_holder: dict[str, Any] = {"status": 500}
         path = scope.get("path", "")
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
             await send(message)
@@ -75,7 +76,18 @@ class RequestMiddleware:
                                         hint="send a shorter recording or raise --max-upload-mb")
                 await resp(scope, receive, send_with_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception:
+                # A bug, not bad input: answer a problem (with this request id) unless a response started.
+                log.exception("unexpected error")
+                if status_holder.get("started"):
+                    raise
+                from callsense.api.problems import problem_response
+
+                resp = problem_response(500, "internal", "internal error; the server log has the details",
+                                        request_id=rid)
+                await resp(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope, path)

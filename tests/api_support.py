@@ -1,0 +1,126 @@
+"""Helpers for the service tests: an in-process client and a real ``callsense serve`` subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+CALL = EXAMPLES / "call_stereo.wav"
+CLIP = EXAMPLES / "clip_angry_zh.wav"
+
+# A rule that always fires on a call where the customer speaks: makes "a rule hit" deterministic on
+# random-weight models (whose words and emotions mean nothing).
+TEST_RULES = """\
+ruleset:
+  id: test-pack
+  version: "7"
+  name: test pack
+rules:
+  - id: test.customer_spoke
+    version: "1"
+    name: 客户发言 Customer spoke
+    category: test
+    scope: {role: customer}
+    conditions:
+      1: {type: segment_count, above: 0}
+    consequence: {severity: warning}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(get, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("service did not become ready")
+
+
+def assert_problem(resp: httpx.Response, status: int, code: str | None = None) -> dict:
+    """The response is a problem-details error with this status (and code)."""
+    assert resp.status_code == status, (resp.status_code, resp.text[:500])
+    assert resp.headers["content-type"].startswith("application/problem+json"), resp.headers["content-type"]
+    body = resp.json()
+    assert body["status"] == status and body["detail"] and body["request_id"] == resp.headers["x-request-id"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+class Server:
+    """``python -m callsense serve`` in a subprocess, on a free port, with its own data folder."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], *args: str):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args
+        self.env = {**os.environ, **env, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        self.proc: subprocess.Popen | None = None
+        self.log = data_dir / f"serve-{self.port}.log"
+
+    def start(self, timeout: float = 90.0) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "callsense", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--data-dir", str(self.data_dir), *self.args]
+        self._logf = open(self.log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=5) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if c.get("/readyz").status_code == 200:
+                        return self
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def client(self, key: str | None = None, timeout: float = 120.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-work, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._logf.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return
+        self._logf.close()
+
+    def peak_rss_mb(self) -> float:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
