@@ -9,7 +9,7 @@ import typer
 keys_app = typer.Typer(help="API keys of the service (stored hashed; each key has a role).", no_args_is_help=True)
 
 
-def _settings(**kw):  # noqa: ANN003, ANN202
+def _settings(**kw):
     from callsense.service import ServiceSettings
 
     return ServiceSettings(**{k: v for k, v in kw.items() if v is not None})
