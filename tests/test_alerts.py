@@ -29,7 +29,7 @@ class Hook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hook.requests.append((self.path, json.loads(data)))
                 if delay_s:
@@ -78,7 +78,7 @@ def test_each_format_is_received(result, fmt):
     assert len(records) == 1 and records[0].delivered and records[0].attempts == 1 and records[0].status == 200
     assert records[0].rule_ids == ("risk.complaint",)
     assert "SECRET" not in records[0].target  # webhook keys are not stored in results
-    (path, body), = hook.requests
+    (_, body), = hook.requests
     if fmt == "generic":
         assert body["event"] == "callsense.alert" and body["call_id"] == "call-7"
         assert body["hits"][0]["rule_id"] == "risk.complaint"

@@ -7,8 +7,15 @@ import textwrap
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from callsense.rules import CallSummary, EmotionShare, apply_qa, default_ruleset, load_ruleset_text, load_scorecard_text
-from callsense.rules import expr
+from callsense.rules import (
+    CallSummary,
+    EmotionShare,
+    apply_qa,
+    default_ruleset,
+    expr,
+    load_ruleset_text,
+    load_scorecard_text,
+)
 from callsense.rules.evaluate import evaluate, evaluate_outcomes
 from callsense.rules.scorecard import score_call
 from callsense.testing.results import event, hypothesis_results, make_result, seg

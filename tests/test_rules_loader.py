@@ -124,7 +124,7 @@ def test_cli_check_reports_file_line_column_and_exits_2(tmp_path, capsys):
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n  - id: a\n    name: A\n    conditions:\n      1: {type: keyword, words: [x]}\n",
                     encoding="utf-8")
-    code, out, err = run_cli(["rules", "check", str(path)], capsys)
+    code, _, err = run_cli(["rules", "check", str(path)], capsys)
     assert code == 2
     assert f"{path}:5:17: unknown condition type 'keyword'" in err
     assert "did you mean 'keywords'?" in err

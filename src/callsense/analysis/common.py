@@ -6,7 +6,13 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, NEGATIVE_EMOTIONS, POSITIVE_EMOTIONS, SENSEVOICE_EMOTION_TO_LABEL
+from callsense.labels import (
+    EMOTION_BY_NAME,
+    EMOTION_NAMES,
+    NEGATIVE_EMOTIONS,
+    POSITIVE_EMOTIONS,
+    SENSEVOICE_EMOTION_TO_LABEL,
+)
 from callsense.result.model import AudioEvent, CallAnalysis, Segment
 
 CJK_LANGUAGES = frozenset({"zh", "yue", "ja", "ko"})

@@ -9,6 +9,7 @@ emotion data) is ``None``, never an invented zero.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -117,7 +118,7 @@ def compute_metrics(result: CallAnalysis, *, options: MetricsOptions = DEFAULT_O
 # ------------------------------------------------------------------------------------------ parts
 def _dead_air(segs: Sequence[Segment], spans: dict[str, tuple[int, int]], speech: list[tuple[int, int]],
               hold: list[tuple[int, int]], options: MetricsOptions) -> tuple[Interval, ...]:
-    gaps = [(a[1], b[0]) for a, b in zip(speech, speech[1:])]
+    gaps = [(a[1], b[0]) for a, b in itertools.pairwise(speech)]
     out = []
     for s, e in subtract(gaps, hold):
         if e - s < options.dead_air_min_ms:

@@ -15,6 +15,9 @@ import dataclasses
 from collections.abc import Sequence
 
 from callsense.result.model import CallAnalysis
+
+# imported eagerly so that ``callsense.rules.evaluate`` is the function, not the submodule of the same name
+from callsense.rules.evaluate import evaluate, evaluate_outcomes
 from callsense.rules.loader import (
     Problem,
     RuleFileError,
@@ -39,6 +42,7 @@ __all__ = [
     "default_ruleset",
     "default_scorecard",
     "evaluate",
+    "evaluate_outcomes",
     "load_ruleset",
     "load_ruleset_text",
     "load_scorecard",
@@ -55,7 +59,6 @@ def apply_qa(result: CallAnalysis, *, ruleset: Ruleset | None = None, scorecard:
     holds summaries of earlier calls (see :func:`summarize`) for cross-call conditions.
     """
     from callsense.analysis.metrics import compute_metrics
-    from callsense.rules.evaluate import evaluate_outcomes
     from callsense.rules.scorecard import score_call
 
     ruleset = ruleset if ruleset is not None else default_ruleset()
@@ -64,14 +67,6 @@ def apply_qa(result: CallAnalysis, *, ruleset: Ruleset | None = None, scorecard:
     outcomes = evaluate_outcomes(with_metrics, ruleset, history=history)
     hits = tuple(o.hit for o in outcomes if o.hit is not None)
     return dataclasses.replace(with_metrics, rule_hits=hits, score=score_call(outcomes, scorecard, ruleset))
-
-
-def evaluate(result: CallAnalysis, ruleset: Ruleset | None = None, *,
-             history: Sequence[CallSummary] | None = None):
-    """The rule hits of ``ruleset`` (default pack when None) on ``result``."""
-    from callsense.rules.evaluate import evaluate as _evaluate
-
-    return _evaluate(result, ruleset if ruleset is not None else default_ruleset(), history=history)
 
 
 def summarize(result: CallAnalysis) -> CallSummary:

@@ -9,6 +9,7 @@ Nothing here raises on a valid result; missing pieces make a condition not appli
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -458,7 +459,7 @@ def silence(ctx: Context, sc: Scoped, c: m.Silence, n: int) -> Outcome:
         ok = gap[1] - gap[0] >= need and gap[1] > gap[0]
         return Outcome(ok, (_interval_ev(ctx, *gap, n, note=f"{(gap[1] - gap[0]) / 1000:.1f} s after the last "
                                          f"speech"),) if ok else (), scope=sc)
-    gaps = [(a[1], b[0]) for a, b in zip(speech, speech[1:])]
+    gaps = [(a[1], b[0]) for a, b in itertools.pairwise(speech)]
     if not c.hold_is_silence:
         gaps = subtract(gaps, [(h.start_ms, h.end_ms) for h in ctx.metrics.hold])
     found = [g for g in gaps if g[1] - g[0] >= need and g[1] - g[0] > 0 and overlaps_any(*g, sc.ranges)]

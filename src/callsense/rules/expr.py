@@ -117,7 +117,7 @@ def parse(text: str) -> Expr:
             return Ref(int(value), col)
         if value == "(":
             inner = expr()
-            kind2, value2, col2 = take()
+            _, value2, col2 = take()
             if value2 != ")":
                 raise ExprSyntaxError("missing ')'", col2)
             return inner

@@ -474,7 +474,7 @@ class _Loader:
                 seen.add(cur)
                 cur = deps[cur]
 
-    def _check_condition(self, c: Any, path: tuple) -> None:  # noqa: C901 - one branch per type
+    def _check_condition(self, c: Any, path: tuple) -> None:
         def need(ok: bool, key: str, message: str, hint: str | None = None) -> None:
             if not ok:
                 self.problem(path + (key,) if key else path, message, hint)
@@ -536,9 +536,7 @@ class _Loader:
                                  f"did you mean {close[0]!r}?" if close else None)
             if c.min_share is not None:
                 need(0 <= c.min_share <= 1, "min_share", "min_share must be in [0, 1]")
-        elif isinstance(c, m.Silence):
-            need(c.min_s >= 0, "min_s", "min_s must be >= 0")
-        elif isinstance(c, m.TalkOver):
+        elif isinstance(c, m.Silence) or isinstance(c, m.TalkOver):
             need(c.min_s >= 0, "min_s", "min_s must be >= 0")
         elif isinstance(c, m.Loudness):
             need(c.spike or c.above_dbfs is not None or c.below_dbfs is not None, "",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -234,8 +234,7 @@ class History(_Base):
 
 
 Condition = Annotated[
-    Union[Keywords, Regex, Similarity, Repetition, Emotion, EmotionChange, Event, Silence, TalkOver, SpeechRate,
-          Loudness, TalkRatio, Duration, TextLength, SegmentCount, Metadata, History],
+    Keywords | Regex | Similarity | Repetition | Emotion | EmotionChange | Event | Silence | TalkOver | SpeechRate | Loudness | TalkRatio | Duration | TextLength | SegmentCount | Metadata | History,
     Field(discriminator="type"),
 ]
 CONDITION_TYPES: dict[str, type] = {
