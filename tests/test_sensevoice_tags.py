@@ -101,8 +101,8 @@ def _random_raws(n: int, seed: int = 7) -> list[str]:
             if rng.random() < 0.2:
                 parts.append(rng.choice(events + emos))
         out.append("".join(parts))
-    out += ["<|nospeech|><|Event_UNK|>", "plain text", "<|en|><|HAPPY|><|Cough|><|withitn|>hi<|en|><|HAPPY|>"
-            "<|Cough|><|withitn|>there"]
+    out += ["<|nospeech|><|Event_UNK|>", "plain text", ("<|en|><|HAPPY|><|Cough|><|withitn|>hi<|en|><|HAPPY|>"
+            "<|Cough|><|withitn|>there")]
     return out
 
 

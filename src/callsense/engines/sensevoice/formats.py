@@ -63,8 +63,7 @@ def _fmt(v: float) -> str:
 
 def write_tokens(path: Path, pieces: Sequence[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        for i, piece in enumerate(pieces):
-            f.write(f"{piece} {i}\n")
+        f.writelines(f"{piece} {i}\n" for i, piece in enumerate(pieces))
 
 
 def read_tokens(path: Path) -> list[str]:

@@ -110,7 +110,7 @@ class SenseVoiceOnnx:
         for k, i in enumerate(live):
             r = main[k]
             raw = rebuild_raw(r.lang, r.emotion, r.event, options.use_itn, r.text)
-            starts = [int(round(t * 1000)) + segments[i].start_ms for t in r.timestamps]
+            starts = [round(t * 1000) + segments[i].start_ms for t in r.timestamps]
             words = merge_pieces(list(r.tokens), starts)
             no_itn = None
             if second is not None:

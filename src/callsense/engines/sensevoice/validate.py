@@ -31,7 +31,7 @@ _HINT_ONNX = ("re-download it with `callsense models pull sensevoice-small --run
 _HINT_FUNASR = "re-download it with `callsense models pull sensevoice-small --runtime funasr`"
 
 # ONNX TensorProto element types
-_FLOAT, _INT32, _INT64 = 1, 6, 7
+_FLOAT, _INT32 = 1, 6
 
 
 @dataclass(frozen=True)
