@@ -39,8 +39,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import common  # noqa: E402
-import gen_call  # noqa: E402
+import common
+import gen_call
 
 WORK = HERE / "work"
 RESULTS = HERE / "RESULTS.md"
@@ -212,9 +212,9 @@ def render_markdown(meta: dict, summaries: dict[str, dict], first: dict[str, dic
         "",
         f"Command: `{meta['command']}`  ",
         f"Machine: {common.machine_line(meta['machine'])}  ",
-        f"Date: {meta['date']}; {meta['runs']} runs per configuration (median, min–max), {meta['threads']} threads "
-        f"pinned; call: {meta['call']} ({meta['audio_s']:.0f} s stereo, {meta['speech_s']:.0f} s of VAD speech "
-        "over both channels).  ",
+        (f"Date: {meta['date']}; {meta['runs']} runs per configuration (median, min–max), {meta['threads']} threads "
+         f"pinned; call: {meta['call']} ({meta['audio_s']:.0f} s stereo, {meta['speech_s']:.0f} s of VAD speech "
+         "over both channels).  "),
         "Weights are random full-size models of the real architectures" if not meta["smoke"]
         else "SMOKE RUN: tiny models, figures mean nothing",
         "(forged by callsense.testing.forge): the figures are speed and memory only, never accuracy.",
@@ -252,8 +252,8 @@ def render_markdown(meta: dict, summaries: dict[str, dict], first: dict[str, dic
             [[k, t["config"], t["value"], t["limit"], "yes" if t["met"] else "**no**"] for k, t in v["targets"].items()]))
     rows = stage_floor_rows(summaries, floor)
     if rows:
-        lines += ["", "Model stages against the compute floor (bench/floor.py; floor = FLOPs of the audio the "
-                  "stage processed / this CPU's measured GEMM rate on the same threads):", ""]
+        lines += ["", ("Model stages against the compute floor (bench/floor.py; floor = FLOPs of the audio the "
+                       "stage processed / this CPU's measured GEMM rate on the same threads):"), ""]
         lines.append(common.markdown_table(
             ["configuration", "stage", "audio s", "measured s", "fp32 floor s", "× fp32 floor", "int8 floor s",
              "× int8 floor"], rows))

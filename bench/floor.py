@@ -180,7 +180,7 @@ def gemm_rates(threads: int, shape: tuple[int, int, int], min_time_s: float) -> 
     for label, int8 in (("ort_fp32", False), ("ort_int8", True)):
         sess = ort.InferenceSession(_matmul_model(m, k, n, int8), opts, providers=["CPUExecutionProvider"])
         a = rng.integers(0, 256, (m, k), dtype=np.uint8) if int8 else rng.standard_normal((m, k), dtype=np.float32)
-        best = _time_best(lambda: sess.run(None, {"A": a}), min_time_s)
+        best = _time_best(lambda sess=sess, a=a: sess.run(None, {"A": a}), min_time_s)
         out[f"{label}_gflops"] = flops / best / 1e9
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
@@ -211,11 +211,11 @@ def render_markdown(doc: dict, command: str) -> str:
         "## Compute floor (bench/floor.py)", "",
         f"Command: `{command}`  ",
         f"Machine: {machine_line(doc['machine'])}  ",
-        f"GEMM [{' x '.join(map(str, g['shape_mkn']))}] on {g['threads']} threads: onnxruntime MatMul fp32 "
-        f"{g['ort_fp32_gflops']:.0f} GFLOP/s, numpy fp32 {g['numpy_fp32_gflops']:.0f} GFLOP/s, onnxruntime "
-        f"MatMulInteger u8s8 {g['ort_int8_gflops']:.0f} GOP/s.  ",
-        f"FLOPs counted analytically from the real architectures, attention over {doc['segment_s']:.0f} s segments; "
-        "floor = FLOPs / GEMM rate (nothing but GEMMs, at peak).", "",
+        (f"GEMM [{' x '.join(map(str, g['shape_mkn']))}] on {g['threads']} threads: onnxruntime MatMul fp32 "
+         f"{g['ort_fp32_gflops']:.0f} GFLOP/s, numpy fp32 {g['numpy_fp32_gflops']:.0f} GFLOP/s, onnxruntime "
+         f"MatMulInteger u8s8 {g['ort_int8_gflops']:.0f} GOP/s.  "),
+        (f"FLOPs counted analytically from the real architectures, attention over {doc['segment_s']:.0f} s "
+         "segments; floor = FLOPs / GEMM rate (nothing but GEMMs, at peak)."), "",
     ]
     rows = [[r["name"], f"{r['params_m']:.0f} M ({r['published_params_m']} M)", f"{r['gflop_per_audio_s']:.1f}",
              f"{r.get('conv_gflop_per_audio_s', 0):.1f}" if "conv_gflop_per_audio_s" in r else "–",

@@ -161,7 +161,7 @@ def espeak_phrase(rng: np.random.Generator, voice: Voice, language: str, duratio
                   espeak: str) -> np.ndarray:
     """A phrase of random words rendered by espeak-ng, trimmed; roughly ``duration_s`` long."""
     words_per_s = 3.0 if language == "zh" else 2.5
-    count = max(1, int(round(duration_s * words_per_s)))
+    count = max(1, round(duration_s * words_per_s))
     text = ("" if language == "zh" else " ").join(rng.choice(ESPEAK_WORDS[language], count))
     name = ("cmn" if language == "zh" else "en-us") + voice.espeak
     pitch = 60 if voice.f0_hz > 160 else 35
@@ -195,7 +195,7 @@ class CallPlan:
 def plan_call(seed: int, duration_s: float) -> CallPlan:
     """Alternating turns with overlaps and long pauses; phrases within turns; all times in ms."""
     rng = np.random.default_rng([seed, 1])
-    total_ms = int(round(duration_s * 1000))
+    total_ms = round(duration_s * 1000)
     intervals: list[Interval] = []
     turns: list[dict] = []
     cursor = int(rng.uniform(300, 900))

@@ -39,8 +39,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import common  # noqa: E402
-import gen_call  # noqa: E402
+import common
+import gen_call
 
 WORK = HERE / "work"
 ENDPOINTS = ("/v1/analyze", "/v1/emotion")
@@ -62,7 +62,7 @@ def baseline(clip: Path, emotion_model: str, threads: int, runs: int) -> dict[st
 
     from callsense.audio.decode import load_audio
     from callsense.engines.base import EmotionOptions, SegmentAudio
-    from callsense.pipeline import Analyzer, AnalyzeOptions
+    from callsense.pipeline import AnalyzeOptions, Analyzer
 
     analyzer = Analyzer(AnalyzeOptions(emotion_model=emotion_model, num_threads=threads, allow_download=False)).load()
     engine = analyzer.emotion_engine()
@@ -108,7 +108,7 @@ class Server:
         cpus = common.cpu_set(threads)
         self.log = open(Path(self.tmp.name) / "server.log", "w")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(self.cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+                                     preexec_fn=lambda: os.sched_setaffinity(0, cpus))  # noqa: PLW1509 - one syscall
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout_s: float) -> float:
@@ -130,7 +130,7 @@ class Server:
         self.log.flush()
         return (Path(self.tmp.name) / "server.log").read_text(errors="replace")
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Server:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -226,9 +226,9 @@ def render_markdown(doc: dict, meta: dict) -> str:
                          f"{r['latency_overhead_p95']:+.1%}", f"{r['throughput_overhead']:+.1%}"])
     lines.append(common.markdown_table(["endpoint", "clients", "requests", "p50 s", "p95 s", "req/s",
                                         "p50 vs engines", "p95 vs engines", "throughput overhead"], rows))
-    lines += ["", "At 1 client the latency overhead is the API's own cost; at 4 and 16 clients requests queue "
-              "behind each other (1 worker), so the throughput overhead is the comparable figure "
-              f"(target <= {TARGET_OVERHEAD:.0%})."]
+    lines += ["", ("At 1 client the latency overhead is the API's own cost; at 4 and 16 clients requests queue "
+                   "behind each other (1 worker), so the throughput overhead is the comparable figure "
+                   f"(target <= {TARGET_OVERHEAD:.0%}).")]
     return "\n".join(lines) + "\n"
 
 

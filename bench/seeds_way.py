@@ -182,7 +182,7 @@ def run(audio_path: Path, models: Path, *, emotion_model: str = "emotion2vec-plu
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
-    from funasr import AutoModel  # noqa: PLC0415 - the import time is part of what is measured
+    from funasr import AutoModel
     timings["import"] = time.perf_counter() - t
     dirs = model_dirs(models, emotion_model)  # forges fsmn-vad on first use (e2e.py does it beforehand)
 

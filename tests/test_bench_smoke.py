@@ -7,6 +7,7 @@ The full benchmark (bench/README.md) takes about an hour; these tests exercise t
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_plan_has_turns_overlaps_pauses_and_about_half_speech():
     plan = gen_call.plan_call(seed=7, duration_s=600)
     doc = gen_call.truth_document(plan, 7, "synth")
     channels = [t["channel"] for t in doc["turns"]]
-    assert all(a != b for a, b in zip(channels, channels[1:])), "turns alternate"
+    assert all(a != b for a, b in itertools.pairwise(channels)), "turns alternate"
     assert {t["language"] for t in doc["turns"]} == {"zh", "en"}
     assert len(doc["overlaps"]) >= 10 and len(doc["long_pauses"]) >= 2
     for ch in doc["channels"]:
@@ -87,7 +88,7 @@ def test_e2e_smoke_runs_both_ways_and_emits_the_verdict(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(BENCH / "e2e.py"), "--smoke", "--json", "--configs", "seeds,callsense-onnx-large",
          "--results", str(results)],
-        capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
