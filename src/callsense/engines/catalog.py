@@ -76,7 +76,7 @@ CATALOG: dict[str, ModelSpec] = {
             name="sensevoice-small",
             task="asr",
             description="SenseVoice-Small: text, language, emotion and audio-event tags (234 M params)",
-            download_mb=230,
+            download_mb=240,  # model.int8.onnx 239 MB + tokens.txt (Hugging Face listing)
             aliases=("sensevoice", "SenseVoiceSmall", "sensevoice_small"),
             formats={
                 "onnx": RuntimeFormat(

@@ -17,9 +17,10 @@ the call's time line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from callsense.engines.base import AsrOptions, SegmentAudio, Transcription
 from callsense.engines.sensevoice.result import to_transcription, too_short
 from callsense.engines.sensevoice.tags import MIN_SAMPLES, validate_language
 from callsense.engines.sensevoice.validate import validate_funasr_dir
-from callsense.errors import DependencyError, UsageError
+from callsense.errors import DependencyError, ModelFormatError, UsageError
 from callsense.result.model import ModelInfo
 
 log = logging.getLogger("callsense")
@@ -71,9 +72,14 @@ class SenseVoiceFunasr:
             raise UsageError(f"device {self.device!r} requested but CUDA is not available",
                              hint="use --device cpu, or install a CUDA build of torch")
         log.info("sensevoice/funasr: loading %s on %s", self.model_dir, self.device)
-        model = AutoModel(model=str(self.model_dir), disable_update=True, device=self.device, ncpu=self.num_threads,
-                          batch_size=self.batch_size, log_level="ERROR", disable_pbar=True, disable_log=True,
-                          trust_remote_code=False)
+        try:
+            with _quiet_root_logger():
+                model = AutoModel(model=str(self.model_dir), disable_update=True, device=self.device,
+                                  ncpu=self.num_threads, batch_size=self.batch_size, log_level="ERROR",
+                                  disable_pbar=True, disable_log=True, trust_remote_code=False)
+        except Exception as e:  # FunASR raises assorted errors for a bad checkpoint
+            raise ModelFormatError(f"FunASR cannot load the SenseVoice checkpoint: {e}", source=self.model_dir,
+                                   hint="pull it again: callsense models pull sensevoice-small --runtime funasr") from e
         frontend = model.kwargs.get("frontend")
         if frontend is not None and hasattr(frontend, "dither"):
             frontend.dither = 0.0
@@ -82,8 +88,9 @@ class SenseVoiceFunasr:
 
     def _generate(self, arrays: list[np.ndarray], language: str, itn: bool, ban_emo_unk: bool) -> list[dict]:
         model = self._load()
-        res = model.generate(input=arrays, language=language, use_itn=itn, ban_emo_unk=ban_emo_unk,
-                             output_timestamp=True, batch_size=self.batch_size, disable_pbar=True)
+        with _quiet_root_logger():
+            res = model.generate(input=arrays, language=language, use_itn=itn, ban_emo_unk=ban_emo_unk,
+                                 output_timestamp=True, batch_size=self.batch_size, disable_pbar=True)
         if len(res) != len(arrays):  # FunASR keys results per input; a mismatch would misalign segments
             raise RuntimeError(f"FunASR returned {len(res)} results for {len(arrays)} segments")
         return res
@@ -108,3 +115,15 @@ class SenseVoiceFunasr:
             no_itn = second[k]["text"] if second is not None else (r["text"] if options.both_itn else None)
             out[i] = to_transcription(r["text"], words, options.use_itn, no_itn)
         return [t for t in out if t is not None]
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """FunASR logs through the root logger at INFO (paths, key maps); keep callsense's console readable."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
