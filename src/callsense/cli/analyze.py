@@ -88,6 +88,8 @@ def analyze(
     no_qa: bool = typer.Option(False, "--no-qa", help="Skip metrics and QA rules."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
     meta: list[str] = typer.Option([], "--meta", help="Call metadata KEY=VALUE for rules (repeatable)."),
+    webhook: list[str] = typer.Option([], "--webhook", help="Alert target [FORMAT:]URL, FORMAT one of generic, "
+                                                            "wecom, dingtalk, feishu, slack (repeatable)."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
     itn: bool = typer.Option(True, "--itn/--no-itn", help="Inverse text normalisation (numbers, punctuation)."),
     both_itn: bool = typer.Option(False, "--both-itn", help="Also store the text without ITN (second decode)."),
@@ -111,6 +113,11 @@ def analyze(
                             device=device, no_emotion=no_emotion, no_qa=no_qa, rules=rules, offline=offline,
                             itn=itn, both_itn=both_itn, granularity=granularity, mask=mask,
                             max_duration=max_duration, max_size=max_size)
+    if webhook:
+        from callsense.pipeline.analyzer import parse_webhooks
+
+        parse_webhooks(webhook)  # validate before any audio is touched
+        options = options.replace(webhooks=tuple(webhook))
     metadata = parse_metadata(meta)
     console = Console(stderr=as_json, highlight=False)
     err_console = Console(stderr=True, highlight=False)

@@ -83,6 +83,9 @@ def print_call(console: Console, result: CallAnalysis, folder: Path | None, *, f
         colour = {"critical": "red", "warning": "yellow"}.get(hit.severity, "blue")
         where = ", ".join(f"{e.segment_id or ''}@{fmt_time(e.start_ms)}" for e in hit.evidence[:3])
         console.print(f"[{colour}]{hit.severity.upper()}[/] {hit.rule_id} {hit.name}  {where}")
+    for rec in result.alerts:
+        state = "[green]delivered[/]" if rec.delivered else f"[red]not delivered[/] ({rec.error})"
+        console.print(f"alert → {rec.target} ({rec.format}): {state}", soft_wrap=True)
     if result.score is not None:
         console.print(f"QA score: {result.score.normalized:.0f}/100 ({'pass' if result.score.passed else 'fail'})")
     for sk in result.processing.skipped:

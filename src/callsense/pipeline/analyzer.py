@@ -245,7 +245,32 @@ class Analyzer:
 
         if self._ruleset is None:
             self._ruleset = rules.load_ruleset(self.options.rules) if self.options.rules else rules.default_ruleset()
-        return rules.apply_qa(result, ruleset=self._ruleset)
+        result = rules.apply_qa(result, ruleset=self._ruleset)
+        targets = (*getattr(self._ruleset, "alerts", ()), *parse_webhooks(self.options.webhooks))
+        if self.options.send_alerts and targets and result.rule_hits:
+            from callsense.rules.alerts import attach_alerts
+
+            result = attach_alerts(result, targets)  # never raises: a dead webhook is recorded, not fatal
+        return result
+
+
+ALERT_FORMATS = ("generic", "wecom", "dingtalk", "feishu", "slack")
+
+
+def parse_webhooks(specs: Sequence[str]) -> list[Any]:
+    """``"[FORMAT:]URL"`` strings -> alert targets (``wecom:https://...``; a bare URL is generic JSON)."""
+    from callsense.rules.model import AlertTarget
+
+    targets = []
+    for spec in specs:
+        fmt, sep, rest = spec.partition(":")
+        if sep and fmt in ALERT_FORMATS:
+            targets.append(AlertTarget(url=rest, format=fmt))  # type: ignore[arg-type]
+        elif spec.startswith(("http://", "https://")):
+            targets.append(AlertTarget(url=spec))
+        else:
+            raise UsageError(f"webhook {spec!r}: expected [FORMAT:]URL with FORMAT one of {', '.join(ALERT_FORMATS)}")
+    return targets
 
 
 def make_call_id(sha256: str, when: datetime) -> str:

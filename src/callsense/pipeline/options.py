@@ -28,6 +28,8 @@ class AnalyzeOptions:
     device: str = "cpu"  # "cuda" / "cuda:0" for the funasr runtime
     rules: Path | None = None  # YAML rule file; None: the default pack
     run_qa: bool = True  # metrics, rules and scorecard
+    webhooks: tuple[str, ...] = ()  # extra alert targets "[FORMAT:]URL" (formats: generic, wecom, dingtalk, feishu, slack)
+    send_alerts: bool = True  # deliver alerting hits to the rule file's and these webhooks
     allow_download: bool | None = None  # None: unless CALLSENSE_OFFLINE=1
 
     def to_log(self) -> dict[str, Any]:
