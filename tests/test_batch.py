@@ -254,7 +254,7 @@ def test_two_concurrent_batches_on_postgresql_never_process_a_file_twice(tmp_pat
 def test_unreachable_database_is_one_clear_message(tmp_path):
     folder = make_folder(tmp_path / "in", n=1, broken=0)
     p = cli("batch", str(folder), "--analyzer", FAKE, "--db", "postgresql://nobody@127.0.0.1:1/none")
-    out, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=60)
     assert p.returncode == 5
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the database"), err
@@ -286,7 +286,7 @@ def test_batch_real_pipeline_on_tiny_models(with_models, tmp_path, sqlite_url):
     import shutil
     from functools import partial
 
-    from callsense.pipeline import Analyzer, AnalyzeOptions
+    from callsense.pipeline import AnalyzeOptions, Analyzer
     from callsense.store import get_embeddings, get_result, list_calls, open_store
 
     examples = Path(__file__).resolve().parent.parent / "examples"

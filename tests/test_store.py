@@ -110,9 +110,9 @@ def test_default_url_is_a_sqlite_file_under_the_user_data_dir(monkeypatch):
 def test_save_and_get_round_trip_with_every_part(store):
     from sqlalchemy import func, select
 
+    from callsense.analysis.metrics import compute_metrics
     from callsense.store import get_embeddings, get_result, list_calls, save_result
     from callsense.store.models import EventRow, MetricRow, RuleHitRow, SegmentRow
-    from callsense.analysis.metrics import compute_metrics
 
     r = call("c1", "a" * 64, [seg("agent", 0, 2000, "您好，请问有什么可以帮您", emotion_="happy"),
                               seg("customer", 2500, 6000, "我要投诉", emotion_="angry", asr_events=("Cough",))],
@@ -160,8 +160,7 @@ def test_a_failing_save_leaves_nothing_behind(store, monkeypatch):
     """A result is written in one transaction: an error half-way leaves no call, no segments."""
     from sqlalchemy import func, select
 
-    from callsense.store import count_calls, save_result
-    from callsense.store import repo
+    from callsense.store import count_calls, repo, save_result
     from callsense.store.models import SegmentRow
 
     r = call("c1", "c" * 64, [seg("agent", 0, 1000, "hello", emotion_="neutral")], hits=[hit("x")])

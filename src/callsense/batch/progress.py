@@ -16,7 +16,14 @@ class BatchProgress:
     """Context manager; ``update(outcome)`` is the runner's ``on_outcome`` callback."""
 
     def __init__(self, console: Console, total: int, *, enabled: bool = True):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = console
         self.total = total

@@ -186,7 +186,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
             run = _analyzer().run(item.path, metadata=dict(item.metadata))
         except ModelError:
             raise  # a missing or broken model fails every file the same way: stop the batch (exit 4)
-        except Exception as e:  # noqa: BLE001 - a failed file is recorded, never stops the batch
+        except Exception as e:
             if is_disk_full(e):
                 raise DiskFullError(f"disk full while analysing {item.path}",
                                     hint="free some space and re-run the same command to resume") from e
@@ -215,8 +215,8 @@ def process_item(item: WorkItem) -> ItemOutcome:
     except BaseException:
         try:
             release(store, sha, owner)
-        except Exception:  # noqa: BLE001 - the store may be the problem; a stale claim is taken over later
-            pass
+        except Exception as e:  # noqa: BLE001 - the store may be the problem; a stale claim is taken over later
+            log.debug("could not release the claim on %s: %s", sha[:12], e)
         raise
     if options.delete_audio_after:
         try:

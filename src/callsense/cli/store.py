@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
 
 
-def _console(stderr: bool = False):  # noqa: ANN202
+def _console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
@@ -51,13 +51,13 @@ def _factory(spec: str) -> Any:
 
 
 def batch(
-    source: Optional[str] = typer.Argument(None, help="A folder (recursive), a glob, an audio file, or a CSV/JSONL "
+    source: str | None = typer.Argument(None, help="A folder (recursive), a glob, an audio file, or a CSV/JSONL "
                                                       "manifest with a path column and metadata columns."),
     workers: int = typer.Option(1, "--workers", "-w", help="Worker processes (each loads the models once)."),
     force: bool = typer.Option(False, "--force", help="Re-analyse recordings already stored with this pipeline."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="Re-attempt recordings that failed before (all recorded ones if no SOURCE)."),
-    copy_audio: Optional[Path] = typer.Option(None, "--copy-audio", help="Keep a copy of each recording here."),
+    copy_audio: Path | None = typer.Option(None, "--copy-audio", help="Keep a copy of each recording here."),
     delete_audio_after: bool = typer.Option(False, "--delete-audio-after",
                                             help="Delete each source file once its result is stored."),
     redact: bool = typer.Option(False, "--redact", help="Store transcripts with phone/ID/card/email redacted."),
@@ -65,21 +65,21 @@ def batch(
                                                               "webm", "mp4")),
                             "--ext", help="Extensions to pick up in folders and globs."),
     path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio path."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     language: str = typer.Option("auto", "--language", "-l", help="auto|zh|en|yue|ja|ko"),
-    channels: Optional[str] = typer.Option(None, "--channels", help="Stereo role map, e.g. customer,agent."),
+    channels: str | None = typer.Option(None, "--channels", help="Stereo role map, e.g. customer,agent."),
     asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx or funasr (torch)."),
-    emotion_model: Optional[str] = typer.Option(None, "--emotion-model", help="emotion2vec-plus-large (default)..."),
+    emotion_model: str | None = typer.Option(None, "--emotion-model", help="emotion2vec-plus-large (default)..."),
     emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", help="onnx or funasr (torch)."),
     threads: int = typer.Option(2, "--threads", help="Threads per model in each worker."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (funasr runtime)."),
     no_emotion: bool = typer.Option(False, "--no-emotion", help="Skip emotion2vec (SenseVoice tags only)."),
     no_qa: bool = typer.Option(False, "--no-qa", help="Skip metrics and QA rules."),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
+    rules: Path | None = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs and summary only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
-    analyzer: Optional[str] = typer.Option(None, "--analyzer", hidden=True,
+    analyzer: str | None = typer.Option(None, "--analyzer", hidden=True,
                                            help="module:callable building the analyzer (tests, plugins)."),
 ) -> None:
     """Analyse many recordings into the store: resumable, idempotent, failures recorded, N workers."""
@@ -126,7 +126,7 @@ def batch(
         raise typer.Exit(5)
 
 
-def _failed_items(db: Optional[str]) -> list[Any]:
+def _failed_items(db: str | None) -> list[Any]:
     from callsense.batch import WorkItem
     from callsense.store.db import open_store
     from callsense.store.work import list_failures
@@ -143,25 +143,25 @@ def _failed_items(db: Optional[str]) -> list[Any]:
 
 
 def search(
-    text: Optional[str] = typer.Argument(None, help="Words that must all occur in a segment (Chinese works "
+    text: str | None = typer.Argument(None, help="Words that must all occur in a segment (Chinese works "
                                                     "without spaces); \"quote\" phrases."),
-    role: Optional[str] = typer.Option(None, "--role", help="agent|customer|unknown"),
-    emotion: Optional[str] = typer.Option(None, "--emotion", help="Emotion label, e.g. angry."),
-    min_score: Optional[float] = typer.Option(None, "--min-score", help="With --emotion: that label's score ≥ this."),
-    asr_emotion: Optional[str] = typer.Option(None, "--asr-emotion", help="SenseVoice emotion tag, e.g. ANGRY."),
-    event: Optional[str] = typer.Option(None, "--event", help="SenseVoice event tag, e.g. Cough, BGM."),
-    rule: Optional[str] = typer.Option(None, "--rule", help="Calls with a hit of this rule id."),
-    severity: Optional[str] = typer.Option(None, "--severity", help="Calls with a hit of at least this severity."),
+    role: str | None = typer.Option(None, "--role", help="agent|customer|unknown"),
+    emotion: str | None = typer.Option(None, "--emotion", help="Emotion label, e.g. angry."),
+    min_score: float | None = typer.Option(None, "--min-score", help="With --emotion: that label's score ≥ this."),
+    asr_emotion: str | None = typer.Option(None, "--asr-emotion", help="SenseVoice emotion tag, e.g. ANGRY."),
+    event: str | None = typer.Option(None, "--event", help="SenseVoice event tag, e.g. Cough, BGM."),
+    rule: str | None = typer.Option(None, "--rule", help="Calls with a hit of this rule id."),
+    severity: str | None = typer.Option(None, "--severity", help="Calls with a hit of at least this severity."),
     meta: list[str] = typer.Option([], "--meta", help="Metadata KEY=VALUE (repeatable), e.g. queue=vip."),
-    agent: Optional[str] = typer.Option(None, "--agent", help="Agent id."),
-    since: Optional[str] = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
-    min_duration: Optional[float] = typer.Option(None, "--min-duration", help="Call duration ≥ seconds."),
-    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Call duration ≤ seconds."),
-    min_qa: Optional[float] = typer.Option(None, "--min-qa", help="Normalised QA score ≥ (0-1)."),
-    max_qa: Optional[float] = typer.Option(None, "--max-qa", help="Normalised QA score ≤ (0-1)."),
+    agent: str | None = typer.Option(None, "--agent", help="Agent id."),
+    since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
+    min_duration: float | None = typer.Option(None, "--min-duration", help="Call duration ≥ seconds."),
+    max_duration: float | None = typer.Option(None, "--max-duration", help="Call duration ≤ seconds."),
+    min_qa: float | None = typer.Option(None, "--min-qa", help="Normalised QA score ≥ (0-1)."),
+    max_qa: float | None = typer.Option(None, "--max-qa", help="Normalised QA score ≤ (0-1)."),
     limit: int = typer.Option(50, "--limit", "-n"),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
 ) -> None:
     """Search transcripts and filter calls: text, role, emotion, tags, rule hits, metadata, time, duration, score."""
@@ -219,9 +219,9 @@ def _mmss(ms: int | None) -> str:
 def similar(
     target: str = typer.Argument(..., help="CALL_ID (pooled call embedding) or CALL_ID:SEGMENT_ID."),
     k: int = typer.Option(10, "-k", help="How many."),
-    role: Optional[str] = typer.Option(None, "--role", help="Compare this role's pooled embedding (calls), or "
+    role: str | None = typer.Option(None, "--role", help="Compare this role's pooled embedding (calls), or "
                                                             "only segments of this role."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Calls or segments whose emotion embeddings are closest (cosine) to the given one."""
@@ -253,7 +253,7 @@ def similar(
 
 def failures(
     limit: int = typer.Option(100, "--limit", "-n"),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Recordings and manifest rows that could not be analysed, with the reason."""
@@ -291,16 +291,16 @@ def failures(
 
 
 def report(
-    call: Optional[str] = typer.Argument(None, help="One call (stored call id, or a result.json / call folder): "
+    call: str | None = typer.Argument(None, help="One call (stored call id, or a result.json / call folder): "
                                                     "write its HTML report. Without it: tables across calls."),
     html: bool = typer.Option(True, "--html/--no-html", help="With CALL: write the one-page HTML report."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="With CALL: file to write "
+    output: Path | None = typer.Option(None, "-o", "--output", help="With CALL: file to write "
                                                                        "(default: <call-id>.html)."),
-    since: Optional[str] = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
+    since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     by: str = typer.Option("category", "--by", help="Heatmap rows: category|queue|team|agent_id|direction."),
     role: str = typer.Option("customer", "--role", help="Whose emotion the heatmap shows."),
-    db: Optional[str] = typer.Option(None, "--db", "--database-url", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", "--database-url", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="The tables as JSON on stdout."),
 ) -> None:
     """Tables across calls (emotion heatmap, agent scorecards, rule hits, daily trends), or one call's HTML report."""
@@ -335,7 +335,7 @@ def report(
         console.print(t if tab.rows else f"{tab.title}: no data")
 
 
-def _call_html(call: str, output: Optional[Path], db: Optional[str], html: bool) -> None:
+def _call_html(call: str, output: Path | None, db: str | None, html: bool) -> None:
     """One call's HTML report, rendered by the service's ``callsense.report.render_html``."""
     if not html:
         raise UsageError("with a CALL, report writes its HTML report; drop --no-html (or the CALL for tables)")
@@ -369,10 +369,10 @@ def export(
     out: str = typer.Option("-", "--out", "-o", help="Output file (- for stdout; parquet needs a file)."),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv|jsonl|parquet"),
     what: str = typer.Option("calls", "--what", help="calls|segments|rule_hits"),
-    since: Optional[str] = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
-    until: Optional[str] = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
+    since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep phone/ID/card/email numbers in texts."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Export calls, segments or rule hits for BI tools (columns: docs/store.md)."""
     from callsense.store.db import open_store
@@ -391,7 +391,7 @@ def purge(
     older_than: str = typer.Option(..., "--older-than", help="Retention age, e.g. 90d, 12w, 36h."),
     what: str = typer.Option("all", "--what", help="records|audio|all"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go."),
-    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Delete records and/or kept audio copies of calls stored longer ago than --older-than."""
     from callsense.store.db import open_store
@@ -408,7 +408,7 @@ def purge(
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+def db_upgrade(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
     """Create or upgrade the store's schema (also done automatically on every start)."""
     from callsense.store.db import open_store, redact_url
     from callsense.store.migrate import current_revision, head_revision, upgrade

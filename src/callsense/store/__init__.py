@@ -32,7 +32,7 @@ _EXPORTS = {
     "list_failures": "work", "FailureRecord": "work",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - the lazy exports above
 
 
 def __getattr__(name: str) -> Any:

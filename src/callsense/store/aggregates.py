@@ -45,7 +45,7 @@ class Table:
         return [row[i] for row in self.rows]
 
 
-def _when():  # noqa: ANN202
+def _when():
     from sqlalchemy import func
 
     return func.coalesce(Call.started_at, Call.analyzed_at)

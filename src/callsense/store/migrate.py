@@ -27,7 +27,7 @@ SEARCH_INDEX_NAMES = ("segments_fts", "ix_segments_text_trgm")
 """Objects made by raw SQL in the migrations (FTS5 tables, the pg_trgm index), not in models.py."""
 
 
-def include_name(name: str | None, type_: str, parent_names: dict) -> bool:  # noqa: ARG001
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
     """Alembic autogenerate filter: leave the search index objects alone."""
     return not (name or "").startswith(SEARCH_INDEX_NAMES)
 

@@ -381,9 +381,9 @@ def history_rows(session: Session, *, agent_id: str | None = None, customer_id: 
 
 
 __all__ = [
+    "KNOWN_FIELDS",
     "CallNotFoundError",
     "CallRecord",
-    "KNOWN_FIELDS",
     "count_calls",
     "find_by_hash",
     "get_embeddings",

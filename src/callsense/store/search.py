@@ -135,8 +135,8 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     hits = []
     with store.session() as s:
         for row in s.execute(stmt):
-            base = dict(call_id=row.call_id, source_name=row.source_name, call_time=row.call_time,
-                        duration_ms=row.duration_ms, agent_id=row.agent_id, qa_score=row.score_normalized)
+            base = {"call_id": row.call_id, "source_name": row.source_name, "call_time": row.call_time,
+                    "duration_ms": row.duration_ms, "agent_id": row.agent_id, "qa_score": row.score_normalized}
             if not query.segment_level:
                 hits.append(SearchHit(**base))
                 continue
