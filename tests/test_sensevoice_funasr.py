@@ -169,3 +169,21 @@ def test_onnx_and_funasr_runtimes_agree(models, funasr_engine):
             assert [w.token for w in a.tokens] == [w.token for w in b.tokens]
             assert all(abs(x.start_ms - y.start_ms) <= 60 for x, y in zip(a.tokens, b.tokens))
             assert (c.raw_tags, c.language, c.emotion, c.events) == (a.raw_tags, a.language, a.emotion, a.events)
+
+
+def test_export_refuses_bad_checkpoints(models, tmp_path):
+    import yaml
+
+    from callsense.engines.sensevoice.export import export_onnx
+
+    d = shutil.copytree(models["funasr"], tmp_path / "nopt")
+    (d / "model.pt").unlink()
+    with pytest.raises(ModelFormatError, match="model.pt"):
+        export_onnx(d, tmp_path / "out1")
+    d = shutil.copytree(models["funasr"], tmp_path / "mismatch")
+    cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
+    cfg["encoder_conf"]["output_size"] = 32
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    with pytest.raises(ModelFormatError, match="does not match config.yaml"):
+        export_onnx(d, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()  # nothing half-written

@@ -114,3 +114,19 @@ def test_funasr_format_matches_funasr_postprocess():
     mismatches = [(r, funasr_format(r), rich_transcription_postprocess(r)) for r in raws
                   if funasr_format(r) != rich_transcription_postprocess(r)]
     assert not mismatches, mismatches[:3]
+
+
+def test_display_text_keeps_cough_and_sneeze_apart():
+    from callsense.engines.sensevoice.tags import display_text
+
+    assert display_text(parse_rich("<|en|><|ANGRY|><|Cough|><|withitn|>stop")) == "😷 stop 😡"
+    assert display_text(parse_rich("<|en|><|NEUTRAL|><|Sneeze|><|withitn|>ok")) == "🤧 ok"
+
+
+def test_rebuilt_raw_from_sherpa_fields():
+    from callsense.engines.sensevoice.tags import rebuild_raw
+
+    raw = rebuild_raw("<|zh|>", "<|SAD|>", "<|Cry|>", False, "不行")
+    assert parse_rich(raw) == parse_rich("<|zh|><|SAD|><|Cry|><|woitn|>不行")
+    # fewer than three decoded tokens: sherpa-onnx reports no tags, nothing is invented
+    assert rebuild_raw("", "", "", True, "x") == "x"

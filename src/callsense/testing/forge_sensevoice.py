@@ -236,7 +236,9 @@ def forge_onnx(out_dir: Path, size: str = "tiny", model: str = "sensevoice-small
     out_dir.mkdir(parents=True, exist_ok=True)
     pieces = vocabulary()
     if size == "tiny":
-        proto = build_tiny_onnx(pieces=pieces, **steer)
+        # forge() passes one set of steering keywords to every model's forger: keep ours only
+        known = ("lang", "emotion", "event", "text", "text_no_itn", "seed")
+        proto = build_tiny_onnx(pieces=pieces, **{k: v for k, v in steer.items() if k in known})
         # The tiny graph has no MatMul worth quantising: the int8 name is what sherpa-onnx looks for.
         onnx.save(proto, str(out_dir / "model.int8.onnx"))
         write_tokens(out_dir / "tokens.txt", pieces)
