@@ -138,8 +138,14 @@ def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             log.info("sensevoice export: quantising to int8")
-            quantize_dynamic(model_input=str(fp32), model_output=str(tmp / "model.int8.onnx"),
-                             op_types_to_quantize=["MatMul"], weight_type=QuantType.QUInt8)
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor through the root logger
+            try:
+                quantize_dynamic(model_input=str(fp32), model_output=str(tmp / "model.int8.onnx"),
+                                 op_types_to_quantize=["MatMul"], weight_type=QuantType.QUInt8)
+            finally:
+                root.setLevel(level)
         validate_onnx_dir(tmp, "fp32")
         if int8:
             validate_onnx_dir(tmp, "int8")
