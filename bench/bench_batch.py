@@ -1,0 +1,161 @@
+"""Batch throughput: ``callsense batch`` on a folder of 10-minute calls with 1 and 2 worker processes.
+
+    python bench/bench_batch.py                          # full-size forged models, 4 calls x 600 s, workers 1,2
+    python bench/bench_batch.py --size tiny --calls 2 --duration 60 --workers 1,2   # smoke: seconds
+
+Each configuration is one fresh ``callsense batch`` process (a new SQLite store, so nothing is skipped),
+pinned to ``workers x threads`` CPUs with every thread pool capped at ``--threads`` per worker. It
+measures wall time (process start to exit: start-up, model loading in each worker, analysis, storing),
+audio hours per wall hour (throughput), the real-time factor, and the peak resident memory of the
+batch process and of each worker process (sampled from /proc every 0.2 s, VmRSS).
+
+Writes the ``batch`` section of ``bench/RESULTS.md`` (full runs; ``--smoke`` runs only with ``--results``)
+and ``bench/work/batch.json``. Models are random-weight forgeries of the real architectures (speed and
+memory only, never accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import common
+import gen_call
+
+WORK = HERE / "work"
+RESULTS = HERE / "RESULTS.md"
+MODELS = ("sensevoice-small", "emotion2vec-plus-large")
+
+
+def ensure_models(models: Path, size: str, python: str) -> None:
+    need = [models / m / "onnx" for m in MODELS]
+    if all(d.is_dir() and any(d.iterdir()) for d in need):
+        return
+    print(f"forging {size} models into {models} ...", file=sys.stderr)
+    subprocess.run([python, "-m", "callsense.testing.forge", "--size", size, str(models), "--models",
+                    ",".join(MODELS), "--runtimes", "onnx"], check=True, stdout=subprocess.DEVNULL)
+
+
+def ensure_calls(folder: Path, n: int, duration_s: float) -> list[Path]:
+    """``n`` different calls (seeds 1..n): distinct content, so the batch analyses every one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(1, n + 1):
+        p = folder / f"call_{int(duration_s)}s_seed{seed}.wav"
+        if not p.is_file():
+            gen_call.generate(p, seed=seed, duration_s=duration_s, voice="synth")
+        paths.append(p)
+    return paths
+
+
+def run_batch(python: str, folder: Path, models: Path, workers: int, threads: int) -> dict:
+    """One measured ``callsense batch`` run: wall time, summary, peak RSS of the parent and each worker."""
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        env = common.pinned_env(threads)
+        env.update(CALLSENSE_MODEL_DIR=str(models), CALLSENSE_OFFLINE="1",
+                   CALLSENSE_DATABASE_URL=f"sqlite:///{Path(tmp) / 'store.db'}")
+        cmd = [python, "-m", "callsense", "batch", str(folder), "--workers", str(workers), "--threads", str(threads),
+               "--offline", "--json", "--no-progress", "--ext", "wav"]
+        cpus = common.cpu_set(workers * threads)
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: __import__("os").sched_setaffinity(0, cpus))  # noqa: PLW1509
+        peaks: dict[int, float] = {}
+        roles: dict[int, str] = {}
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                for pid in [proc.pid, *common._children(proc.pid)]:
+                    rss = common._rss_kb(pid) / 1024
+                    if rss:
+                        peaks[pid] = max(peaks.get(pid, 0.0), rss)
+                        if pid not in roles:
+                            roles[pid] = _role(pid, proc.pid)
+                done.wait(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        out, err = proc.communicate()
+        wall = time.perf_counter() - start
+        done.set()
+        sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"callsense batch failed (exit {proc.returncode}):\n{err[-3000:]}")
+    summary = json.loads(out)
+    worker_peaks = [peaks[p] for p, r in roles.items() if r == "worker"] or [peaks.get(proc.pid, 0.0)]
+    audio_h = summary["audio_hours"]
+    return {
+        "workers": workers, "threads": threads, "wall_s": wall, "done": summary["done"], "failed": summary["failed"],
+        "audio_hours": audio_h, "throughput": audio_h / (wall / 3600) if wall else None,
+        "rtf": wall / (audio_h * 3600) if audio_h else None, "batch_wall_s": summary["wall_s"],
+        "peak_rss_parent_mb": peaks.get(proc.pid, 0.0), "peak_rss_worker_mb": max(worker_peaks),
+        "peak_rss_total_mb": sum(peaks.values()),
+    }
+
+
+def _role(pid: int, parent: int) -> str:
+    if pid == parent:
+        return "parent"
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return "other"
+    return "worker" if b"spawn_main" in cmdline else "other"  # not the resource tracker
+
+
+def render(meta: dict, runs: list[dict]) -> str:
+    base = next((r for r in runs if r["workers"] == 1), None)
+    rows = []
+    for r in runs:
+        scale = f"{r['throughput'] / base['throughput']:.2f}×" if base and base["throughput"] else ""
+        rows.append([r["workers"], r["threads"], r["done"], f"{r['audio_hours']:.3f}", f"{r['wall_s']:.1f}",
+                     f"{r['throughput']:.1f}", scale, f"{r['rtf']:.3f}", f"{r['peak_rss_worker_mb']:.0f}",
+                     f"{r['peak_rss_parent_mb']:.0f}"])
+    table = common.markdown_table(["workers", "threads/worker", "calls", "audio h", "wall s", "audio h / wall h",
+                                   "vs 1 worker", "RTF", "peak RSS per worker MB", "peak RSS parent MB"], rows)
+    return (f"## Batch throughput (`bench/bench_batch.py`)\n\n{meta['calls']} calls × {meta['duration_s']:.0f} s, "
+            f"{meta['size']} forged models (SenseVoice-Small + emotion2vec+ large, onnx), QA on, SQLite store. "
+            f"Wall time includes start-up and model loading in every worker.\n"
+            f"Machine: {common.machine_line(meta['machine'])}\n\n{table}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", choices=("full", "tiny"), default="full")
+    p.add_argument("--calls", type=int, default=4)
+    p.add_argument("--duration", type=float, default=600.0, help="seconds per call")
+    p.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    p.add_argument("--threads", type=int, default=1, help="threads per model in each worker")
+    p.add_argument("--models", type=Path, default=None, help="forged models (default bench/work/models-<size>)")
+    p.add_argument("--results", action="store_true", help="write RESULTS.md even for a tiny run")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    python = sys.executable
+    models = args.models or WORK / f"models-{args.size}"
+    ensure_models(models, args.size, python)
+    folder = ensure_calls(WORK / f"batch-{int(args.duration)}s", args.calls, args.duration)[0].parent
+    runs = [run_batch(python, folder, models, int(w), args.threads) for w in args.workers.split(",")]
+    meta = {"size": args.size, "calls": args.calls, "duration_s": args.duration, "machine": common.machine_info()}
+    WORK.mkdir(exist_ok=True)
+    (WORK / "batch.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=2), encoding="utf-8")
+    if args.size == "full" or args.results:
+        common.replace_section(RESULTS, "batch", render(meta, runs))
+    if args.json:
+        print(json.dumps({"meta": meta, "runs": runs}, indent=2))
+    else:
+        print(render(meta, runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
