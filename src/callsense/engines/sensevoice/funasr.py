@@ -73,7 +73,7 @@ class SenseVoiceFunasr:
                              hint="use --device cpu, or install a CUDA build of torch")
         log.info("sensevoice/funasr: loading %s on %s", self.model_dir, self.device)
         try:
-            with _quiet_root_logger():
+            with _quiet_root_logger(logging.ERROR):  # also its "trust_remote_code: False" warning
                 model = AutoModel(model=str(self.model_dir), disable_update=True, device=self.device,
                                   ncpu=self.num_threads, batch_size=self.batch_size, log_level="ERROR",
                                   disable_pbar=True, disable_log=True, trust_remote_code=False)
@@ -118,11 +118,11 @@ class SenseVoiceFunasr:
 
 
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
+def _quiet_root_logger(threshold: int = logging.WARNING) -> Iterator[None]:
     """FunASR logs through the root logger at INFO (paths, key maps); keep callsense's console readable."""
     root = logging.getLogger()
     level = root.level
-    root.setLevel(max(level, logging.WARNING))
+    root.setLevel(max(level, threshold))
     try:
         yield
     finally:
