@@ -69,9 +69,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", choices=("tiny", "full"), default="tiny")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
     p.add_argument("--runtimes", default="onnx,funasr", help="comma-separated runtimes")
+    p.add_argument("--steer", action="append", default=[], metavar="KEY=VALUE",
+                   help="steer tiny models' outputs, e.g. lang=zh emotion=ANGRY event=Cough label=angry")
     args = p.parse_args(argv)
+    steer = {}
+    for item in args.steer:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--steer expects KEY=VALUE, got {item!r}")
+        steer[key] = value
     written = forge(args.outdir, size=args.size, models=tuple(args.models.split(",")),
-                    runtimes=tuple(args.runtimes.split(",")))
+                    runtimes=tuple(args.runtimes.split(",")), **steer)
     for d in written:
         print(d)
     return 0
