@@ -9,9 +9,9 @@ import wave
 
 import numpy as np
 import pytest
-from api_support import CALL, CLIP, TEST_RULES, assert_problem, wait_ready
 from fastapi.testclient import TestClient
 
+from api_support import CALL, CLIP, TEST_RULES, assert_problem, wait_ready
 from callsense.api import create_app
 from callsense.errors import UsageError
 from callsense.labels import EMOTION_NAMES, EMOTIONS
@@ -375,3 +375,22 @@ def test_public_address_needs_keys_unless_disabled(tmp_path):
 def test_cors_off_by_default(api):
     r = api.options("/v1/calls", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in r.headers
+
+
+def test_report_cli_from_store_and_folder(api, analysed, tmp_path):
+    from callsense.cli.app import main
+
+    svc = api.app.state.service
+    call_id = analysed["call_id"]
+    out = tmp_path / "r.html"
+    with pytest.raises(SystemExit) as e:
+        main(["report", call_id, "--html", "-o", str(out), "--database-url", svc.store.url])
+    assert e.value.code == 0
+    html = out.read_text(encoding="utf-8")
+    assert call_id in html and "<svg" in html and "my call.wav" in html
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(svc.calls.folder(call_id)), "-o", str(tmp_path / "f.html")])
+    assert e.value.code == 0 and (tmp_path / "f.html").read_text(encoding="utf-8").count("cs-bar-row") >= 9
+    with pytest.raises(SystemExit) as e:
+        main(["report", "no-such-call", "--database-url", svc.store.url])
+    assert e.value.code == 3

@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-from api_support import CALL, CLIP, Server
 
+from api_support import CALL, CLIP, Server
 from callsense.service.keys import KeyStore
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,7 @@ def test_serve_refuses_public_address_without_keys(tmp_path):
 
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "callsense", "serve", "--host", "0.0.0.0", "--port", "1",
-                        "--data-dir", str(tmp_path), "--no-ui"], capture_output=True, text=True, timeout=60)
+                        "--data-dir", str(tmp_path), "--no-ui"], capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 2 and "without API keys" in p.stderr and "callsense keys create" in p.stderr
     assert time.monotonic() - t0 < 60
 
@@ -149,7 +149,7 @@ def test_keys_cli(tmp_path):
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "callsense", *args, "--data-dir", str(tmp_path)],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
 
     made = cli("keys", "create", "--role", "viewer", "--name", "wallboard")
     assert made.returncode == 0 and made.stdout.startswith("cs_")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import CALL, REPO, TEST_RULES, Server
 
+from api_support import CALL, REPO, TEST_RULES, Server
 from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES
 from callsense.report import emotion_headline, main_emotion
 from callsense.result.model import CallAnalysis

@@ -281,7 +281,7 @@ def build_ui(service: Any) -> Any:
 
     emotion_models = [name for name, spec in CATALOG.items() if "emotion" in name] if isinstance(CATALOG, dict) else []
 
-    with gr.Blocks(title="callsense · 通话分析") as demo:
+    with gr.Blocks(title="callsense · 通话分析", analytics_enabled=False) as demo:
         gr.Markdown("## callsense · 客服通话分析 Call analysis\n"
                     "转写、语种、情绪与质检规则 · transcript, language, emotion and QA rules — all local.")
         with gr.Tabs():
@@ -385,6 +385,9 @@ def build_ui(service: Any) -> Any:
 
 def mount_ui(app: Any, service: Any) -> Any:
     """Mount the UI at ``/`` of ``app`` (API routes registered before keep precedence)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no phoning home
     import gradio as gr
 
     auth = None
@@ -397,5 +400,8 @@ def mount_ui(app: Any, service: Any) -> Any:
         app, build_ui(service), path="/", auth=auth,
         auth_message="用户名 = API key name, 密码 = API key · user name = key name, password = the key",
         allowed_paths=[str(service.settings.calls_dir)], css=CSS, head=HEAD, footer_links=["api"],
+        # system fonts: the default theme fetches Google Fonts, which an offline site cannot reach
+        theme=gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "sans-serif"],
+                                font_mono=["ui-monospace", "monospace"]),
         max_file_size=int(service.settings.max_upload_bytes), show_error=True,
     )
