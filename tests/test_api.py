@@ -24,7 +24,8 @@ def _app_client(tmp, models, **settings):
     mp = pytest.MonkeyPatch()
     mp.setenv("CALLSENSE_MODEL_DIR", str(models))
     mp.setenv("CALLSENSE_OFFLINE", "1")
-    s = ServiceSettings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'store.db'}", ui=False, **settings)
+    settings.setdefault("ui", False)
+    s = ServiceSettings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'store.db'}", **settings)
     client = TestClient(create_app(s), raise_server_exceptions=False)
     client.__enter__()
     wait_ready(client.get)
@@ -394,3 +395,19 @@ def test_report_cli_from_store_and_folder(api, analysed, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["report", "no-such-call", "--database-url", svc.store.url])
     assert e.value.code == 3
+
+
+def test_web_ui_login_with_a_key(tmp_path, tiny_models):
+    """With keys required the UI asks for a login (key name + key); its session is not an API key."""
+    _, token = KeyStore(tmp_path / "api-keys.json").create("admin", "boss")
+    client, mp = _app_client(tmp_path, tiny_models, auth="on", ui=True)
+    try:
+        assert client.get("/config").status_code == 401
+        assert client.post("/login", data={"username": "boss", "password": "cs_wrong"}).status_code == 400
+        assert client.post("/login", data={"username": "someone", "password": token}).status_code == 400
+        assert client.post("/login", data={"username": "boss", "password": token}).status_code == 200
+        assert client.get("/config").status_code == 200
+        assert_problem(client.get("/v1/calls"), 401)
+    finally:
+        client.__exit__(None, None, None)
+        mp.undo()
