@@ -129,6 +129,38 @@ def make_export_module(model: Any, model_conf: dict[str, Any]):
                   if isinstance(m, torch.nn.Sequential) and any(isinstance(c, torch.nn.Conv1d) for c in m.children())]
     pre_ln = bool(audio_cfg.get("conv_pos_pre_ln", False))
 
+    layer_norm_frontend = audio_cfg.get("extractor_mode") == "layer_norm" and all(
+        blk[0].bias is None for blk in enc.local_encoder.conv_layers)
+
+    def frontend_channels_last(samples):
+        """The convolutional front-end as strided slices + MatMul, channels last: [N, S] -> [N, T, C].
+
+        Same arithmetic as FunASR's Conv1d stack (conv -> LayerNorm over channels -> GELU), but as GEMMs:
+        onnxruntime runs them faster than its 1-D convolutions, no transposes are needed around the
+        per-frame LayerNorms, and dynamic int8 quantisation then covers the front-end too.
+        """
+        h = samples.unsqueeze(-1)  # [N, S, 1]
+        for blk in enc.local_encoder.conv_layers:
+            conv, ln, act = blk[0], blk[2][1], blk[3]
+            k, st = conv.kernel_size[0], conv.stride[0]
+            w = conv.weight  # [C_out, C_in, k]
+            c_in = w.shape[1]
+            t_out = torch.div(h.shape[1] - k, st, rounding_mode="floor") + 1
+            # Rows grouped in blocks of `st` (a free reshape): output t reads blocks t, t+1, ...; tap j of
+            # the kernel is row j % st of block t + j // st. One GEMM per block offset.
+            groups = (k - 1) // st + 1
+            n_rows = (t_out + groups - 1) * st
+            h = F.pad(h, (0, 0, 0, st))[:, :n_rows]  # the last block may reach past the input: unused taps
+            blocks = h.reshape(h.shape[0], -1, st * c_in)
+            y = None
+            for q in range(groups):
+                taps = range(q * st, min(k, (q + 1) * st))
+                wq = torch.cat([w[:, :, j].t() for j in taps], dim=0)  # [len(taps) * C_in, C_out]
+                part = blocks[:, q:][:, :t_out, : len(taps) * c_in] @ wq
+                y = part if y is None else y + part
+            h = act(F.layer_norm(y, ln.normalized_shape, ln.weight, ln.bias, ln.eps))
+        return h
+
     def block_forward(blk, x, bias):
         """AltBlock with an additive attention bias (ALiBi + key padding) instead of data-dependent masking."""
         attn = blk.attn
@@ -166,7 +198,10 @@ def make_export_module(model: Any, model_conf: dict[str, Any]):
                 samples = (samples - mean) / torch.sqrt(var + 1e-5)
             samples = samples * sample_valid
 
-            x = enc.project_features(enc.local_encoder(samples))  # [N, T, D]
+            if layer_norm_frontend:  # project_features = (TransposeLast, LayerNorm, Linear)
+                x = enc.project_features[2](enc.project_features[1](frontend_channels_last(samples)))
+            else:
+                x = enc.project_features(enc.local_encoder(samples))  # [N, T, D]
             t = x.shape[1]
             flen = lengths
             for k, st in conv_spec:
@@ -280,15 +315,31 @@ def export_onnx(funasr_dir: Path, out_dir: Path, *, int8: bool = False, fp32: bo
 
 
 def quantize_int8(src: Path, dst: Path) -> Path:
-    """Dynamic int8 quantisation of the MatMul weights (activations stay float; conv front-end stays fp32)."""
+    """Dynamic int8 quantisation of the MatMul weights (QUInt8; activations are quantised on the fly).
+
+    The front-end's first layer (a 10-sample window of raw audio, K <= 16) stays fp32: it costs little
+    and raw waveforms are where 8-bit resolution would hurt most.
+    """
+    import onnx
+    from onnx import numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(src), load_external_data=False)
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    consts = {n.output[0]: tuple(numpy_helper.to_array(a.t).shape) for n in model.graph.node if n.op_type == "Constant"
+              for a in n.attribute if a.name == "value"}
+    shapes.update(consts)
+    exclude = [n.name for n in model.graph.node if n.op_type == "MatMul" and len(n.input) > 1
+               and len(shapes.get(n.input[1], ())) == 2 and shapes[n.input[1]][0] <= 16]
+    del model
 
     # The quantizer logs every tensor at INFO on the root logger; keep the user's console readable.
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.WARNING))
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"],
+                         nodes_to_exclude=exclude)
     finally:
         root.setLevel(level)
     return dst
