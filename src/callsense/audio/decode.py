@@ -254,7 +254,10 @@ def _inspect_wav(fh: IO[bytes], size: int) -> tuple[bool, str | None]:
             return False, None
         cid, csize = hdr[:4], struct.unpack("<I", hdr[4:])[0]
         if cid == b"fmt " and csize >= 12:
-            byte_rate = struct.unpack("<I", fh.read(12)[8:12])[0]
+            fmt = fh.read(12)
+            if len(fmt) < 12:  # header cut inside the fmt chunk: leave the verdict to the decoder
+                return False, None
+            byte_rate = struct.unpack("<I", fmt[8:12])[0]
         if cid == b"data":
             start = pos + 8
             if csize in (0, 0xFFFFFFFF):  # "length unknown" placeholders of streaming writers: ffmpeg reads to EOF

@@ -106,6 +106,21 @@ class Analyzer:
             return ensure_onnx(self.manager, o.emotion_model)
         return self.manager.locate(o.emotion_model, o.emotion_runtime).path
 
+    def derive(self, options: AnalyzeOptions) -> Analyzer:
+        """An analyzer with other options that reuses this one's loaded engines where they still apply
+        (same model, runtime, threads and device): per-request options cost no model load."""
+        other = Analyzer(options, manager=self.manager)
+        o, n = self.options, options
+        same_host = (o.num_threads, o.device) == (n.num_threads, n.device)
+        if same_host and n.run_asr and (o.asr_model, o.asr_runtime) == (n.asr_model, n.asr_runtime):
+            other._asr = self.asr_engine()  # loaded here, once, and shared
+        if same_host and n.run_emotion and (o.emotion_model, o.emotion_runtime) == (n.emotion_model,
+                                                                                     n.emotion_runtime):
+            other._emotion, other._emotion_skip = self.emotion_engine(), self._emotion_skip
+        if o.rules == n.rules:
+            other._ruleset = self._ruleset
+        return other
+
     def load(self) -> Analyzer:
         """Load every engine now (the service warms up with this)."""
         if self.options.run_asr:

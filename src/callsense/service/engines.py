@@ -59,15 +59,5 @@ class EnginePool:
         """An analyzer with per-request options that shares the warm engines of its base."""
         base = self.base(changes.get("emotion_model"))
         options = base.options.replace(**changes)
-        derive = getattr(base, "derive", None)
-        if callable(derive):
-            return derive(options)
-        derived = Analyzer(options, manager=base.manager)
-        # Engines depend only on model, runtime, threads and device, which requests cannot change.
         with self._load_lock:  # two first requests must not load the same weights twice
-            if options.run_asr:
-                derived._asr = base.asr_engine()
-            if options.run_emotion:
-                derived._emotion = base.emotion_engine()
-                derived._emotion_skip = base._emotion_skip
-        return derived
+            return base.derive(options)
