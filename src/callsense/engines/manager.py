@@ -234,6 +234,8 @@ def detect_format(directory: Path) -> list[tuple[ModelSpec, str]]:
         for runtime, fmt in spec.formats.items():
             if missing_files(directory, fmt):
                 continue
+            if spec.task == "asr" and runtime == "onnx" and (directory / "head.npz").is_file():
+                continue  # a callsense emotion2vec export (model.onnx + tokens.txt + head.npz)
             if runtime == "funasr":
                 if spec.task == "asr" and "SenseVoice" not in config:
                     continue

@@ -383,7 +383,7 @@ def _call_emotion(segments: Sequence[Segment], timeline: Sequence[TimelinePoint]
     except ImportError:  # aggregates are optional: the timeline and per-segment scores stand alone
         roles: tuple = ()
     else:
-        roles = tuple(role_emotions(segments, duration_ms=duration_ms))
+        roles = tuple(role_emotions(segments, duration_ms=duration_ms, timeline=timeline))
     return CallEmotion(model=model, labels=EMOTION_NAMES, window_ms=o.emotion.window_ms, hop_ms=o.emotion.hop_ms,
                        timeline=tuple(timeline), roles=roles, masked=tuple(o.emotion.masked))
 

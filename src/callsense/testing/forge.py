@@ -28,6 +28,10 @@ FORGERS: dict[tuple[str, str], str] = {
     ("emotion2vec-plus-large", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
     ("emotion2vec-plus-base", "onnx"): "callsense.testing.forge_emotion2vec:forge_onnx",
     ("emotion2vec-plus-base", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
+    ("emotion2vec-plus-seed", "onnx"): "callsense.testing.forge_emotion2vec:forge_onnx",
+    ("emotion2vec-plus-seed", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
+    ("emotion2vec-base-finetuned", "onnx"): "callsense.testing.forge_emotion2vec:forge_onnx",
+    ("emotion2vec-base-finetuned", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
 }
 TORCH_RUNTIMES = {"funasr"}
 DEFAULT_MODELS = ("sensevoice-small", "emotion2vec-plus-large")
