@@ -37,7 +37,7 @@ class BatchProgress:
         )
         self.task = self.progress.add_task("batch", total=total, stats="")
 
-    def __enter__(self) -> BatchProgress:
+    def __enter__(self) -> BatchProgress:  # noqa: PYI034
         self.progress.__enter__()
         return self
 
