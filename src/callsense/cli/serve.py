@@ -99,31 +99,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="Key id or name."),
     typer.echo(f"revoked {key_id}", err=True)
 
 
-def report(
-    call: str = typer.Argument(..., help="A stored call id, or a result.json / call folder."),
-    html: bool = typer.Option(True, "--html/--no-html", help="Write the one-page HTML report."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="File to write (default: <call-id>.html)."),
-    database_url: str | None = typer.Option(None, help="Store URL (default: $CALLSENSE_DATABASE_URL or SQLite)."),
-) -> None:
-    """Write the self-contained HTML report of one call."""
-    from callsense.report import render_html
-
-    p = Path(call)
-    if p.exists():
-        from callsense.result.io import read_result
-
-        result = read_result(p)
-    else:
-        from callsense.store import get_result, open_store
-
-        result = get_result(open_store(database_url), call)
-    out = output or Path(f"{result.call_id}.html")
-    out.write_text(render_html(result), encoding="utf-8")
-    typer.echo(str(out))
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``serve``, ``keys`` and ``report`` to the main app."""
+    """Add ``serve`` and ``keys`` to the main app (``report`` lives in cli/store.py: tables or one call's HTML)."""
     app.command("serve")(serve)
     app.add_typer(keys_app, name="keys")
-    app.command("report")(report)
