@@ -42,8 +42,6 @@ ALL_CONFIGS = ("onnx-int8", "onnx-fp32", "funasr")
 TARGET_RTF = 0.05
 PEAK_MB = 600.0
 MIN_SPEEDUP = 2.0
-MERGE_GAP_MS = 300
-MAX_SEGMENT_MS = 30_000
 
 
 def ensure_models(models: Path, size: str, python: str) -> None:
@@ -56,39 +54,13 @@ def ensure_models(models: Path, size: str, python: str) -> None:
         print(f"  forged in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
 
-def segments_from_truth(truth: dict) -> list[tuple[int, int, int]]:
-    """(channel, start_ms, end_ms) speech segments: truth intervals merged over short gaps, cut at 30 s."""
-    out: list[tuple[int, int, int]] = []
-    by_channel = {c["channel"]: [(iv["start_ms"], iv["end_ms"]) for iv in c["intervals"]] for c in truth["channels"]}
-    for ch, ivs in sorted(by_channel.items()):
-        cur: list[int] | None = None
-        for s, e in sorted(ivs):
-            if cur and s - cur[1] < MERGE_GAP_MS and e - cur[0] <= MAX_SEGMENT_MS:
-                cur[1] = e
-            else:
-                if cur:
-                    out.append((ch, cur[0], cur[1]))
-                cur = [s, e]
-        if cur:
-            out.append((ch, cur[0], cur[1]))
-    return out
-
-
 # ---- child: one configuration in a fresh process ----------------------------------------------------------
 def child(args: argparse.Namespace) -> int:
-    import wave
-
-    import numpy as np
-
     from callsense.engines import registry
     from callsense.engines.base import AsrOptions, SegmentAudio
 
-    with wave.open(str(args.call), "rb") as f:
-        pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2").reshape(-1, f.getnchannels())
-    audio = pcm.astype(np.float32) / 32768.0
     truth = json.loads(gen_call.truth_path(args.call).read_text("utf-8"))
-    segs = [SegmentAudio(f"s{i}", np.ascontiguousarray(audio[s * 16: e * 16, ch]), s, ch)
-            for i, (ch, s, e) in enumerate(segments_from_truth(truth))]
+    segs = common.load_call_segments(args.call, truth)
     runtime = "funasr" if args.config == "funasr" else "onnx"
     opts: dict = {"num_threads": args.threads, "device": "cpu", "name": MODEL}
     if runtime == "onnx":

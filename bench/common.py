@@ -241,3 +241,41 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+# ---- the speech segments of a generated call (shared by the stage benchmarks) ---------------------------
+MERGE_GAP_MS = 300
+MAX_SEGMENT_MS = 30_000
+
+
+def segments_from_truth(truth: dict) -> list[tuple[int, int, int]]:
+    """(channel, start_ms, end_ms) speech segments: truth intervals merged over short gaps, cut at 30 s."""
+    out: list[tuple[int, int, int]] = []
+    by_channel = {c["channel"]: [(iv["start_ms"], iv["end_ms"]) for iv in c["intervals"]] for c in truth["channels"]}
+    for ch, ivs in sorted(by_channel.items()):
+        cur: list[int] | None = None
+        for s, e in sorted(ivs):
+            if cur and s - cur[1] < MERGE_GAP_MS and e - cur[0] <= MAX_SEGMENT_MS:
+                cur[1] = e
+            else:
+                if cur:
+                    out.append((ch, cur[0], cur[1]))
+                cur = [s, e]
+        if cur:
+            out.append((ch, cur[0], cur[1]))
+    return out
+
+
+def load_call_segments(call: Path, truth: dict) -> list:
+    """The call's truth segments as ``SegmentAudio`` (16 kHz PCM16 WAV in, one channel per track)."""
+    import wave
+
+    import numpy as np
+
+    from callsense.engines.base import SegmentAudio
+
+    with wave.open(str(call), "rb") as f:
+        pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2").reshape(-1, f.getnchannels())
+    audio = pcm.astype(np.float32) / 32768.0
+    return [SegmentAudio(f"s{i}", np.ascontiguousarray(audio[s * 16: e * 16, ch]), s, ch)
+            for i, (ch, s, e) in enumerate(segments_from_truth(truth))]
