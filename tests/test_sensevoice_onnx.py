@@ -97,6 +97,23 @@ def test_batch_decoding_equals_one_by_one(free):
     single = SenseVoiceOnnx(free, num_threads=1, batch_size=1).transcribe(segs, AsrOptions())
     assert batched == single
     assert len({t.text for t in batched}) > 5  # the texts really depend on the audio
+    budget = SenseVoiceOnnx(free, num_threads=1, batch_size=8, batch_seconds=3.0)
+    assert budget.transcribe(segs, AsrOptions()) == single
+
+
+def test_batches_respect_the_audio_budget(free):
+    """Memory grows with a batch's padded audio (CTC logits), so batches stop at the budget."""
+    engine = SenseVoiceOnnx(free, num_threads=1, batch_size=4, batch_seconds=2.0)
+    lengths = [16000, 4000, 40000, 2000, 23000, 16000, 9000, 31000, 1500, 12000]
+    batches = engine.plan_batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)  # shortest first: a batch pads little
+    for b in batches:
+        assert len(b) <= 4
+        assert len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 32000
+    assert [40000] in [[lengths[i] for i in b] for b in batches]  # over the budget alone: it runs by itself
+    assert len(SenseVoiceOnnx(free, num_threads=1, batch_size=4, batch_seconds=600).plan_batches(lengths)) == 3
 
 
 def test_too_short_segments_are_marked_not_decoded(free):
