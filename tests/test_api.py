@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -18,6 +19,7 @@ from callsense.labels import EMOTION_NAMES, EMOTIONS
 from callsense.result.model import CallAnalysis
 from callsense.service import ServiceSettings, is_loopback
 from callsense.service.keys import KeyStore
+from callsense.testing.store import fresh_postgres_database
 
 
 def _app_client(tmp, models, **settings):
@@ -25,7 +27,8 @@ def _app_client(tmp, models, **settings):
     mp.setenv("CALLSENSE_MODEL_DIR", str(models))
     mp.setenv("CALLSENSE_OFFLINE", "1")
     settings.setdefault("ui", False)
-    s = ServiceSettings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'store.db'}", **settings)
+    settings.setdefault("database_url", f"sqlite:///{tmp / 'store.db'}")
+    s = ServiceSettings(data_dir=tmp, **settings)
     client = TestClient(create_app(s), raise_server_exceptions=False)
     client.__enter__()
     wait_ready(client.get)
@@ -315,6 +318,55 @@ def test_rules_get_validate_put_versioned(api):
     assert [h["rule_id"] for h in hits] == ["test.customer_spoke"] and hits[0]["ruleset_version"] == "7"
     assert api.get("/v1/rules", params={"version": 0}).json()["source"] == "default"
     assert_problem(api.get("/v1/rules", params={"version": 9}), 404)
+
+
+# A cross-call rule on top of TEST_RULES: the agent's last 2 stored calls both had test.customer_spoke.
+HISTORY_RULES = TEST_RULES + """\
+  - id: test.spoke_streak
+    version: "1"
+    name: Streak
+    category: test
+    conditions:
+      1: {type: history, by: agent, flag: test.customer_spoke, last: 2}
+    consequence: {severity: critical}
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_cross_call_rules_see_the_agents_stored_calls(tmp_path, tiny_models, backend):
+    """History rules are applied before the service stores a call (as in ``callsense batch``), inline
+    and in jobs alike: the hit is in the answer, the call folder and the store."""
+    with contextlib.ExitStack() as stack:
+        db = {"database_url": stack.enter_context(fresh_postgres_database())} if backend == "postgresql" else {}
+        client, mp = _app_client(tmp_path, tiny_models, **db)
+        stack.callback(mp.undo)
+        stack.callback(client.__exit__, None, None, None)
+        assert client.put("/v1/rules", json={"yaml": HISTORY_RULES}).status_code == 200
+
+        def analyse(n: int, agent: str, mode: str = "sync") -> tuple[str, list[str]]:
+            meta = {"agent_id": agent, "started_at": f"2026-01-0{n}T10:00:00Z"}
+            r = client.post("/v1/analyze", files={"file": ("c.wav", variant(CALL, n))},
+                            data={"metadata": json.dumps(meta), "mode": mode})
+            assert r.status_code in (200, 202), r.text
+            if mode == "async":
+                job = client.get(f"/v1/jobs/{r.json()['job']['id']}", params={"wait": 60}).json()
+                assert job["status"] == "done", job
+                call_id = job["call_id"]
+            else:
+                call_id = r.json()["call_id"]
+            stored = client.get(f"/v1/calls/{call_id}").json()
+            return call_id, [h["rule_id"] for h in stored["rule_hits"]]
+
+        first, hits = analyse(1, "h1")
+        assert hits == ["test.customer_spoke"]  # no earlier calls: not applicable
+        second, hits = analyse(2, "h1")
+        assert hits == ["test.customer_spoke"]  # one earlier call of h1, two needed
+        _, hits = analyse(3, "h2")
+        assert hits == ["test.customer_spoke"]  # h1's calls are not h2's history
+        third, hits = analyse(4, "h1", mode="async")
+        assert hits == ["test.customer_spoke", "test.spoke_streak"]
+        note = client.get(f"/v1/calls/{third}").json()["rule_hits"][1]["evidence"][0]["note"]
+        assert f"{second}, {first}" in note
 
 
 # ---- security ------------------------------------------------------------------------------------------

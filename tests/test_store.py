@@ -82,6 +82,47 @@ def test_migrations_match_the_models_and_are_idempotent(store):
     assert upgrade(store) == head_revision()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    """The URL of an empty database (no schema yet): a SQLite file or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+def test_service_jobs_migration_keeps_a_table_the_service_made_itself(empty_url):
+    """Before revision 0002 the service created ``service_jobs`` with create_all on a 0001 database:
+    upgrading such a database keeps the table and its jobs, and ends with the schema of the models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import MetaData, func, select
+
+    from callsense.store import open_store
+    from callsense.store.migrate import current_revision, head_revision, include_name, upgrade
+    from callsense.store.models import Base, service_jobs
+
+    store = open_store(empty_url, migrate=False)
+    try:
+        upgrade(store, "0001")
+        old = service_jobs.to_metadata(MetaData())  # what the service's create_all made
+        old.create(store.engine)
+        with store.engine.begin() as conn:
+            conn.execute(old.insert().values(id="j1", status="queued", created_at="2026-01-01T00:00:00Z",
+                                             upload_path="/u/j1.upload", options_json="{}", metadata_json="{}",
+                                             attempts=0))
+        assert upgrade(store) == "0001"
+        assert current_revision(store) == head_revision() == "0002"
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(service_jobs)).scalar() == 1
+            diff = compare_metadata(MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": include_name}), Base.metadata)
+        assert diff == []
+    finally:
+        store.close()
+
+
 def test_unreachable_database_is_one_clear_store_error(tmp_path):
     from callsense.store import open_store
 

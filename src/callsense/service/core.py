@@ -267,8 +267,24 @@ class Service:
             raise
         self.metrics.analyses.labels(endpoint, "ok").inc()
         self.metrics.audio_seconds.labels(endpoint).inc(run.result.duration_ms / 1000)
+        run = self._with_history(analyzer, run, request)
         folder = self._persist(run)
         return run.result.call_id, folder, run.result
+
+    def _with_history(self, analyzer: Any, run: Any, request: AnalyzeRequest) -> Any:
+        """``run`` with its QA re-run against the agent's and customer's stored calls when the rule set
+        has cross-call (``history``) conditions, exactly as ``callsense batch`` does before storing: a
+        call gets the same rule hits whichever way it was analysed. Unchanged when QA did not run."""
+        # The rule set this analysis loaded for its QA (the active version), as the batch runner takes it.
+        ruleset = getattr(analyzer, "ruleset", None) or getattr(analyzer, "_ruleset", None)
+        if not request.run_qa or ruleset is None:
+            return run
+        import dataclasses
+
+        from callsense.store.history import apply_history_rules
+
+        result = apply_history_rules(self.store, run.result, ruleset)
+        return run if result is run.result else dataclasses.replace(run, result=result)
 
     def _changes(self, request: AnalyzeRequest) -> dict[str, Any]:
         import dataclasses

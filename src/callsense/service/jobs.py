@@ -3,6 +3,10 @@
 A job is a row of ``service_jobs``: queued → running → done | failed. Worker threads claim queued
 rows with a conditional UPDATE (one winner per row even with several processes on one database).
 On start, rows left ``running`` by a process that died are queued again and picked up.
+
+The table is part of the store's schema (:data:`callsense.store.models.service_jobs`), created by the
+store's migrations like every other table: the engine given to :class:`JobQueue` is that of a store
+opened with :func:`callsense.store.open_store`, which brings the schema up to date.
 """
 
 from __future__ import annotations
@@ -50,27 +54,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _table(metadata):
-    from sqlalchemy import Column, Integer, String, Table, Text
-
-    return Table(
-        "service_jobs", metadata,
-        Column("id", String(40), primary_key=True),
-        Column("status", String(16), index=True, nullable=False),
-        Column("created_at", String(40), nullable=False),
-        Column("started_at", String(40)),
-        Column("finished_at", String(40)),
-        Column("filename", Text),
-        Column("upload_path", Text, nullable=False),
-        Column("options_json", Text, nullable=False),
-        Column("metadata_json", Text, nullable=False),
-        Column("call_id", String(64)),
-        Column("error_json", Text),
-        Column("attempts", Integer, nullable=False, default=0),
-        Column("owner", String(255)),
-    )
-
-
 class JobQueue:
     """The job table and the worker threads that drain it.
 
@@ -79,15 +62,14 @@ class JobQueue:
     """
 
     def __init__(self, engine: Any, runner: Callable[[Job], str], *, workers: int = 1, max_attempts: int = 3):
-        from sqlalchemy import MetaData
+        from callsense.store.models import service_jobs
 
         self.runner = runner
         self.workers = workers
         self.max_attempts = max_attempts
         self.engine = engine  # the store's engine: jobs live next to the calls they produce
-        # A table of the service, not of the store's schema (the store's migrations do not know it).
-        self.table = _table(MetaData())
-        self.table.create(self.engine, checkfirst=True)
+        # Created by the store's migrations (revision 0002), not here: one schema, one version check.
+        self.table = service_jobs
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self._changed = threading.Condition()
         self._stop = threading.Event()

@@ -4,7 +4,8 @@
 :func:`call_history` selects the calls in SQL and summarises each stored result with the rules' own
 :func:`callsense.rules.summarize`, so a stored call means exactly what it would mean in memory.
 :func:`apply_history_rules` re-evaluates a result's QA with that history just before it is stored
-(the batch runner calls it whenever the rule set has a ``history`` condition).
+(the batch runner and the service call it before storing; it does nothing unless the rule set has a
+``history`` condition).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""SQLAlchemy 2 ORM of the store: one row per call and its parts, plus batch bookkeeping.
+"""SQLAlchemy 2 ORM of the store: one row per call and its parts, plus batch and service bookkeeping.
 
-Every table mirrors a part of :class:`callsense.result.CallAnalysis`. The full result JSON is kept on
-the call row too (``result_json``), so :func:`callsense.store.get_result` returns exactly what was
-analysed; the other tables exist to be queried (search, filters, aggregates, exports).
+Every table mirrors a part of :class:`callsense.result.CallAnalysis`, except the bookkeeping (batch
+runs, claims, failures, and ``service_jobs``, the web service's job queue). The full result JSON is
+kept on the call row too (``result_json``), so :func:`callsense.store.get_result` returns exactly what
+was analysed; the other tables exist to be queried (search, filters, aggregates, exports).
 
 Times are integer milliseconds on the call's time line; wall-clock datetimes are stored as naive UTC
 (the same on SQLite and PostgreSQL). The schema is created and upgraded by Alembic migrations
@@ -17,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -247,3 +250,25 @@ class Claim(Base):
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
     claimed_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+# The web service's job queue (callsense.service.jobs), a Core table: jobs are read and written with
+# plain UPDATE ... WHERE status = 'queued' (one winner per row), never through ORM sessions. Declared
+# on Base.metadata so that the migrations create it and the schema test checks it like the others.
+# Times are ISO 8601 text, as the API shows them.
+service_jobs = Table(
+    "service_jobs", Base.metadata,
+    Column("id", String(40), primary_key=True),
+    Column("status", String(16), index=True, nullable=False),  # queued, running, done, failed
+    Column("created_at", String(40), nullable=False),
+    Column("started_at", String(40)),
+    Column("finished_at", String(40)),
+    Column("filename", Text),
+    Column("upload_path", Text, nullable=False),
+    Column("options_json", Text, nullable=False),
+    Column("metadata_json", Text, nullable=False),
+    Column("call_id", String(64)),
+    Column("error_json", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("owner", String(255)),  # "host:pid" of the process running it
+)
