@@ -65,6 +65,8 @@ def child(args: argparse.Namespace) -> int:
     opts: dict = {"num_threads": args.threads, "device": "cpu", "name": MODEL}
     if runtime == "onnx":
         opts["precision"] = "fp32" if args.config == "onnx-fp32" else "int8"
+        if args.batch_seconds:
+            opts["batch_seconds"] = args.batch_seconds
     options = AsrOptions(language="auto", use_itn=True)
     t0 = time.perf_counter()
     engine = registry.create("asr", runtime, args.models / MODEL / runtime, **opts)
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--call", type=Path, help="stereo 16 kHz WAV with a gen_call truth file (default: generated)")
     p.add_argument("--duration", type=float, help="generated call length, s (default 600; smoke 30)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--batch-seconds", type=float, help="onnx runtime: audio budget per batch (engine default)")
     p.add_argument("--results", type=Path, help="markdown file to update (default bench/RESULTS.md; smoke: none)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in configs:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--models", str(models),
                    "--call", str(call), "--threads", str(args.threads)]
+            if args.batch_seconds:
+                cmd += ["--batch-seconds", str(args.batch_seconds)]
             m = common.run_measured(cmd, env=common.pinned_env(args.threads), cpus=args.threads)
             if m.rc != 0:
                 print(f"{name} failed:\n{m.stderr[-2000:]}", file=sys.stderr)

@@ -7,8 +7,10 @@ before sherpa-onnx sees it, because sherpa-onnx ends the process on a malformed 
 
 Memory: a batch's activations are dominated by the CTC logits (25 055 classes x 16.7 frames/s of audio,
 about 2.5 MB per padded second, kept at their high-water mark by onnxruntime's arena). A batch therefore
-closes at ``batch_size`` segments or at ``batch_seconds`` of padded audio, whichever comes first: 8 x 30 s
-segments in one batch peaked at 930 MB resident, a 60 s budget keeps the stage near 500 MB.
+closes at ``batch_size`` segments or at ``batch_seconds`` of padded audio, whichever comes first. Measured
+with the full-size model (bench/bench_sensevoice.py, 10-min call, 2 threads): 8 x 30 s segments in one
+batch peak at 930 MB resident; budgets of 60, 30 and 15 s peak at 646, 541 and 483 MB at the same speed
+(RTF 0.022): on CPU, batches wider than ~15 s of audio buy nothing.
 
 ITN: SenseVoice decodes one ITN mode per pass (the mode is an input query). With
 ``AsrOptions.both_itn`` the segments are decoded twice, the second pass without ITN, into
@@ -44,7 +46,7 @@ class SenseVoiceOnnx:
     runtime = "onnx"
 
     def __init__(self, model_dir: Path, *, num_threads: int = 2, batch_size: int = 8, precision: str = "int8",
-                 name: str = "sensevoice-small", provider: str = "cpu", batch_seconds: float = 60.0, **_: Any):
+                 name: str = "sensevoice-small", provider: str = "cpu", batch_seconds: float = 15.0, **_: Any):
         self.model_dir = Path(model_dir)
         self.model_file, self.tokens_file, header = validate_onnx_dir(self.model_dir, precision)
         self.num_threads = int(num_threads)
