@@ -83,6 +83,9 @@ class AsrEngine(Protocol):
 
     def transcribe(self, segments: Sequence[SegmentAudio], options: AsrOptions) -> list[Transcription]: ...
 
+    # Optional: ``prepare(options: AsrOptions) -> None`` loads whatever ``transcribe`` with these options
+    # would load lazily; the pipeline calls it when it loads engines ahead of use (in the background).
+
 
 @runtime_checkable
 class EmotionEngine(Protocol):

@@ -58,6 +58,10 @@ class SenseVoiceFunasr:
         return ModelInfo(task="asr", name=self._name, runtime=self.runtime, path=str(self.model_dir),
                          version=version, options={"device": self.device, "num_threads": self.num_threads})
 
+    def prepare(self, options: AsrOptions) -> None:
+        """Import FunASR and load the checkpoint now rather than at the first ``transcribe``."""
+        self._load()
+
     def _load(self) -> Any:
         if self._model is not None:
             return self._model

@@ -98,6 +98,11 @@ class SenseVoiceOnnx:
                 results[i] = s.result
         return results
 
+    def prepare(self, options: AsrOptions) -> None:
+        """Build the recognizer ``options`` will use now (about 2 s for the int8 model) instead of at the
+        first ``transcribe``: the pipeline loads engines in the background while it decodes audio."""
+        self._recognizer(validate_language(options.language), options.use_itn)
+
     def plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Indices sorted by length, cut into batches of at most ``batch_size`` segments and at most
         ``batch_samples`` of padded audio (count x longest); a segment longer than the budget runs alone."""
