@@ -398,10 +398,16 @@ def _cut(samples: np.ndarray, start_ms: int, end_ms: int) -> np.ndarray:
     return samples[a:b]
 
 
+_CHUNK = 1 << 20  # samples per block in whole-track arithmetic: a float64 copy of a 10-min track is 77 MB
+
+
 def _dbfs(samples: np.ndarray) -> float | None:
     if samples.size == 0:
         return None
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    x = samples.reshape(-1)
+    # block by block: the level of a whole track must not cost a float64 copy of it at the memory peak
+    energy = sum(float(np.dot(b, b)) for b in (x[i:i + _CHUNK].astype(np.float64) for i in range(0, x.size, _CHUNK)))
+    rms = (energy / x.size) ** 0.5
     return round(20 * np.log10(max(rms, 1e-10)), 2)
 
 

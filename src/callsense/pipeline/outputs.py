@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def write_call_folder(run: CallRun, out_root: str | Path, *, audio: bool = True)
     try:
         (tmp / RESULT_FILE).write_text(dump_result(run.result) + "\n", encoding="utf-8")
         if audio and run.audio.tracks:
-            write_wav(tmp / AUDIO_FILE, np.stack([t.samples for t in run.audio.tracks], axis=1))
+            write_wav(tmp / AUDIO_FILE, [t.samples for t in run.audio.tracks])
         if run.embeddings is not None:
             np.save(tmp / EMBEDDINGS_FILE, run.embeddings.astype(np.float32))
         tmp.rename(target)
@@ -53,13 +54,22 @@ def write_call_folder(run: CallRun, out_root: str | Path, *, audio: bool = True)
     return target
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
-    """PCM16 WAV of ``samples`` shaped [n] or [n, channels] in [-1, 1]."""
-    if samples.ndim == 1:
-        samples = samples[:, None]
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+def write_wav(path: Path, samples: np.ndarray | Sequence[np.ndarray], rate: int = SAMPLE_RATE) -> None:
+    """PCM16 WAV of ``samples``: an array shaped [n] or [n, channels], or one [n] array per channel, in [-1, 1].
+
+    Written block by block (about 10 s at a time): converting a 10-minute stereo call in one piece took
+    four float copies of it, 250 MB at the very end of a run, when the models' memory is at its peak.
+    """
+    if isinstance(samples, np.ndarray):
+        channels = [samples] if samples.ndim == 1 else [samples[:, c] for c in range(samples.shape[1])]
+    else:
+        channels = list(samples)
+    n = min((len(c) for c in channels), default=0)
+    block = 10 * rate
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(pcm.shape[1])
+        w.setnchannels(len(channels))
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
+        for i in range(0, n, block):
+            part = np.stack([c[i:i + block] for c in channels], axis=1)
+            w.writeframes((np.clip(part, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
