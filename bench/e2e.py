@@ -214,7 +214,9 @@ def render_markdown(meta: dict, summaries: dict[str, dict], first: dict[str, dic
         f"Machine: {common.machine_line(meta['machine'])}  ",
         (f"Date: {meta['date']}; {meta['runs']} runs per configuration (median, min–max), {meta['threads']} threads "
          f"pinned; call: {meta['call']} ({meta['audio_s']:.0f} s stereo, {meta['speech_s']:.0f} s of VAD speech "
-         "over both channels).  "),
+         "over both channels).  "
+         + (f"The seeds' way's runs are those measured on {meta['seeds_reused_from']} (`--reuse-seeds`): "
+            "same call, models and machine.  " if meta.get("seeds_reused_from") else "")),
         "Weights are random full-size models of the real architectures" if not meta["smoke"]
         else "SMOKE RUN: tiny models, figures mean nothing",
         "(forged by callsense.testing.forge): the figures are speed and memory only, never accuracy.",
@@ -280,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, help="generated call length, s (default 600; smoke 20)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-qa", action="store_true", help="pass --no-qa to callsense")
+    p.add_argument("--reuse-seeds", action="store_true",
+                   help="take the seeds' way's runs from the last bench/work/e2e.json (same call and models) "
+                        "instead of re-running it (~16 min); RESULTS.md says so")
     p.add_argument("--results", type=Path, help="markdown file to update (default bench/RESULTS.md; smoke: none)")
     p.add_argument("--floor", type=Path, default=WORK / "floor.json", help="floor.py output to compare with")
     args = p.parse_args(argv)
@@ -304,7 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     setup = Setup(python, models, call, clip, args.threads, audio_s, 10.0, qa=not args.no_qa)
     machine = common.machine_info()
 
+    reused: dict = {}
+    if args.reuse_seeds:
+        # The seeds' way does not change when callsense does: re-measuring it costs 5 min a run.
+        prev = json.loads((WORK / "e2e.json").read_text()) if (WORK / "e2e.json").is_file() else {}
+        pm = prev.get("meta", {})
+        if "seeds" not in prev.get("raw", {}) or (pm.get("call"), pm.get("model_size")) != (call.name, size):
+            p.error("--reuse-seeds: bench/work/e2e.json holds no seeds' way runs on this call and model size")
+        reused = {"raw": prev["raw"]["seeds"], "first": prev.get("first_result", {}).get("first-result-seeds"),
+                  "date": pm.get("date")}
+        configs = [c for c in configs if c != "seeds"]
     raw: dict[str, list[dict]] = {c: [] for c in configs}
+    if reused:
+        raw = {"seeds": reused["raw"], **raw}
     for i in range(runs):
         for name in configs:
             print(f"run {i + 1}/{runs} {name} ...", file=sys.stderr, flush=True)
@@ -329,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
                 first[name] = {"wall_s": common.summarize(walls).to_dict(),
                                "exit_s": common.summarize(r["wall_s"] for r in rs).to_dict(),
                                "peak_rss_mb": common.summarize(r["peak_rss_mb"] for r in rs).to_dict()}
+        if reused.get("first"):
+            first["first-result-seeds"] = reused["first"]
 
     v = verdict(summaries, first)
     floor = json.loads(args.floor.read_text()) if args.floor.is_file() and not args.smoke else None
@@ -336,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/e2e.py " + " ".join(argv if argv is not None else sys.argv[1:])
     meta = {"command": command.strip(), "machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"), "runs": runs,
             "threads": args.threads, "call": call.name, "audio_s": audio_s, "speech_s": speech,
-            "smoke": args.smoke, "models": str(models), "model_size": size}
+            "smoke": args.smoke, "models": str(models), "model_size": size,
+            "seeds_reused_from": reused.get("date")}
     # Targets are about full-size models; on tiny ones they are computed (the check path is exercised) but void.
     v["targets_apply"] = not args.smoke
     doc = {"meta": meta, **v, "summaries": summaries, "first_result": first, "raw": raw}
