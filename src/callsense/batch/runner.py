@@ -195,7 +195,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
             release(store, sha, owner)
             return failed(e, "analyze", sha)
         result = run.result
-        ruleset = getattr(_analyzer(), "ruleset", None) or getattr(_analyzer(), "_ruleset", None)
+        ruleset = getattr(_analyzer(), "ruleset", None)  # analyzers without QA (test doubles) have none
         if ruleset is not None:  # cross-call rules need the stored history of this agent / customer
             from callsense.store.history import apply_history_rules
 

@@ -144,6 +144,12 @@ class Analyzer:
         threading.Thread(target=target, name="callsense-load", daemon=True).start()
         return future
 
+    @property
+    def ruleset(self) -> Any | None:
+        """The rule set this analyzer's QA loaded (None before its first QA run): what cross-call rules
+        are re-evaluated with before a result is stored."""
+        return self._ruleset
+
     def _ready(self, name: str) -> bool:
         """True when the engine ``name`` is loaded (or failed to load): using it would not wait."""
         with self._loading_lock:

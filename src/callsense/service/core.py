@@ -275,8 +275,7 @@ class Service:
         """``run`` with its QA re-run against the agent's and customer's stored calls when the rule set
         has cross-call (``history``) conditions, exactly as ``callsense batch`` does before storing: a
         call gets the same rule hits whichever way it was analysed. Unchanged when QA did not run."""
-        # The rule set this analysis loaded for its QA (the active version), as the batch runner takes it.
-        ruleset = getattr(analyzer, "ruleset", None) or getattr(analyzer, "_ruleset", None)
+        ruleset = analyzer.ruleset  # the one this analysis loaded for its QA (the active version)
         if not request.run_qa or ruleset is None:
             return run
         import dataclasses
