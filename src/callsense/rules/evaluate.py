@@ -19,7 +19,7 @@ from callsense.result.model import CallAnalysis
 from callsense.result.qa import Evidence, RuleHit
 from callsense.rules import expr as _expr
 from callsense.rules import model as m
-from callsense.rules.conditions import EVALUATORS, Context, Outcome, resolve_scope, scope_evidence
+from callsense.rules.context import Context, Outcome, resolve_scope, scope_evidence
 
 log = logging.getLogger("callsense")
 
@@ -104,7 +104,7 @@ def evaluate_rule(ctx: Context, rule: m.Rule, ruleset: m.Ruleset | None = None) 
         if scoped.anchor_missed:
             outcomes[n] = Outcome(False, scope=scoped, note="its anchor condition did not match")
         else:
-            outcomes[n] = EVALUATORS[cond.type](ctx, scoped, cond, n)
+            outcomes[n] = cond.evaluate(ctx, scoped, n)
 
     values = {n: o.matched for n, o in outcomes.items()}
     tree = rule.tree

@@ -1,4 +1,5 @@
-"""The rule model: rule sets, rules, scopes, windows, conditions, consequences, scorecards.
+"""The rule model: rule sets, rules, scopes, windows, consequences, scorecards, and the base
+class and registry of condition types (the types themselves are in ``callsense.rules.conditions``).
 
 These frozen dataclasses are what the evaluator reads. The loader (``callsense.rules.loader``)
 builds them from YAML and validates them with pydantic, so every field below is also the name of
@@ -7,13 +8,17 @@ a YAML key; docs/rules.md is the reference for users.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, InstanceOf
 
 from callsense.rules import expr as _expr
+
+if TYPE_CHECKING:
+    from callsense.rules.context import Context, Outcome, Scoped
 
 ScopeRole = Literal["agent", "customer", "unknown", "any"]
 Severity = Literal["info", "warning", "critical"]
@@ -68,180 +73,73 @@ class Consequence:
 
 
 # ------------------------------------------------------------------------------------ conditions
-@dataclass(frozen=True, kw_only=True)
-class _Base:
-    """Fields every condition has: overrides of the rule's scope."""
+@dataclass
+class Findings:
+    """Where a condition's :meth:`Condition.check` reports problems of meaning.
 
-    __pydantic_config__ = _STRICT
+    ``given`` holds the keys written in the file (a check can tell "absent" from "null"); each
+    problem names the key it is about, and the loader turns that into ``file:line:column``.
+    """
+
+    given: frozenset[str] = frozenset()
+    problems: list[tuple[str | None, str, str | None, int]] = field(default_factory=list)
+
+    def add(self, key: str | None, message: str, hint: str | None = None, *, offset: int = 0) -> None:
+        self.problems.append((key or None, message, hint, offset))
+
+    def need(self, ok: bool, key: str | None, message: str, hint: str | None = None) -> None:
+        if not ok:
+            self.add(key, message, hint)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
+    """Base of every condition type: one class owns a type's YAML schema (its dataclass fields),
+    its checks of meaning (:meth:`check`) and its evaluation (:meth:`evaluate`).
+
+    A type is made known once, with :func:`register_condition`; the loader and the evaluator find
+    it there. The fields below override the rule's scope for this condition.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # 12315 unquoted is text
+    type: ClassVar[str] = ""  # set by register_condition; the ``type:`` key in YAML
     role: ScopeRole | None = None
     window: Window | None = None
     min_chars: int | None = None
 
+    def check(self, findings: Findings) -> None:
+        """Problems of meaning the types cannot express (``min_count >= 1``, a valid regex, ...).
+        Subclasses extend it and call ``super().check(findings)``."""
+        if getattr(self, "min_count", None) is not None and self.min_count < 1:  # type: ignore[attr-defined]
+            findings.add("min_count", "min_count must be at least 1")
+        if self.min_chars is not None:
+            findings.need(self.min_chars >= 0, "min_chars", "min_chars must be >= 0")
 
-@dataclass(frozen=True, kw_only=True)
-class Keywords(_Base):
-    type: Literal["keywords"] = "keywords"
-    words: tuple[str, ...]
-    match: Literal["any", "all", "none"] = "any"
-    at_least: int | None = None  # at least N different words (instead of match)
-    in_order: bool = False  # with match: all, in this order within one segment
-    within: int | None = None  # with match: all, every word within this many characters in one segment
-    exclude: tuple[str, ...] = ()  # phrases that hide a match inside them ("没问题")
-    negations: tuple[str, ...] = ()  # cues that cancel a following word ("不是", "not")
-    negation_window: int = 6  # characters before the word searched for a cue (stops at punctuation)
-    min_count: int = 1  # segments with a match
+    def evaluate(self, ctx: Context, scope: Scoped, n: int) -> Outcome:
+        """Whether the condition matched in ``scope``, with evidence (``n``: its number in the rule)."""
+        raise NotImplementedError
 
 
-@dataclass(frozen=True, kw_only=True)
-class Regex(_Base):
-    type: Literal["regex"] = "regex"
-    pattern: str
-    exclude: str | None = None  # a segment matching this is skipped
-    ignore_case: bool = True
-    min_count: int = 1
+CONDITIONS: dict[str, type[Condition]] = {}  # type name -> class; filled by register_condition
+
+_C = TypeVar("_C", bound=type[Condition])
 
 
-@dataclass(frozen=True, kw_only=True)
-class Similarity(_Base):
-    type: Literal["similarity"] = "similarity"
-    examples: tuple[str, ...]
-    min_similarity: float = 0.8  # difflib ratio of normalised text, 0-1
-    min_count: int = 1
+def register_condition(name: str) -> Callable[[_C], _C]:
+    """Class decorator: make a :class:`Condition` subclass the condition type ``name``.
 
+    The built-in types register themselves in ``callsense.rules.conditions``; a plug-in does the
+    same and its type is then valid in every rule file loaded afterwards.
+    """
 
-@dataclass(frozen=True, kw_only=True)
-class Repetition(_Base):
-    type: Literal["repetition"] = "repetition"
-    min_repeats: int = 3  # the same sentence said this many times
-    min_length: int = 4  # sentences shorter than this (characters) are ignored ("嗯", "好的")
+    def add(cls: _C) -> _C:
+        if name in CONDITIONS and CONDITIONS[name] is not cls:
+            raise ValueError(f"condition type {name!r} is already registered ({CONDITIONS[name].__qualname__})")
+        cls.type = name
+        CONDITIONS[name] = cls
+        return cls
 
-
-@dataclass(frozen=True, kw_only=True)
-class Emotion(_Base):
-    type: Literal["emotion"] = "emotion"
-    labels: tuple[str, ...]  # emotion names, or the groups positive / negative / neutral
-    min_score: float | None = None  # summed score of labels; None: the top label is one of them
-    sustained_s: float | None = None  # matching speech in one run of the role's segments
-    share_below: float | None = None  # share of segments matching is below this
-    share_at_least: float | None = None
-    min_segments: int = 1  # fewer segments with emotion in scope: the condition is N/A
-    min_count: int = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class EmotionChange(_Base):
-    type: Literal["emotion_change"] = "emotion_change"
-    before: tuple[str, ...]  # labels or groups before the turn
-    after: tuple[str, ...]
-    min_score: float | None = None
-    within_segments: int = 2  # the "after" segment is one of the next N segments of the role
-    context_s: float = 15.0  # evidence: this much time on each side of the turn
-
-
-@dataclass(frozen=True, kw_only=True)
-class Event(_Base):
-    type: Literal["event"] = "event"
-    events: tuple[str, ...]  # SenseVoice event tags: BGM, Cough, Sneeze, Laughter, Cry, ...
-    min_count: int = 1
-    min_share: float | None = None  # share of the window covered by these events
-
-
-@dataclass(frozen=True, kw_only=True)
-class Silence(_Base):
-    type: Literal["silence"] = "silence"
-    kind: Literal["dead_air", "leading", "trailing"] = "dead_air"
-    min_s: float
-    min_count: int = 1
-    hold_is_silence: bool = False  # count time under hold music as silence
-
-
-@dataclass(frozen=True, kw_only=True)
-class TalkOver(_Base):
-    type: Literal["talk_over"] = "talk_over"
-    min_s: float = 1.0  # each overlap at least this long (role = who started talking over)
-    min_count: int = 1
-    total_min_s: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SpeechRate(_Base):
-    type: Literal["speech_rate"] = "speech_rate"
-    unit: Literal["chars_per_min", "words_per_min"] = "chars_per_min"
-    above: float | None = None
-    below: float | None = None
-    per: Literal["segment", "role"] = "segment"
-    min_segment_s: float = 2.0  # shorter segments give unstable rates and are skipped
-    min_count: int = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class Loudness(_Base):
-    type: Literal["loudness"] = "loudness"
-    above_dbfs: float | None = None
-    below_dbfs: float | None = None
-    spike: bool = False  # segments marked as spikes by the metrics
-    min_count: int = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class TalkRatio(_Base):
-    type: Literal["talk_ratio"] = "talk_ratio"
-    above: float | None = None  # role's share of agent + customer talk time, 0-1
-    below: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Duration(_Base):
-    type: Literal["duration"] = "duration"
-    above_s: float | None = None
-    below_s: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class TextLength(_Base):
-    type: Literal["text_length"] = "text_length"
-    above: int | None = None  # speech characters in scope
-    below: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SegmentCount(_Base):
-    type: Literal["segment_count"] = "segment_count"
-    above: int | None = None
-    below: int | None = None
-
-
-MetadataOp = Literal["eq", "ne", "in", "not_in", "contains", "regex", "gt", "ge", "lt", "le", "exists", "missing"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Metadata(_Base):
-    type: Literal["metadata"] = "metadata"
-    field: str  # key in result.metadata; dots reach into nested mappings ("custom.vip")
-    op: MetadataOp = "eq"
-    value: Any = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class History(_Base):
-    type: Literal["history"] = "history"
-    by: Literal["agent", "customer"] = "agent"  # earlier calls of the same agent / customer
-    last: int = 3  # how many earlier calls are looked at
-    min_count: int | None = None  # of those, how many must match (default: all ``last``)
-    flag: str | None = None  # a rule id that hit in the earlier call
-    emotion: str | None = None  # or: this emotion's share for ``role`` (default customer)...
-    min_share: float = 0.3  # ...at least this
-
-
-Condition = Annotated[
-    Keywords | Regex | Similarity | Repetition | Emotion | EmotionChange | Event | Silence | TalkOver | SpeechRate | Loudness | TalkRatio | Duration | TextLength | SegmentCount | Metadata | History,
-    Field(discriminator="type"),
-]
-CONDITION_TYPES: dict[str, type] = {
-    c.__dataclass_fields__["type"].default: c  # type: ignore[attr-defined]
-    for c in (Keywords, Regex, Similarity, Repetition, Emotion, EmotionChange, Event, Silence, TalkOver, SpeechRate,
-              Loudness, TalkRatio, Duration, TextLength, SegmentCount, Metadata, History)
-}
+    return add
 
 
 # ----------------------------------------------------------------------------------------- rules
@@ -255,7 +153,7 @@ class Rule:
     description: str = ""
     enabled: bool = True
     scope: Scope = field(default_factory=Scope)
-    conditions: dict[int, Condition]
+    conditions: dict[int, InstanceOf[Condition]]  # built by the loader through the registry
     expression: str | None = None  # default: every condition (1 && 2 && ...)
     consequence: Consequence = field(default_factory=Consequence)
 

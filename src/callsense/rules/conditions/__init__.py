@@ -1,0 +1,19 @@
+"""The built-in condition types, one class each (schema, checks, evaluation), registered on import.
+
+To add a type, subclass :class:`callsense.rules.model.Condition` and decorate it with
+:func:`callsense.rules.model.register_condition`; see docs/architecture.md ("add a rule condition").
+"""
+
+from __future__ import annotations
+
+from callsense.rules.conditions.emotion import Emotion, EmotionChange
+from callsense.rules.conditions.metadata import History, Metadata
+from callsense.rules.conditions.text import Keywords, Regex, Repetition, SegmentCount, Similarity, TextLength
+from callsense.rules.conditions.timing import Duration, Event, Loudness, Silence, SpeechRate, TalkOver, TalkRatio
+from callsense.rules.model import CONDITIONS, Condition, register_condition
+
+__all__ = [
+    "CONDITIONS", "Condition", "Duration", "Emotion", "EmotionChange", "Event", "History", "Keywords", "Loudness",
+    "Metadata", "Regex", "Repetition", "SegmentCount", "Silence", "Similarity", "SpeechRate", "TalkOver",
+    "TalkRatio", "TextLength", "register_condition",
+]
