@@ -134,10 +134,27 @@ def segment_scores(seg: Segment) -> tuple[float, ...] | None:
     return one_hot(label) if label else None
 
 
-def segment_label(seg: Segment) -> str | None:
-    if seg.emotion is not None and seg.emotion.label in EMOTION_BY_NAME:
-        return seg.emotion.label
-    return SENSEVOICE_EMOTION_TO_LABEL.get(seg.asr_emotion or "")
+def mean_distribution(weighted: Iterable[tuple[float, Sequence[float]]]) -> tuple[float, ...] | None:
+    """The weighted mean of emotion distributions (``(weight, scores)`` pairs); None when nothing weighs.
+
+    The one definition of "overall emotion" behind role aggregates, call metrics and the report.
+    """
+    acc = [0.0] * len(EMOTION_NAMES)
+    weight = 0.0
+    for w, scores in weighted:
+        if w <= 0:
+            continue
+        acc = [a + w * float(x) for a, x in zip(acc, scores)]
+        weight += w
+    if weight <= 0:
+        return None
+    return tuple(a / weight for a in acc)
+
+
+def overall_emotion(segments: Iterable[Segment], role: str | None = None) -> tuple[float, ...] | None:
+    """Duration-weighted mean distribution of ``role``'s segments (every segment when None)."""
+    return mean_distribution((max(s.end_ms - s.start_ms, 1), x) for s in segments
+                             if (role is None or s.role == role) and (x := segment_scores(s)) is not None)
 
 
 def one_hot(label: str) -> tuple[float, ...]:

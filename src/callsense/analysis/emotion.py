@@ -1,4 +1,8 @@
-"""Call-level emotion per role, from per-segment emotions and the timeline. Pure functions, no I/O.
+"""Emotion in the result, from engine outputs up to call level. Pure functions, no I/O.
+
+The one path from an engine's output to the result types: ``segment_emotion`` (emotion2vec output →
+:class:`SegmentEmotion`), ``sensevoice_emotion`` (SenseVoice's tag → a one-hot one, when emotion2vec
+did not run), ``timeline_points`` (its windows → the timeline). Then, per role:
 
 * ``mean_scores``: the 9-class distributions of a role's segments averaged with their durations as
   weights. Segments whose label was forced (``reason``, e.g. ``too_short``) are left out, unless a role
@@ -20,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from callsense.analysis.common import mean_distribution, one_hot
 from callsense.engines.base import EmotionOutput
-from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, ROLES
+from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, ROLES, SENSEVOICE_EMOTION_TO_LABEL
 from callsense.result.emotion import EmotionPeak, RoleEmotion, SegmentEmotion, TimelinePoint
 from callsense.result.model import Segment
 
@@ -44,6 +49,16 @@ def segment_emotion(output: EmotionOutput, embedding_index: int | None = None) -
                           flags=tuple(output.flags), reason=output.reason)
 
 
+def sensevoice_emotion(tag: str | None) -> SegmentEmotion | None:
+    """SenseVoice's emotion tag as a one-hot :class:`SegmentEmotion` (None without one)."""
+    label = SENSEVOICE_EMOTION_TO_LABEL.get(tag or "")
+    if label is None:
+        return None
+    e = EMOTION_BY_NAME[label]
+    return SegmentEmotion(label=label, label_zh=e.zh, emoji=e.emoji, confidence=1.0, scores=one_hot(label),
+                          source="sensevoice")
+
+
 def timeline_points(output: EmotionOutput, *, segment_id: str, role: str = "unknown",
                     channel: int = 0) -> tuple[TimelinePoint, ...]:
     """The engine's windows of one segment as timeline points (already on the call's time line)."""
@@ -63,11 +78,11 @@ class _Piece:
 
 
 def _weighted_mean(pieces: Sequence[tuple[float, np.ndarray]]) -> np.ndarray | None:
-    total = sum(w for w, _ in pieces)
-    if total <= 0:
+    mean = mean_distribution(pieces)
+    if mean is None:
         return None
-    mean = sum(w * s for w, s in pieces) / total
-    return mean / mean.sum()
+    arr = np.asarray(mean, np.float64)
+    return arr / arr.sum()
 
 
 def role_emotions(segments: Sequence[Segment], *, duration_ms: int, timeline: Sequence[TimelinePoint] = (),

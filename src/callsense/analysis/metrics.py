@@ -21,6 +21,7 @@ from callsense.analysis.common import (
     count_chars,
     count_words,
     dominant,
+    mean_distribution,
     merge,
     rate_unit,
     segment_scores,
@@ -29,7 +30,6 @@ from callsense.analysis.common import (
     total,
     valence,
 )
-from callsense.labels import EMOTION_NAMES
 from callsense.result.model import CallAnalysis, Segment
 from callsense.result.qa import (
     CallMetrics,
@@ -244,8 +244,7 @@ def _role_metrics(role: str, segs: list[Segment], spans: dict[str, tuple[int, in
 
 
 def _shares(segs: list[tuple[Segment, tuple[int, int]]], window: tuple[int, int] | None) -> EmotionShares | None:
-    acc = [0.0] * len(EMOTION_NAMES)
-    weight = 0.0
+    pieces = []
     for seg, (s, e) in segs:
         scores = segment_scores(seg)
         if scores is None:
@@ -254,12 +253,10 @@ def _shares(segs: list[tuple[Segment, tuple[int, int]]], window: tuple[int, int]
             s, e = max(s, window[0]), min(e, window[1])
             if e <= s:
                 continue
-        w = max(e - s, 1)  # a zero-length segment still says something
-        acc = [a + w * x for a, x in zip(acc, scores)]
-        weight += w
-    if weight <= 0:
+        pieces.append((max(e - s, 1), scores))  # a zero-length segment still says something
+    mean = mean_distribution(pieces)
+    if mean is None:
         return None
-    mean = tuple(a / weight for a in acc)
     return EmotionShares(scores=mean, dominant=dominant(mean), valence=valence(mean))
 
 

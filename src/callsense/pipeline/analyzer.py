@@ -19,14 +19,15 @@ from typing import Any
 import numpy as np
 
 from callsense._version import PIPELINE_VERSION, __version__
+from callsense.analysis.emotion import role_emotions, segment_emotion, sensevoice_emotion, timeline_points
 from callsense.audio.types import DecodedAudio
 from callsense.engines.base import EmotionOutput, SegmentAudio, Transcription
 from callsense.engines.manager import ModelManager
 from callsense.errors import ModelNotFoundError, UsageError
-from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, LANGUAGES, SAMPLE_RATE, SENSEVOICE_EMOTION_TO_LABEL
+from callsense.labels import EMOTION_NAMES, LANGUAGES, SAMPLE_RATE
 from callsense.pipeline.hooks import Hook, Hooks, StageTimer
 from callsense.pipeline.options import AnalyzeOptions
-from callsense.result.emotion import CallEmotion, SegmentEmotion, TimelinePoint
+from callsense.result.emotion import CallEmotion, TimelinePoint
 from callsense.result.model import (
     SCHEMA_VERSION,
     AudioEvent,
@@ -423,24 +424,6 @@ def _peak_dbfs(samples: np.ndarray) -> float | None:
     return round(20 * np.log10(max(float(np.max(np.abs(samples))), 1e-10)), 2)
 
 
-def _sensevoice_emotion(tag: str | None) -> SegmentEmotion | None:
-    label = SENSEVOICE_EMOTION_TO_LABEL.get(tag or "")
-    if label is None:
-        return None
-    e = EMOTION_BY_NAME[label]
-    scores = tuple(1.0 if name == label else 0.0 for name in EMOTION_NAMES)
-    return SegmentEmotion(label=label, label_zh=e.zh, emoji=e.emoji, confidence=1.0, scores=scores,
-                          source="sensevoice")
-
-
-def _segment_emotion(out: EmotionOutput, embedding_index: int | None) -> SegmentEmotion:
-    best = int(np.argmax(out.scores))
-    e = EMOTION_BY_NAME[EMOTION_NAMES[best]]
-    return SegmentEmotion(label=e.name, label_zh=e.zh, emoji=e.emoji, confidence=round(float(out.scores[best]), 6),
-                          scores=tuple(round(float(s), 6) for s in out.scores), source="emotion2vec",
-                          embedding_index=embedding_index, flags=tuple(out.flags), reason=out.reason)
-
-
 def _build_segments(seg_audio: Sequence[SegmentAudio], transcripts: Sequence[Transcription | None],
                     emotions: Sequence[EmotionOutput | None]):
     segments = []
@@ -461,14 +444,10 @@ def _build_segments(seg_audio: Sequence[SegmentAudio], transcripts: Sequence[Tra
             if em.embedding is not None:
                 index = len(rows)
                 rows.append(np.asarray(em.embedding, dtype=np.float32))
-            emotion = _segment_emotion(em, index)
-            for w in em.windows:
-                best = int(np.argmax(w.scores))
-                timeline.append(TimelinePoint(start_ms=w.start_ms, end_ms=w.end_ms, segment_id=sa.id, role=sa.role,
-                                              channel=sa.channel, scores=tuple(round(float(s), 6) for s in w.scores),
-                                              label=EMOTION_NAMES[best]))
+            emotion = segment_emotion(em, index)
+            timeline += timeline_points(em, segment_id=sa.id, role=sa.role, channel=sa.channel)
         elif tr is not None:
-            emotion = _sensevoice_emotion(tr.emotion)
+            emotion = sensevoice_emotion(tr.emotion)
         segments.append(Segment(
             id=sa.id, channel=sa.channel, role=sa.role, start_ms=sa.start_ms,
             end_ms=sa.start_ms + int(round(len(sa.samples) * 1000 / SAMPLE_RATE)),
@@ -482,12 +461,7 @@ def _call_emotion(segments: Sequence[Segment], timeline: Sequence[TimelinePoint]
                   o: AnalyzeOptions, duration_ms: int) -> CallEmotion | None:
     if not any(s.emotion for s in segments):
         return None
-    try:
-        from callsense.analysis.emotion import role_emotions
-    except ImportError:  # aggregates are optional: the timeline and per-segment scores stand alone
-        roles: tuple = ()
-    else:
-        roles = tuple(role_emotions(segments, duration_ms=duration_ms, timeline=timeline))
+    roles = tuple(role_emotions(segments, duration_ms=duration_ms, timeline=timeline))
     return CallEmotion(model=model, labels=EMOTION_NAMES, window_ms=o.emotion.window_ms, hop_ms=o.emotion.hop_ms,
                        timeline=tuple(timeline), roles=roles, masked=tuple(o.emotion.masked))
 

@@ -6,27 +6,19 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from callsense.analysis.common import overall_emotion as mean_emotion
 from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, TAG_EMOJI
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
 
-SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
+SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}  # the report's and the UI's
 
 
 def overall_emotion(result: Any, role: str | None = None) -> tuple[str, float, tuple[float, ...]] | None:
     """Duration-weighted mean distribution of ``role``'s segments (all segments when None):
     (top label, its score, the 9 scores), or None without emotion data."""
-    total = [0.0] * len(EMOTION_NAMES)
-    weight = 0
-    for s in result.segments:
-        if s.emotion is None or (role is not None and s.role != role):
-            continue
-        d = max(1, s.end_ms - s.start_ms)
-        weight += d
-        for i, p in enumerate(s.emotion.scores):
-            total[i] += p * d
-    if not weight:
+    scores = mean_emotion(result.segments, role)
+    if scores is None:
         return None
-    scores = tuple(t / weight for t in total)
     best = max(range(len(scores)), key=scores.__getitem__)
     return EMOTION_NAMES[best], scores[best], scores
 

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")  # mildest first
+
+
+def severity_rank(severity: str | None) -> int:
+    """0 for info ... 2 for critical; an unknown or missing severity ranks as info."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0  # type: ignore[arg-type]
 RateUnit = Literal["chars_per_min", "words_per_min"]
 Trend = Literal["improving", "worsening", "stable"]
 

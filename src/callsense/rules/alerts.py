@@ -24,18 +24,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from callsense.result.model import CallAnalysis
-from callsense.result.qa import AlertRecord, RuleHit
+from callsense.result.qa import AlertRecord, RuleHit, severity_rank
 from callsense.rules.model import AlertTarget
 
 log = logging.getLogger("callsense")
-_RANK = {"info": 0, "warning": 1, "critical": 2}
 MAX_EVIDENCE_LINES = 3
 
 
 def alerting_hits(result: CallAnalysis, target: AlertTarget) -> tuple[RuleHit, ...]:
     """Hits this target receives: those marked ``alert`` and those at or above its ``min_severity``."""
     return tuple(h for h in result.rule_hits
-                 if h.alert or _RANK.get(h.severity, 0) >= _RANK.get(target.min_severity, 2))
+                 if h.alert or severity_rank(h.severity) >= severity_rank(target.min_severity))
 
 
 def send_alerts(result: CallAnalysis, targets: Sequence[AlertTarget], *, client: Any = None,

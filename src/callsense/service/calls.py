@@ -10,12 +10,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from callsense.result.qa import severity_rank
 from callsense.service.errors import NotFoundError
 
 log = logging.getLogger("callsense")
 
 MAX_SCAN = 10_000  # calls considered by one list/search request (pages are cut from these)
-SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 
 
 def call_summary(result: Any) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def call_summary(result: Any) -> dict[str, Any]:
             if r.role == "customer":
                 customer = r.dominant
     hits = result.rule_hits
-    worst = max((h.severity for h in hits), key=lambda s: SEVERITY_ORDER.get(s, 0), default=None)
+    worst = max((h.severity for h in hits), key=severity_rank, default=None)
     return {
         "call_id": result.call_id,
         "filename": meta.get("filename") or result.source.name,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from callsense.errors import AudioLimitError, CallsenseError, UsageError
-from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, LANGUAGES
+from callsense.labels import EMOTION_NAMES, LANGUAGES
 from callsense.service.errors import BadRequestError, NotFoundError, UnavailableError, UploadTooLargeError
 from callsense.service.settings import ServiceSettings
 
@@ -339,6 +339,7 @@ class Service:
         """One clip → label, confidence, distribution, timeline (frame granularity) and embedding."""
         import numpy as np
 
+        from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
         from callsense.engines.base import EmotionOptions, SegmentAudio
 
@@ -363,17 +364,13 @@ class Service:
         finally:
             self.discard(upload)
         self.metrics.audio_seconds.labels("emotion").inc(audio.duration_ms / 1000)
-        best = int(np.argmax(out.scores))
-        label = EMOTION_BY_NAME[EMOTION_NAMES[best]]
+        clip = segment_emotion(out)
         return {
-            "label": label.name, "label_zh": label.zh, "emoji": label.emoji,
-            "confidence": round(float(out.scores[best]), 6),
-            "distribution": {name: round(float(s), 6) for name, s in zip(EMOTION_NAMES, out.scores)},
+            "label": clip.label, "label_zh": clip.label_zh, "emoji": clip.emoji, "confidence": clip.confidence,
+            "distribution": dict(zip(EMOTION_NAMES, clip.scores)),
             "ranked": [name for _, name in sorted(zip(out.scores, EMOTION_NAMES), key=lambda x: -x[0])][:3],
-            "timeline": [{"start_ms": w.start_ms, "end_ms": w.end_ms,
-                          "label": EMOTION_NAMES[int(np.argmax(w.scores))],
-                          "scores": [round(float(s), 6) for s in w.scores]} for w in out.windows]
-            if granularity == "frame" else [],
+            "timeline": [{"start_ms": p.start_ms, "end_ms": p.end_ms, "label": p.label, "scores": list(p.scores)}
+                         for p in timeline_points(out, segment_id="clip")] if granularity == "frame" else [],
             "embedding": [float(x) for x in out.embedding] if embedding and out.embedding is not None else None,
             "duration_ms": audio.duration_ms, "flags": list(out.flags), "reason": out.reason,
             "model": engine.info.name,

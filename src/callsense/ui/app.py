@@ -13,7 +13,7 @@ from typing import Any
 
 from callsense.errors import CallsenseError
 from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
-from callsense.report.html import emotion_headline, main_emotion, segment_tags
+from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
 
 log = logging.getLogger("callsense")
@@ -42,7 +42,6 @@ document.addEventListener('click', function (e) {
 });
 </script>"""
 
-SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 CHANNEL_MAPS = ["agent,customer", "customer,agent", "agent", "customer"]
 
 
