@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import re
 import time
 import uuid
 from typing import Any
 
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("callsense_request_id", default=None)
-_SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+from callsense.api.problems import problem_response
+from callsense.api.request_id import SANE_ID, REQUEST_ID, install_log_filter, request_id
+
+__all__ = ["RequestMiddleware", "install_log_filter", "request_id"]
+
 log = logging.getLogger("callsense")
-
-
-def request_id() -> str | None:
-    return _request_id.get()
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` ("-" outside requests) so formats can print ``%(request_id)s``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get() or "-"
-        return True
-
-
-def install_log_filter() -> None:
-    f = RequestIdFilter()
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(x, RequestIdFilter) for x in handler.filters):
-            handler.addFilter(f)
 
 
 class RequestMiddleware:
@@ -49,9 +31,9 @@ class RequestMiddleware:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         rid = headers.get("x-request-id", "")
-        if not _SANE.match(rid):
+        if not SANE_ID.match(rid):
             rid = uuid.uuid4().hex[:16]
-        token = _request_id.set(rid)
+        token = REQUEST_ID.set(rid)
         started = time.perf_counter()
         status_holder: dict[str, Any] = {"status": 500}
         path = scope.get("path", "")
@@ -68,8 +50,6 @@ class RequestMiddleware:
             limit = self.service.settings.max_upload_bytes + (1 << 20)  # multipart framing slack
             length = headers.get("content-length")
             if scope.get("method") in ("POST", "PUT") and length and length.isdigit() and int(length) > limit:
-                from callsense.api.problems import problem_response
-
                 resp = problem_response(413, "upload_too_large",
                                         f"request body of {int(length)} bytes exceeds the upload limit of "
                                         f"{self.service.settings.max_upload_mb:g} MB", request_id=rid,
@@ -83,8 +63,6 @@ class RequestMiddleware:
                 log.exception("unexpected error")
                 if status_holder.get("started"):
                     raise
-                from callsense.api.problems import problem_response
-
                 resp = problem_response(500, "internal", "internal error; the server log has the details",
                                         request_id=rid)
                 await resp(scope, receive, send_with_id)
@@ -98,7 +76,7 @@ class RequestMiddleware:
                 if path.startswith("/v1/"):
                     log.info("%s %s -> %d in %.0f ms", scope.get("method"), path, status_holder["status"],
                              elapsed * 1000)
-            _request_id.reset(token)
+            REQUEST_ID.reset(token)
 
 
 def _route_template(scope: dict, path: str) -> str:

@@ -10,6 +10,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from callsense.api.request_id import request_id
 from callsense.errors import CallsenseError
 
 log = logging.getLogger("callsense")
@@ -40,8 +41,6 @@ def install(app: Any) -> None:
     """Register the exception handlers on a FastAPI app."""
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    from callsense.api.context import request_id
 
     async def on_callsense(_request, exc: CallsenseError):
         headers = {}

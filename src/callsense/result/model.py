@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
+from callsense.errors import ResultFormatError
 from callsense.result.emotion import CallEmotion, SegmentEmotion
 from callsense.result.qa import AlertRecord, CallMetrics, QAScore, RuleHit
 
@@ -160,10 +162,32 @@ class CallAnalysis:
         return to_jsonable(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CallAnalysis:
-        from callsense.result.io import result_from_dict
+    def from_dict(cls, data: dict[str, Any], source: str | None = None) -> CallAnalysis:
+        """Validate a result.json mapping; :class:`~callsense.errors.ResultFormatError` names what is wrong."""
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version is None:
+            raise ResultFormatError("not a callsense result (no schema_version)", source=source)
+        if str(version).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ResultFormatError(
+                f"result schema version {version} is not supported (this callsense reads {SCHEMA_VERSION})",
+                hint="re-run `callsense analyze` on the recording to produce a current result",
+                source=source,
+            )
+        from pydantic import ValidationError  # deferred: ~0.2 s, and most runs only write results
 
-        return result_from_dict(data)
+        try:
+            return _adapter().validate_python(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ResultFormatError(f"invalid result at {loc}: {first['msg']}", source=source) from e
+
+
+@lru_cache(maxsize=1)
+def _adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(CallAnalysis)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -32,7 +32,6 @@ log = logging.getLogger("callsense")
 
 ENV_URL = "CALLSENSE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 60_000  # writers wait this long for each other (workers share one SQLite file)
-_MIGRATION_LOCK_KEY = 0x63616C6C  # "call": the PostgreSQL advisory lock taken while upgrading
 
 
 class DiskFullError(StoreError):

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from callsense.store.db import Store
 
+MIGRATION_LOCK_KEY = 0x63616C6C  # "call": the PostgreSQL advisory lock taken while upgrading
+
 log = logging.getLogger("callsense")
 
 SCRIPT_LOCATION = "callsense.store:migrations"
@@ -80,9 +82,7 @@ def upgrade(store: Store, revision: str = "head") -> str | None:
         if store.dialect == "postgresql":
             from sqlalchemy import text
 
-            from callsense.store.db import _MIGRATION_LOCK_KEY
-
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         now = MigrationContext.configure(conn).get_current_revision()
         if now != before:
             log.debug("schema upgraded concurrently from %s to %s", before, now)
