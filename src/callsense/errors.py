@@ -10,13 +10,24 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   ├── AudioDecodeError                    empty, truncated, not audio, unsupported codec
     │   ├── AudioLimitError                     over the duration or size limit      (HTTP 413)
     │   ├── ChannelLayoutError                  more channels than the channel map covers
-    │   └── ResultFormatError                   result.json of another schema version
+    │   ├── ResultFormatError                   result.json of another schema version
+    │   ├── UploadTooLargeError                 an upload over the service's limit  (HTTP 413)
+    │   └── BadRequestError                     a request the service cannot use    (HTTP 400)
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
     │   ├── ModelFormatError                    corrupt or incomplete model directory
     │   └── DependencyError                     an optional extra is not installed
     ├── RuleError                       exit 2  (rule files: location + expectation)
-    └── StoreError                      exit 5  (database unreachable, disk full)
+    ├── StoreError                      exit 5  (database unreachable, disk full)
+    │   ├── DiskFullError                       the disk or quota is full: the batch stops cleanly
+    │   ├── CallNotFoundError           exit 3  no stored call with that id          (HTTP 404)
+    │   └── BatchStopped                        a batch stopped early; re-run to resume
+    └── ServiceError                            the web service (HTTP status per class)
+        ├── BusyError                           every worker busy, queue full        (HTTP 429)
+        ├── UnavailableError                    models loading, or waited too long   (HTTP 503)
+        ├── NotFoundError                       no such record                       (HTTP 404)
+        ├── AuthError                           no or a wrong API key                (HTTP 401)
+        └── ForbiddenError                      the key may not do this              (HTTP 403)
 
 Third-party exceptions are wrapped with ``raise ... from e`` so ``--debug`` still shows the cause.
 """
@@ -24,6 +35,7 @@ Third-party exceptions are wrapped with ``raise ... from e`` so ``--debug`` stil
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class CallsenseError(Exception):
@@ -115,19 +127,102 @@ class StoreError(CallsenseError):
     code = "store"
 
 
+class DiskFullError(StoreError):
+    """The disk (or the database's quota) is full: the batch stops, nothing half-written stays."""
+
+    code = "disk_full"
+
+
+class CallNotFoundError(StoreError):
+    exit_code = 3
+    status = 404
+    code = "call_not_found"
+
+
+class BatchStopped(StoreError):
+    """The batch stopped early and cleanly (e.g. disk full); re-run the same command to resume."""
+
+    code = "batch_stopped"
+
+
+# ------------------------------------------------------------------- the web service
+class ServiceError(CallsenseError):
+    status = 500
+    code = "service"
+    retry_after: int | None = None
+
+
+class BusyError(ServiceError):
+    """Every worker is busy and the waiting line is full: try again later."""
+
+    status = 429
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class UnavailableError(ServiceError):
+    """Models are still loading, or an inline analysis waited too long for a worker."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class NotFoundError(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class AuthError(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+class UploadTooLargeError(InputError):
+    status = 413
+    code = "upload_too_large"
+
+
+class BadRequestError(InputError):
+    status = 400
+    code = "bad_request"
+
+
 __all__ = [
     "AudioDecodeError",
     "AudioLimitError",
     "AudioNotFoundError",
+    "AuthError",
+    "BadRequestError",
+    "BatchStopped",
+    "BusyError",
+    "CallNotFoundError",
     "CallsenseError",
     "ChannelLayoutError",
     "DependencyError",
+    "DiskFullError",
+    "ForbiddenError",
     "InputError",
     "ModelError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "NotFoundError",
     "ResultFormatError",
     "RuleError",
+    "ServiceError",
     "StoreError",
+    "UnavailableError",
+    "UploadTooLargeError",
     "UsageError",
 ]

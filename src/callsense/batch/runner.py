@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from callsense.batch.sources import WorkItem
-from callsense.errors import AudioNotFoundError, CallsenseError, InputError, ModelError, StoreError
+from callsense.errors import AudioNotFoundError, BatchStopped, CallsenseError, InputError, ModelError, StoreError
 
 log = logging.getLogger("callsense")
 
@@ -106,12 +106,6 @@ class BatchSummary:
         else:
             self.failed += 1
             self.failures.append(outcome)
-
-
-class BatchStopped(StoreError):
-    """The batch stopped early and cleanly (e.g. disk full); re-run the same command to resume."""
-
-    code = "batch_stopped"
 
 
 # ---------------------------------------------------------------- worker side

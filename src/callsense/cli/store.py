@@ -339,10 +339,7 @@ def _call_html(call: str, output: Path | None, db: str | None, html: bool) -> No
     """One call's HTML report, rendered by the service's ``callsense.report.render_html``."""
     if not html:
         raise UsageError("with a CALL, report writes its HTML report; drop --no-html (or the CALL for tables)")
-    try:
-        from callsense.report import render_html  # type: ignore[import-not-found]
-    except ImportError as e:
-        raise UsageError("the HTML call report is not available in this build") from e
+    from callsense.report import render_html
     p = Path(call)
     if p.exists():
         from callsense.result.io import read_result

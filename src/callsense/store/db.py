@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callsense.errors import StoreError
+from callsense.errors import DiskFullError, StoreError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -32,12 +32,6 @@ log = logging.getLogger("callsense")
 
 ENV_URL = "CALLSENSE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 60_000  # writers wait this long for each other (workers share one SQLite file)
-
-
-class DiskFullError(StoreError):
-    """The disk (or the database's quota) is full: the batch stops, nothing half-written stays."""
-
-    code = "disk_full"
 
 
 def default_url() -> str:

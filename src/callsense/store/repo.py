@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from callsense.errors import StoreError
+from callsense.errors import CallNotFoundError
 from callsense.labels import EMOTION_NAMES
 from callsense.store.metadata import KNOWN_FIELDS, normalize_metadata, utc_naive
 from callsense.store.models import (
@@ -42,12 +42,6 @@ if TYPE_CHECKING:
     from callsense.store.privacy import RedactionConfig
 
 log = logging.getLogger("callsense")
-
-
-class CallNotFoundError(StoreError):
-    exit_code = 3
-    status = 404
-    code = "call_not_found"
 
 
 def result_fingerprint(result: CallAnalysis) -> str:
@@ -196,15 +190,6 @@ def list_calls(store: Store, *, agent_id: str | None = None, customer_id: str | 
         q = q.where(when < utc_naive(until))
     with store.session() as s:
         return [_record(c) for c in s.execute(q).scalars()]
-
-
-def find_by_hash(session: Session, content_sha256: str) -> tuple[str, str] | None:
-    """``(call_id, fingerprint)`` of the stored result of this recording, if any."""
-    from sqlalchemy import select
-
-    row = session.execute(select(Call.call_id, Call.fingerprint)
-                          .where(Call.content_sha256 == content_sha256)).first()
-    return (row[0], row[1]) if row else None
 
 
 def count_calls(store: Store) -> int:
@@ -362,33 +347,13 @@ def _meta_text(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def history_rows(session: Session, *, agent_id: str | None = None, customer_id: str | None = None,
-                 before: datetime | None = None, exclude_call: str | None = None, limit: int = 20) -> Sequence[Call]:
-    """The most recent stored calls of an agent or a customer (for cross-call rules)."""
-    from sqlalchemy import func, select
-
-    when = func.coalesce(Call.started_at, Call.analyzed_at)
-    q = select(Call).order_by(when.desc(), Call.stored_at.desc()).limit(limit)
-    if agent_id is not None:
-        q = q.where(Call.agent_id == agent_id)
-    if customer_id is not None:
-        q = q.where(Call.customer_id == customer_id)
-    if before is not None:
-        q = q.where(when <= before)
-    if exclude_call is not None:
-        q = q.where(Call.call_id != exclude_call)
-    return list(session.execute(q).scalars())
-
-
 __all__ = [
     "KNOWN_FIELDS",
     "CallNotFoundError",
     "CallRecord",
     "count_calls",
-    "find_by_hash",
     "get_embeddings",
     "get_result",
-    "history_rows",
     "list_calls",
     "result_fingerprint",
     "save_result",

@@ -195,13 +195,6 @@ def list_failures(store: Store, *, limit: int = 1000) -> list[FailureRecord]:
                 for f in rows]
 
 
-def clear_failure(store: Store, source_key: str) -> None:
-    from sqlalchemy import delete
-
-    with store.session() as s:
-        s.execute(delete(Failure).where(Failure.source_key == source_key))
-
-
 # ---------------------------------------------------------------- runs
 
 
