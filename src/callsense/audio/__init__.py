@@ -7,6 +7,7 @@ from callsense.audio.types import (
     SpeechSpan,
     Track,
     VadOptions,
+    parse_channel_map,
 )
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
 
 
 def __getattr__(name: str):  # decoding pulls in PyAV, VAD pulls in onnxruntime: import on first use
-    if name in ("load_audio", "parse_channel_map"):
+    if name == "load_audio":
         from callsense.audio import decode
 
         return getattr(decode, name)

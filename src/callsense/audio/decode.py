@@ -29,7 +29,7 @@ from typing import IO, Any, get_args
 import numpy as np
 
 from callsense.audio.resample import TARGET_RATE, StreamResampler, resample
-from callsense.audio.types import DEFAULT_CHANNEL_MAP, AudioOptions, DecodedAudio, Track
+from callsense.audio.types import DEFAULT_CHANNEL_MAP, AudioOptions, DecodedAudio, Track, parse_channel_map
 from callsense.errors import (
     AudioDecodeError,
     AudioLimitError,
@@ -54,24 +54,6 @@ _SIZE_HINT = "raise the limit with --max-size MB or AudioOptions(max_file_mb=...
 _NOT_AUDIO_HINT = "expected an audio or video file, e.g. WAV, MP3, M4A, FLAC, OGG, OPUS, AMR, WEBM, MP4"
 
 
-def parse_channel_map(spec: str | Sequence[str]) -> tuple[Role, ...]:
-    """``"agent,customer"`` (or a sequence of names) -> ``("agent", "customer")``: the role of channel 0, 1, ...
-
-    Roles may repeat (two agent channels of a conference bridge) and ``unknown`` marks a channel whose
-    speaker is not known. Raises :class:`UsageError` naming the valid roles.
-    """
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    roles = tuple(str(item).strip().lower() for item in items)
-    bad = [r for r in roles if r not in ROLES]
-    if not roles or bad or any(not r for r in roles):
-        what = f"unknown role(s) {', '.join(repr(b) for b in bad)}" if bad else "empty role"
-        raise UsageError(
-            f"bad channel map {spec!r}: {what}",
-            hint=f"give one role per channel, comma-separated, from {', '.join(ROLES)} (e.g. agent,customer)",
-        )
-    return roles  # type: ignore[return-value]
-
-
 def load_audio(
     source: AudioSource,
     options: AudioOptions | None = None,
@@ -93,7 +75,7 @@ def load_audio(
     :data:`DEFAULT_CHANNEL_MAP`; 3+ channels need a map with one role per channel.
     """
     options = options or AudioOptions()
-    requested = parse_channel_map(options.channel_map) if options.channel_map is not None else None
+    requested = options.channel_map  # checked and normalised by AudioOptions
     if isinstance(source, np.ndarray):
         if sample_rate is None:
             raise UsageError("a numpy array needs sample_rate=", hint="e.g. load_audio(samples, sample_rate=8000)")

@@ -34,25 +34,12 @@ def build_options(*, language: str, channels: Optional[str], asr_runtime: str, e
     from callsense.audio.types import AudioOptions
     from callsense.engines.base import AsrOptions, EmotionOptions
     from callsense.engines.catalog import DEFAULT_EMOTION_MODEL, get_spec
-    from callsense.labels import EMOTION_NAMES, LANGUAGES
     from callsense.pipeline import AnalyzeOptions
 
-    if language not in LANGUAGES:
-        raise UsageError(f"unknown language {language!r}; valid: {', '.join(LANGUAGES)}")
-    if granularity not in ("utterance", "frame"):
-        raise UsageError(f"--granularity must be utterance or frame, not {granularity!r}")
-    channel_map = None
-    if channels:
-        from callsense.audio.decode import parse_channel_map
-
-        channel_map = parse_channel_map(channels)
-    masked: tuple[str, ...] = ()
-    if mask:
-        masked = tuple(m.strip() for m in mask.split(",") if m.strip())
-        bad = [m for m in masked if m not in EMOTION_NAMES]
-        if bad:
-            raise UsageError(f"--mask: unknown emotion {', '.join(bad)}; valid: {', '.join(EMOTION_NAMES)}")
-    audio = AudioOptions(channel_map=channel_map)
+    # the option types check language, granularity, mask, channel map and limits (UsageError)
+    channel_map = tuple(channels.split(",")) if channels else None
+    masked = tuple(m.strip() for m in mask.split(",") if m.strip()) if mask else ()
+    audio = AudioOptions(channel_map=channel_map)  # type: ignore[arg-type]
     if max_duration is not None:
         audio = AudioOptions(channel_map=channel_map, max_duration_s=max_duration, max_file_mb=audio.max_file_mb)
     if max_size is not None:

@@ -58,12 +58,7 @@ def emotion(
     from callsense.engines.emotion2vec.head import level_dbfs
     from callsense.labels import EMOTION_NAMES, SAMPLE_RATE
 
-    if granularity not in ("utterance", "frame"):
-        raise UsageError(f"--granularity must be utterance or frame, not {granularity!r}")
-    masked = tuple(m.strip() for m in (mask or "").split(",") if m.strip())
-    bad = [m for m in masked if m not in EMOTION_NAMES]
-    if bad:
-        raise UsageError(f"--mask: unknown emotion {', '.join(bad)}; valid: {', '.join(EMOTION_NAMES)}")
+    masked = tuple(m.strip() for m in (mask or "").split(",") if m.strip())  # EmotionOptions checks them
     spec = get_spec(model or DEFAULT_EMOTION_MODEL)
     if spec.task != "emotion":
         raise UsageError(f"{spec.name} is not an emotion model")

@@ -14,7 +14,11 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from callsense.errors import UsageError
+from callsense.labels import EMOTION_NAMES, LANGUAGES
 from callsense.result.model import ModelInfo, TokenTime
+
+GRANULARITIES = ("utterance", "frame")  # emotion per segment, or also a timeline of windows
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,14 @@ class SegmentAudio:
 
 @dataclass(frozen=True)
 class AsrOptions:
-    language: str = "auto"  # validated against callsense.labels.LANGUAGES
+    language: str = "auto"  # one of callsense.labels.LANGUAGES
     use_itn: bool = True
     both_itn: bool = False  # also decode without ITN (a second pass on the onnx runtime)
     ban_emo_unk: bool = False
+
+    def __post_init__(self) -> None:  # the one check of the language, wherever the options come from
+        if self.language not in LANGUAGES:
+            raise UsageError(f"unknown language {self.language!r}; valid: {', '.join(LANGUAGES)}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,15 @@ class EmotionOptions:
     min_duration_ms: int = 500
     min_level_dbfs: float = -50.0
     embeddings: bool = True
+
+    def __post_init__(self) -> None:  # the one check of these options, wherever they come from
+        if self.granularity not in GRANULARITIES:
+            raise UsageError(f"granularity must be {' or '.join(GRANULARITIES)}, not {self.granularity!r}")
+        bad = [m for m in self.masked if m not in EMOTION_NAMES]
+        if bad:
+            raise UsageError(f"mask: unknown emotion {', '.join(bad)}; valid: {', '.join(EMOTION_NAMES)}")
+        if self.window_ms <= 0 or self.hop_ms <= 0:
+            raise UsageError(f"timeline window and hop must be > 0 ms, not {self.window_ms} / {self.hop_ms}")
 
 
 @dataclass(frozen=True)

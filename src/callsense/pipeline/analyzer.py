@@ -24,7 +24,7 @@ from callsense.audio.types import DecodedAudio
 from callsense.engines.base import EmotionOutput, SegmentAudio, Transcription
 from callsense.engines.manager import ModelManager
 from callsense.errors import ModelNotFoundError, UsageError
-from callsense.labels import EMOTION_NAMES, LANGUAGES, SAMPLE_RATE
+from callsense.labels import EMOTION_NAMES, SAMPLE_RATE
 from callsense.pipeline.hooks import Hook, Hooks, StageTimer
 from callsense.pipeline.options import AnalyzeOptions
 from callsense.result.emotion import CallEmotion, TimelinePoint
@@ -64,9 +64,7 @@ class Analyzer:
     """
 
     def __init__(self, options: AnalyzeOptions | None = None, *, manager: ModelManager | None = None):
-        self.options = options or AnalyzeOptions()
-        if self.options.asr.language not in LANGUAGES:
-            raise UsageError(f"unknown language {self.options.asr.language!r}; valid: {', '.join(LANGUAGES)}")
+        self.options = options or AnalyzeOptions()  # the option types validated themselves
         self.manager = manager or ModelManager(allow_download=self.options.allow_download)
         self._asr: Any = None
         self._emotion: Any = None

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from callsense.audio.types import AudioOptions
+from callsense.engines.base import AsrOptions, EmotionOptions
 from callsense.errors import AudioLimitError, CallsenseError, UsageError
-from callsense.labels import EMOTION_NAMES, LANGUAGES
+from callsense.labels import EMOTION_NAMES
 from callsense.service.errors import BadRequestError, NotFoundError, UnavailableError, UploadTooLargeError
 from callsense.service.settings import ServiceSettings
 
@@ -40,15 +42,10 @@ class AnalyzeRequest:
     use_itn: bool = True
 
     def validate(self) -> AnalyzeRequest:
-        if self.language not in LANGUAGES:
-            raise UsageError(f"unknown language {self.language!r}; valid: {', '.join(LANGUAGES)}")
-        if self.granularity not in ("utterance", "frame"):
-            raise UsageError(f"granularity must be utterance or frame, not {self.granularity!r}")
-        if self.channels is not None:
-            bad = [c for c in self.channels if c not in ("agent", "customer", "unknown")]
-            if bad or not self.channels:
-                raise UsageError(f"bad channel map {','.join(self.channels)!r}: use roles agent, customer, unknown "
-                                 "in channel order, e.g. customer,agent")
+        """Raise :class:`UsageError` for a bad language, granularity or channel map (the option types check)."""
+        AsrOptions(language=self.language)
+        EmotionOptions(granularity=self.granularity)
+        AudioOptions(channel_map=self.channels)  # type: ignore[arg-type]
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,7 +110,6 @@ class Service:
                               run_emotion=s.run_emotion)
         if s.emotion_model:
             base = base.replace(emotion_model=s.emotion_model)
-        from callsense.audio.types import AudioOptions
 
         base = base.replace(audio=AudioOptions(max_duration_s=s.max_duration_s, max_file_mb=s.max_upload_mb))
         self.engines = EnginePool(base)
@@ -341,11 +337,13 @@ class Service:
 
         from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
-        from callsense.engines.base import EmotionOptions, SegmentAudio
+        from callsense.engines.base import SegmentAudio
 
-        if granularity not in ("utterance", "frame"):
+        try:
+            opts = EmotionOptions(granularity=granularity, embeddings=embedding)  # type: ignore[arg-type]
+        except UsageError:
             self.discard(upload)
-            raise UsageError(f"granularity must be utterance or frame, not {granularity!r}")
+            raise
         try:
             self.require_ready()
             with self.limiter.slot(timeout=self.settings.sync_wait_s):
@@ -359,7 +357,6 @@ class Service:
                                              hint=skip.hint if skip else None)
                 audio = self._load(upload, base.options.audio, load_audio)
                 samples = np.mean(np.stack([t.samples for t in audio.tracks]), axis=0).astype(np.float32)
-                opts = EmotionOptions(granularity=granularity, embeddings=embedding)  # type: ignore[arg-type]
                 out = engine.score([SegmentAudio(id="clip", samples=samples, start_ms=0)], opts)[0]
         finally:
             self.discard(upload)
@@ -386,9 +383,11 @@ class Service:
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> Any:
         """ASR only (SenseVoice tags included): the result is not stored."""
-        if language not in LANGUAGES:
+        try:
+            AsrOptions(language=language)
+        except UsageError:
             self.discard(upload)
-            raise UsageError(f"unknown language {language!r}; valid: {', '.join(LANGUAGES)}")
+            raise
         try:
             self.require_ready()
             with self.limiter.slot(timeout=self.settings.sync_wait_s):
