@@ -6,7 +6,7 @@ import wave
 
 import numpy as np
 
-from callsense.pipeline.analyzer import _dbfs
+from callsense.pipeline.stages import dbfs as _dbfs
 from callsense.pipeline.outputs import write_wav
 
 

@@ -19,31 +19,26 @@ from typing import Any
 import numpy as np
 
 from callsense._version import PIPELINE_VERSION, __version__
-from callsense.analysis.emotion import role_emotions, segment_emotion, sensevoice_emotion, timeline_points
 from callsense.audio.types import DecodedAudio
-from callsense.engines.base import EmotionOutput, SegmentAudio, Transcription
+from callsense.engines.base import EmotionOutput, Transcription
 from callsense.engines.manager import ModelManager
 from callsense.errors import ModelNotFoundError, UsageError
-from callsense.labels import EMOTION_NAMES, SAMPLE_RATE
+from callsense.pipeline import stages
 from callsense.pipeline.hooks import Hook, Hooks, StageTimer
 from callsense.pipeline.options import AnalyzeOptions
-from callsense.result.emotion import CallEmotion, TimelinePoint
 from callsense.result.model import (
     SCHEMA_VERSION,
-    AudioEvent,
     CallAnalysis,
     ModelInfo,
     ProcessingLog,
-    Segment,
     Separation,
     Skipped,
-    TokenTime,
     TrackInfo,
 )
 
 log = logging.getLogger("callsense")
 
-NON_EVENT_TAGS = frozenset({"Speech", "Event_UNK", "GBG"})
+NON_EVENT_TAGS = stages.NON_EVENT_TAGS
 
 
 @dataclass(frozen=True)
@@ -236,7 +231,6 @@ class Analyzer:
     def run(self, source: Any, *, metadata: dict[str, Any] | None = None, hooks: Sequence[Hook] = (),
             call_id: str | None = None, sample_rate: int | None = None) -> CallRun:
         from callsense.audio.decode import load_audio
-        from callsense.audio.vad import detect_speech
 
         o = self.options
         self.load_in_background()  # cold start: the models load while the audio is decoded (no-op when warm)
@@ -253,18 +247,7 @@ class Analyzer:
         h.end("decode", audio)
 
         h.start("vad")
-        pieces: list[tuple[int, str, int, int]] = []  # (channel, role, start_ms, end_ms)
-        speech_ms: dict[int, int] = {}
-        for track in audio.tracks:
-            spans = detect_speech(track.samples, o.vad)
-            speech_ms[track.channel] = sum(s.end_ms - s.start_ms for s in spans)
-            pieces += [(track.channel, track.role, s.start_ms, s.end_ms) for s in spans]
-        pieces.sort(key=lambda p: (p[2], p[0]))
-        seg_audio = [
-            SegmentAudio(id=f"s{i + 1:04d}", samples=_cut(audio.tracks[_track_index(audio, ch)].samples, a, b),
-                         start_ms=a, channel=ch, role=role)
-            for i, (ch, role, a, b) in enumerate(pieces)
-        ]
+        seg_audio, speech_ms = stages.speech_segments(audio, o.vad)
         h.end("vad", seg_audio)
 
         models: list[ModelInfo] = [ModelInfo("vad", "silero-vad", "onnx", options={"threshold": o.vad.threshold})]
@@ -278,7 +261,7 @@ class Analyzer:
             engine = self.asr_engine()
             infos["asr"] = engine.info
             if seg_audio:
-                transcripts = list(engine.transcribe(seg_audio, o.asr))
+                transcripts = stages.transcribe_segments(engine, seg_audio, o.asr)
             h.end("asr", transcripts)
 
         def emotion_stage() -> None:
@@ -289,16 +272,16 @@ class Analyzer:
             h.start("emotion")
             infos["emotion"] = engine.info
             if seg_audio:
-                emotions = list(engine.score(seg_audio, o.emotion))
+                emotions = stages.score_emotions(engine, seg_audio, o.emotion)
             h.end("emotion", emotions)
 
         # The two stages are independent (both read the VAD segments), so the engine that is ready first
         # runs first. On a cold start that is emotion2vec (about 1 s to load against 2+ s for SenseVoice):
         # it scores on the core the SenseVoice loader leaves idle. Warm, ASR goes first.
-        stages = [s for s, on in ((asr_stage, o.run_asr), (emotion_stage, o.run_emotion)) if on]
-        if len(stages) == 2 and self._first_ready("asr", "emotion") == "emotion":
-            stages.reverse()
-        for stage in stages:
+        order = [s for s, on in ((asr_stage, o.run_asr), (emotion_stage, o.run_emotion)) if on]
+        if len(order) == 2 and self._first_ready("asr", "emotion") == "emotion":
+            order.reverse()
+        for stage in order:
             stage()
         models += [infos[k] for k in ("asr", "emotion") if k in infos]
         if not o.run_asr:
@@ -309,14 +292,10 @@ class Analyzer:
             skipped.append(Skipped("emotion2vec", "disabled by option", "drop --no-emotion"))
         emotion_engine = self._emotion if o.run_emotion else None
 
-        segments, embeddings, timeline = _build_segments(seg_audio, transcripts, emotions)
-        events = tuple(
-            AudioEvent(type=ev, start_ms=s.start_ms, end_ms=s.end_ms, channel=s.channel, role=s.role,
-                       segment_id=s.id)
-            for s in segments for ev in s.asr_events
-        )
+        segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
+        events = stages.audio_events(segments)
         emotion_model = self.options.emotion_model if emotion_engine is not None else None
-        call_emotion = _call_emotion(segments, timeline, emotion_model, o, audio.duration_ms)
+        call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
         if audio.source.narrowband:
             warnings.append(f"narrowband source ({audio.source.sample_rate} Hz): upsampled to 16 kHz for the models")
 
@@ -331,7 +310,7 @@ class Analyzer:
             ),
             tracks=tuple(
                 TrackInfo(channel=t.channel, role=t.role, duration_ms=t.duration_ms,
-                          speech_ms=speech_ms.get(t.channel, 0), level_dbfs=_dbfs(t.samples))
+                          speech_ms=speech_ms.get(t.channel, 0), level_dbfs=stages.dbfs(t.samples))
                 for t in audio.tracks
             ),
             segments=segments,
@@ -388,80 +367,6 @@ def parse_webhooks(specs: Sequence[str]) -> list[Any]:
 def make_call_id(sha256: str, when: datetime) -> str:
     """``YYYYMMDD_HHMMSS_<8 hex of content hash>``: sortable by time, distinct per content."""
     return f"{when.astimezone(timezone.utc):%Y%m%d_%H%M%S}_{sha256[:8]}"
-
-
-def _track_index(audio: DecodedAudio, channel: int) -> int:
-    for i, t in enumerate(audio.tracks):
-        if t.channel == channel:
-            return i
-    raise KeyError(channel)
-
-
-def _cut(samples: np.ndarray, start_ms: int, end_ms: int) -> np.ndarray:
-    a = start_ms * SAMPLE_RATE // 1000
-    b = end_ms * SAMPLE_RATE // 1000
-    return samples[a:b]
-
-
-_CHUNK = 1 << 20  # samples per block in whole-track arithmetic: a float64 copy of a 10-min track is 77 MB
-
-
-def _dbfs(samples: np.ndarray) -> float | None:
-    if samples.size == 0:
-        return None
-    x = samples.reshape(-1)
-    # block by block: the level of a whole track must not cost a float64 copy of it at the memory peak
-    energy = sum(float(np.dot(b, b)) for b in (x[i:i + _CHUNK].astype(np.float64) for i in range(0, x.size, _CHUNK)))
-    rms = (energy / x.size) ** 0.5
-    return round(20 * np.log10(max(rms, 1e-10)), 2)
-
-
-def _peak_dbfs(samples: np.ndarray) -> float | None:
-    if samples.size == 0:
-        return None
-    return round(20 * np.log10(max(float(np.max(np.abs(samples))), 1e-10)), 2)
-
-
-def _build_segments(seg_audio: Sequence[SegmentAudio], transcripts: Sequence[Transcription | None],
-                    emotions: Sequence[EmotionOutput | None]):
-    segments = []
-    rows: list[np.ndarray] = []
-    timeline: list[TimelinePoint] = []
-    for sa, tr, em in zip(seg_audio, transcripts, emotions):
-        fields: dict[str, Any] = {}
-        if tr is not None:
-            fields = dict(
-                text=tr.text, text_no_itn=tr.text_no_itn, itn=tr.itn, language=tr.language,
-                asr_emotion=tr.emotion, asr_events=tuple(e for e in tr.events if e not in NON_EVENT_TAGS),
-                raw_tags=tr.raw_tags, tokens=tuple(TokenTime(t.token, t.start_ms) for t in tr.tokens),
-                asr_status=tr.status,
-            )
-        emotion = None
-        if em is not None:
-            index = None
-            if em.embedding is not None:
-                index = len(rows)
-                rows.append(np.asarray(em.embedding, dtype=np.float32))
-            emotion = segment_emotion(em, index)
-            timeline += timeline_points(em, segment_id=sa.id, role=sa.role, channel=sa.channel)
-        elif tr is not None:
-            emotion = sensevoice_emotion(tr.emotion)
-        segments.append(Segment(
-            id=sa.id, channel=sa.channel, role=sa.role, start_ms=sa.start_ms,
-            end_ms=sa.start_ms + int(round(len(sa.samples) * 1000 / SAMPLE_RATE)),
-            emotion=emotion, level_dbfs=_dbfs(sa.samples), peak_dbfs=_peak_dbfs(sa.samples), **fields,
-        ))
-    embeddings = np.stack(rows) if rows else None
-    return tuple(segments), embeddings, tuple(timeline)
-
-
-def _call_emotion(segments: Sequence[Segment], timeline: Sequence[TimelinePoint], model: str | None,
-                  o: AnalyzeOptions, duration_ms: int) -> CallEmotion | None:
-    if not any(s.emotion for s in segments):
-        return None
-    roles = tuple(role_emotions(segments, duration_ms=duration_ms, timeline=timeline))
-    return CallEmotion(model=model, labels=EMOTION_NAMES, window_ms=o.emotion.window_ms, hop_ms=o.emotion.hop_ms,
-                       timeline=tuple(timeline), roles=roles, masked=tuple(o.emotion.masked))
 
 
 __all__ = ["Analyzer", "CallRun", "make_call_id"]
