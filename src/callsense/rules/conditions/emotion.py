@@ -23,18 +23,14 @@ def _expand(labels: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-
 def _emotion_match(scores: Sequence[float], labels: frozenset[str], min_score: float | None) -> bool:
     if min_score is not None:
         return score_of(scores, labels) >= min_score
     return EMOTION_NAMES[max(range(len(scores)), key=lambda i: scores[i])] in labels
 
 
-
 def _describe_scores(scores: Sequence[float], labels: frozenset[str]) -> str:
     return f"{'+'.join(sorted(labels))} {score_of(scores, labels):.2f}"
-
-
 
 
 @register_condition("emotion")
@@ -104,7 +100,6 @@ class Emotion(Condition):
         ok = len(matching) >= self.min_count
         return Outcome(ok, cap(seg_ev(ctx, s, n, note=_describe_scores(x, labels)) for s, x in matching) if ok else (),
                        scope=sc)
-
 
 
 @register_condition("emotion_change")

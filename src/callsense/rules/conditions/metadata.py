@@ -27,7 +27,6 @@ def _lookup(data: Any, dotted: str) -> Any:
     return cur
 
 
-
 def _num(x: Any) -> float | None:
     if isinstance(x, bool):
         return None
@@ -37,12 +36,10 @@ def _num(x: Any) -> float | None:
         return None
 
 
-
 def _same(a: Any, b: Any) -> bool:
     if a == b:
         return True
     return not isinstance(a, (dict, list)) and not isinstance(b, (dict, list)) and str(a) == str(b)
-
 
 
 def _person(result: CallAnalysis, by: str) -> Any:
@@ -51,8 +48,6 @@ def _person(result: CallAnalysis, by: str) -> Any:
         if v not in (None, ""):
             return str(v)
     return None
-
-
 
 
 @register_condition("metadata")
@@ -108,7 +103,6 @@ class Metadata(Condition):
                                          f"({self.op} {self.value!r})"),) if ok else (), scope=sc)
 
 
-
 @register_condition("history")
 @dataclass(frozen=True, kw_only=True)
 class History(Condition):
@@ -152,5 +146,6 @@ class History(Condition):
         matched = [h for h in recent if match(h)]
         ok = len(matched) >= (self.min_count or self.last)
         what = f"flag {self.flag}" if self.flag else f"{role} {self.emotion} >= {self.min_share:g}"
-        note = f"{len(matched)} of the {self.by}'s last {self.last} calls with {what}: {', '.join(h.call_id for h in matched)}"
+        note = (f"{len(matched)} of the {self.by}'s last {self.last} calls with {what}: "
+                f"{', '.join(h.call_id for h in matched)}")
         return Outcome(ok, (interval_ev(ctx, 0, ctx.duration, n, note=note),) if ok else (), scope=sc)

@@ -51,7 +51,6 @@ def _norm(text: str) -> str:
     return _PUNCT.sub("", lower(text))
 
 
-
 def _keyword_matches(c: Keywords, text: str) -> list[tuple[str, int, int]]:
     low = lower(text)
     excluded = [mt.span() for ex in c.exclude for mt in _word_pattern(ex).finditer(low)]
@@ -66,7 +65,6 @@ def _keyword_matches(c: Keywords, text: str) -> list[tuple[str, int, int]]:
             found.append((word, s, e))
     found.sort(key=lambda x: (x[1], x[2]))
     return found
-
 
 
 def _negated(low: str, start: int, c: Keywords) -> bool:
@@ -88,7 +86,6 @@ def _negated(low: str, start: int, c: Keywords) -> bool:
     return False
 
 
-
 def _in_order(words: Sequence[str], found: list[tuple[str, int, int]]) -> list[tuple[str, int, int]] | None:
     out, pos = [], -1
     for w in words:
@@ -98,7 +95,6 @@ def _in_order(words: Sequence[str], found: list[tuple[str, int, int]]) -> list[t
         out.append(nxt)
         pos = nxt[1]
     return out
-
 
 
 def _within(words: Sequence[str], found: list[tuple[str, int, int]], limit: int) -> list[tuple[str, int, int]] | None:
@@ -119,12 +115,11 @@ def _within(words: Sequence[str], found: list[tuple[str, int, int]], limit: int)
     return best[1] if best else None
 
 
-
-
 @register_condition("keywords")
 @dataclass(frozen=True, kw_only=True)
 class Keywords(Condition):
-    """Words said (any / all / at least N / none), optionally in order or within a distance; exclusion phrases and negation cues."""
+    """Words said (any / all / at least N / none), optionally in order or within a distance;
+    exclusion phrases and negation cues."""
 
     words: tuple[str, ...]
     match: Literal["any", "all", "none"] = "any"
@@ -139,7 +134,8 @@ class Keywords(Condition):
     def check(self, findings: Findings) -> None:
         super().check(findings)
         need = findings.need
-        need(bool(self.words) and all(w.strip() for w in self.words), "words", "keywords need a non-empty list of words")
+        need(bool(self.words) and all(w.strip() for w in self.words), "words",
+             "keywords need a non-empty list of words")
         if self.at_least is not None:
             need(1 <= self.at_least <= len(self.words), "at_least",
                  f"at_least must be between 1 and the number of words ({len(self.words)})")
@@ -185,7 +181,6 @@ class Keywords(Condition):
         return Outcome(ok, ev if ok else (), scope=sc)
 
 
-
 @register_condition("regex")
 @dataclass(frozen=True, kw_only=True)
 class Regex(Condition):
@@ -216,7 +211,6 @@ class Regex(Condition):
         ev = cap(seg_ev(ctx, s, n, text=mt.group(0), span=mt.span(), note=f"matches /{self.pattern}/")
                   for s, f in hits for mt in f)
         return Outcome(ok, ev if ok else (), scope=sc)
-
 
 
 @register_condition("similarity")
@@ -251,7 +245,6 @@ class Similarity(Condition):
                                 for s, r in hits) if ok else (), scope=sc)
 
 
-
 @register_condition("repetition")
 @dataclass(frozen=True, kw_only=True)
 class Repetition(Condition):
@@ -277,7 +270,6 @@ class Repetition(Condition):
         return Outcome(bool(repeated), ev, scope=sc)
 
 
-
 @register_condition("text_length")
 @dataclass(frozen=True, kw_only=True)
 class TextLength(Condition):
@@ -299,7 +291,6 @@ class TextLength(Condition):
         note = f"{chars} characters of speech ({bounds(self.above, self.below)})"
         ev = [seg_ev(ctx, s, n, note=note) for s in sc.segments] or [scope_evidence(ctx, sc, n, note)]
         return Outcome(True, cap(ev), scope=sc)
-
 
 
 @register_condition("segment_count")

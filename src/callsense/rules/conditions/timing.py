@@ -15,7 +15,6 @@ from callsense.rules.model import Condition, Findings, register_condition
 EVENT_TAGS = tuple(e for e in SENSEVOICE_EVENTS if e != "Speech")
 
 
-
 @register_condition("event")
 @dataclass(frozen=True, kw_only=True)
 class Event(Condition):
@@ -31,7 +30,8 @@ class Event(Condition):
         need(bool(self.events), "events", "event needs a non-empty list of event tags")
         for v in self.events:
             if v not in EVENT_TAGS:
-                close = difflib.get_close_matches(v, EVENT_TAGS, n=1) or [t for t in EVENT_TAGS if t.lower() == v.lower()]
+                close = (difflib.get_close_matches(v, EVENT_TAGS, n=1)
+                         or [t for t in EVENT_TAGS if t.lower() == v.lower()])
                 findings.add("events", f"unknown event {v!r} (expected one of: {', '.join(EVENT_TAGS)})",
                              f"did you mean {close[0]!r}?" if close else None)
         if self.min_share is not None:
@@ -52,7 +52,6 @@ class Event(Condition):
         ev = cap(interval_ev(ctx, e.start_ms, e.end_ms, n, segment_id=e.segment_id, note=f"{e.type}; {note}",
                                role=e.role) for e in evs)
         return Outcome(ok, ev if ok else (), scope=sc)
-
 
 
 @register_condition("silence")
@@ -98,7 +97,6 @@ class Silence(Condition):
         return Outcome(ok, cap(ev) if ok else (), scope=sc)
 
 
-
 @register_condition("talk_over")
 @dataclass(frozen=True, kw_only=True)
 class TalkOver(Condition):
@@ -126,7 +124,6 @@ class TalkOver(Condition):
                                note=f"{o.interrupter} ({o.interrupter_segment_id}) talked over {o.interrupted} "
                                     f"({o.interrupted_segment_id}) for {o.duration_ms / 1000:.1f} s") for o in found)
         return Outcome(ok, ev if ok else (), scope=sc)
-
 
 
 @register_condition("speech_rate")
@@ -170,7 +167,6 @@ class SpeechRate(Condition):
                                         f"({bounds(self.above, self.below)})") for s in hits) if ok else (), scope=sc)
 
 
-
 @register_condition("loudness")
 @dataclass(frozen=True, kw_only=True)
 class Loudness(Condition):
@@ -207,7 +203,6 @@ class Loudness(Condition):
         return Outcome(ok, cap(seg_ev(ctx, s, n, note=w) for s, w in hits) if ok else (), scope=sc)
 
 
-
 @register_condition("talk_ratio")
 @dataclass(frozen=True, kw_only=True)
 class TalkRatio(Condition):
@@ -236,7 +231,6 @@ class TalkRatio(Condition):
         start, end = min(r[0] for r in sc.ranges), max(r[1] for r in sc.ranges)
         return Outcome(ok, (interval_ev(ctx, start, end, n, role=role, note=f"{role} talk ratio {ratio:.2f} "
                                          f"({bounds(self.above, self.below)})"),) if ok else (), scope=sc)
-
 
 
 @register_condition("duration")
