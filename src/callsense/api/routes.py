@@ -318,11 +318,11 @@ def search(
     """Segments matching text and tags together (e.g. angry customers saying 退款); calls when only
     call-level filters are given. ``q`` is at most 500 characters and 32 words."""
     if q is not None:
-        if len(q) > MAX_QUERY_CHARS:
-            raise UsageError(f"q is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}",
-                             hint="search for fewer, more specific words")
         if len(q.split()) > MAX_QUERY_WORDS:
             raise UsageError(f"q has {len(q.split())} words; the limit is {MAX_QUERY_WORDS}",
+                             hint="search for fewer, more specific words")
+        if len(q) > MAX_QUERY_CHARS:
+            raise UsageError(f"q is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}",
                              hint="search for fewer, more specific words")
     return _svc(request).calls.search(text=q, emotion=emotion, role=role, event=event, min_score=min_score,
                                       severity=severity, agent_id=agent_id, limit=limit, offset=offset)
