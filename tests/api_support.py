@@ -124,3 +124,56 @@ class Server:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+
+def stream_upload(port: int, path: str, *, headers: dict[str, str] | None = None, total: int = 64 << 20,
+                  chunk: int = 64 << 10, timeout: float = 30.0) -> tuple[int, int]:
+    """POST a chunked multipart body of ``total`` bytes (no Content-Length), stopping as soon as the
+    server answers. Returns (status, body bytes handed to the socket before the answer came); the
+    client's send buffer is kept small so that figure is close to what the server read."""
+    import select
+
+    boundary = "cs0boundary"
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Transfer-Encoding: chunked",
+            f"Content-Type: multipart/form-data; boundary={boundary}", "Connection: close",
+            *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    part = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.flac"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+    try:
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        sent, block = 0, b"\0" * chunk
+        framed = f"{chunk:x}\r\n".encode() + block + b"\r\n"
+        deadline = time.monotonic() + timeout
+        s.setblocking(False)
+        while time.monotonic() < deadline:
+            readable, writable, _ = select.select([s], [s] if sent < total else [], [], 1.0)
+            if readable:
+                break
+            if writable:
+                try:
+                    n = s.send(framed)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if n < len(framed):  # finish this frame before checking again
+                    s.setblocking(True)
+                    try:
+                        s.sendall(framed[n:])
+                    except (BrokenPipeError, ConnectionResetError):
+                        break
+                    finally:
+                        s.setblocking(False)
+                sent += chunk
+        s.setblocking(True)
+        data = b""
+        while b"\r\n" not in data:
+            got = s.recv(4096)
+            if not got:
+                break
+            data += got
+        return int(data.split(b" ", 2)[1]), sent
+    finally:
+        s.close()

@@ -11,6 +11,8 @@ from callsense.service import Service, ServiceSettings
 
 log = logging.getLogger("callsense")
 
+DOCS_FAVICON = "/static-offline-docs/favicon.png"
+
 
 def check_auth_settings(settings: ServiceSettings, service: Service) -> None:
     """Refuse to serve a non-loopback address without keys, unless authentication is explicitly off."""
@@ -25,7 +27,7 @@ def check_auth_settings(settings: ServiceSettings, service: Service) -> None:
 
 def create_app(settings: ServiceSettings | None = None, *, service: Service | None = None) -> Any:
     """Build the application. The service (models, job workers) starts with the app's lifespan."""
-    from fastapi import FastAPI
+    from fastapi_offline import FastAPIOffline
 
     from callsense._version import __version__
     from callsense.api import problems
@@ -45,14 +47,18 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
         finally:
             service.stop()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts served from the installed fastapi-offline
+    # package: the docs work on a machine without internet, and the browser fetches nothing elsewhere.
+    app = FastAPIOffline(
         title="callsense",
         version=__version__,
         description="Analyse customer-service call recordings: transcript, language, emotion, QA rules. "
                     "Errors are problem details (`application/problem+json`) with a `code` and a `hint`.",
         lifespan=lifespan,
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        static_url="/static-offline-docs",
+        favicon_url=DOCS_FAVICON,
     )
     app.state.service = service
     problems.install(app)

@@ -4,31 +4,68 @@ translate HTTP to :class:`~callsense.service.Service` calls and back."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from callsense.api.auth import Principal, require
+from callsense.api.forms import form_openapi, receive_form
 from callsense.api.problems import MEDIA_TYPE
-from callsense.api.schemas import AnalyzeOut, CallList, EmotionOut, JobOut, Problem, Readiness, RulesOut
+from callsense.api.schemas import (
+    AnalyzeForm,
+    AnalyzeOut,
+    CallList,
+    EmotionForm,
+    EmotionOut,
+    JobOut,
+    Problem,
+    Readiness,
+    RulesOut,
+    TranscriptionForm,
+)
 from callsense.errors import UsageError
-from callsense.service import AnalyzeRequest
-from callsense.service.errors import NotFoundError
+from callsense.service import AnalyzeRequest, Service
+from callsense.service.errors import NotFoundError, UploadTooLargeError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {MEDIA_TYPE: {}}}
     for code in (400, 401, 403, 404, 413, 415, 422, 429, 503)
 }
 
-router = APIRouter()
+MAX_QUERY_CHARS = 500  # a search text; longer ones are refused (422) naming the limit
+MAX_QUERY_WORDS = 32  # full-text engines build one node per word (SQLite: "expression tree is too large")
+MAX_RULES_BYTES = 1 << 20  # a rule file
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # call and job ids: matched literally, never globbed
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_query(request: Request) -> None:
+    """Every query parameter: no control characters (databases refuse NUL; logs should not carry them)."""
+    for name, value in request.query_params.multi_items():
+        if _CONTROL.search(value) or _CONTROL.search(name):
+            raise UsageError(f"query parameter {name!r} contains control characters",
+                             hint="send printable text (URL-encode it)")
+
+
+router = APIRouter(dependencies=[Depends(clean_query)])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Analyst = Annotated[Principal, Depends(require("analyst"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 
-def _svc(request: Request) -> Any:
+def _svc(request: Request) -> Service:
     return request.app.state.service
+
+
+def _known_id(value: str, what: str = "call") -> str:
+    """``value`` when it can be an id; anything else (``*``, ``..``, NUL ...) cannot name one: 404."""
+    if not _ID.match(value):
+        raise NotFoundError(f"no {what} with id {value[:80]!r}",
+                            hint=f"list {what}s with GET /v1/{what}s")
+    return value
 
 
 def _channels(text: str | None) -> tuple[str, ...] | None:
@@ -47,6 +84,8 @@ def _metadata(text: str | None) -> dict[str, Any]:
                          hint='send a JSON object, e.g. {"agent_id": "a17", "queue": "refunds"}') from e
     if not isinstance(data, dict):
         raise UsageError("metadata must be a JSON object", hint='e.g. {"agent_id": "a17"}')
+    if "\x00" in json.dumps(data, ensure_ascii=False):
+        raise UsageError("metadata contains a NUL character", hint="send printable text")
     return data
 
 
@@ -95,31 +134,30 @@ def me(principal: Viewer) -> dict[str, Any]:
 
 
 # ---- analysis --------------------------------------------------------------------------------------
-@router.post("/v1/analyze", tags=["analysis"], response_model=AnalyzeOut, responses={**ERRORS, 202: {"model": AnalyzeOut}})
-def analyze(
-    request: Request,
-    _: Analyst,
-    file: Annotated[UploadFile, File(description="the recording (WAV, MP3, M4A, FLAC, OGG, AMR, ...)")],
-    language: Annotated[str, Form(description="auto, zh, en, yue, ja, ko")] = "auto",
-    channels: Annotated[str | None, Form(description="role per channel, e.g. customer,agent")] = None,
-    granularity: Annotated[str, Form(description="utterance or frame (emotion timeline)")] = "frame",
-    embeddings: Annotated[bool, Form()] = True,
-    emotion_model: Annotated[str | None, Form()] = None,
-    rules: Annotated[bool, Form(description="apply the active rule set and scorecard")] = True,
-    metadata: Annotated[str | None, Form(description='JSON object, e.g. {"agent_id": "a17"}')] = None,
-    mode: Annotated[str, Form(description="auto: inline up to the sync limit, a job beyond; sync; async")] = "auto",
-) -> Any:
+@router.post("/v1/analyze", tags=["analysis"], response_model=AnalyzeOut,
+             responses={**ERRORS, 202: {"model": AnalyzeOut}},
+             openapi_extra=form_openapi(AnalyzeForm, file_description="the recording (WAV, MP3, M4A, FLAC, OGG, AMR, ...)"))
+async def analyze(request: Request, _: Analyst) -> Any:
     """Analyse one call. Short recordings are answered with the full result (200); long ones (or
     ``mode=async``) return a job at once (202) — poll or wait on ``GET /v1/jobs/{id}?wait=60``."""
     svc = _svc(request)
-    req = AnalyzeRequest(language=language, channels=_channels(channels), granularity=granularity,  # type: ignore[arg-type]
-                         embeddings=embeddings, emotion_model=emotion_model or None, run_qa=rules).validate()
-    meta = _metadata(metadata)
-    upload = svc.save_upload(file.file, file.filename)
-    outcome = svc.analyze(upload, req, meta, mode=mode)  # type: ignore[arg-type]
+    received = await receive_form(request, svc.uploads)
+    try:
+        form = received.parse(AnalyzeForm)
+        upload = received.require_upload()
+        req = AnalyzeRequest(language=form.language, channels=_channels(form.channels),
+                             granularity=form.granularity,  # type: ignore[arg-type]
+                             embeddings=form.embeddings, emotion_model=form.emotion_model or None,
+                             run_qa=form.rules).validate()
+        meta = _metadata(form.metadata)
+    except BaseException:
+        received.discard()
+        raise
+    outcome = await run_in_threadpool(svc.analyze, upload, req, meta, mode=form.mode)  # type: ignore[arg-type]
     if outcome.job is not None:
         body = {"status": "queued", "job": _job_out(outcome.job), "links": {"job": f"/v1/jobs/{outcome.job.id}"}}
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{outcome.job.id}"})
+    assert outcome.result is not None
     call_id = outcome.result.call_id
     return {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
 
@@ -130,6 +168,7 @@ def get_job(request: Request, job_id: str, _: Viewer,
             include_result: bool = False) -> Any:
     """A job's state; ``wait=N`` holds the request until the job ends or N seconds pass."""
     svc = _svc(request)
+    _known_id(job_id, "job")
     job = svc.jobs.wait(job_id, wait) if wait else svc.jobs.get(job_id)
     if job is None:
         raise NotFoundError(f"no job with id {job_id!r}")
@@ -145,51 +184,61 @@ def list_jobs(request: Request, _: Viewer, status: str | None = None,
     return {"items": [_job_out(j) for j in _svc(request).jobs.list(status, limit)]}
 
 
-@router.post("/v1/emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS)
-def emotion(
-    request: Request,
-    _: Analyst,
-    file: Annotated[UploadFile, File(description="one clip, best 3-10 s of one speaker")],
-    granularity: Annotated[str, Form(description="utterance, or frame for a timeline")] = "utterance",
-    embedding: Annotated[bool, Form(description="return the utterance embedding")] = False,
-    emotion_model: Annotated[str | None, Form()] = None,
-) -> Any:
-    """Emotion of one clip (the seeds' ``/predict_emotion``): label, confidence, distribution,
-    timeline and embedding. Nothing is stored."""
+_EMOTION_DOC = form_openapi(EmotionForm, file_description="one clip, best 3-10 s of one speaker")
+
+
+@router.post("/v1/emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS,
+             openapi_extra=_EMOTION_DOC)
+async def emotion(request: Request, _: Analyst) -> Any:
+    """Emotion of one clip: label, confidence, distribution, timeline and embedding. Nothing is stored."""
     svc = _svc(request)
-    upload = svc.save_upload(file.file, file.filename)
-    return svc.emotion(upload, granularity=granularity, embedding=embedding, emotion_model=emotion_model or None)
+    received = await receive_form(request, svc.uploads)
+    try:
+        form = received.parse(EmotionForm)
+        upload = received.require_upload()
+    except BaseException:
+        received.discard()
+        raise
+    return await run_in_threadpool(svc.emotion, upload, granularity=form.granularity, embedding=form.embedding,
+                                   emotion_model=form.emotion_model or None)
 
 
-@router.post("/v1/audio/transcriptions", tags=["openai"], responses=ERRORS)
-def transcriptions(
-    request: Request,
-    _: Analyst,
-    file: Annotated[UploadFile, File()],
-    model: Annotated[str, Form(description="ignored: SenseVoice-Small always answers")] = "sensevoice-small",
-    language: Annotated[str | None, Form()] = None,
-    prompt: Annotated[str | None, Form(description="ignored (SenseVoice takes no prompt)")] = None,
-    response_format: Annotated[str, Form()] = "json",
-    temperature: Annotated[float | None, Form(description="ignored (non-autoregressive model)")] = None,
-    timestamp_granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
-) -> Any:
+@router.post("/predict_emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS,
+             openapi_extra=_EMOTION_DOC)
+async def predict_emotion(request: Request, principal: Analyst) -> Any:
+    """Alias of ``POST /v1/emotion`` under the seeds' name (voice assistants): an audio upload in,
+    the emotion JSON out. Same form fields, same answer."""
+    return await emotion(request, principal)
+
+
+@router.post("/v1/audio/transcriptions", tags=["openai"], responses=ERRORS,
+             openapi_extra=form_openapi(TranscriptionForm, file_description="the recording"))
+async def transcriptions(request: Request, _: Analyst) -> Any:
     """OpenAI-compatible transcription: existing OpenAI clients transcribe with SenseVoice.
-    ``verbose_json`` segments carry callsense's extras: role, channel, language, emotion, events."""
+    ``verbose_json`` segments carry callsense's extras: role, channel, language, emotion, events.
+    ``model``, ``prompt`` and ``temperature`` are accepted and ignored."""
     from callsense.service import transcripts
 
     svc = _svc(request)
-    if response_format not in transcripts.FORMATS:
-        raise UsageError(f"response_format must be one of {', '.join(transcripts.FORMATS)}, not {response_format!r}")
-    granularities = set(timestamp_granularities or [])
-    bad = granularities - {"segment", "word"}
-    if bad:
-        raise UsageError(f"timestamp_granularities must be segment and/or word, not {', '.join(sorted(bad))}")
-    upload = svc.save_upload(file.file, file.filename)
-    result = svc.transcribe(upload, language=(language or "auto").lower())
-    body = transcripts.render(result, response_format, words="word" in granularities)
+    received = await receive_form(request, svc.uploads)
+    try:
+        form = received.parse(TranscriptionForm)
+        upload = received.require_upload()
+        if form.response_format not in transcripts.FORMATS:
+            raise UsageError(f"response_format must be one of {', '.join(transcripts.FORMATS)}, "
+                             f"not {form.response_format!r}")
+        granularities = set(form.timestamp_granularities or [])
+        bad = granularities - {"segment", "word"}
+        if bad:
+            raise UsageError(f"timestamp_granularities must be segment and/or word, not {', '.join(sorted(bad))}")
+    except BaseException:
+        received.discard()
+        raise
+    result = await run_in_threadpool(svc.transcribe, upload, language=(form.language or "auto").lower())
+    body = transcripts.render(result, form.response_format, words="word" in granularities)
     if isinstance(body, dict):
         return JSONResponse(body)
-    return Response(body, media_type=transcripts.MEDIA_TYPES[response_format])
+    return Response(body, media_type=transcripts.MEDIA_TYPES[form.response_format])
 
 
 # ---- calls -----------------------------------------------------------------------------------------
@@ -215,7 +264,7 @@ def list_calls(
 @router.get("/v1/calls/{call_id}", tags=["calls"], responses=ERRORS)
 def get_call(request: Request, call_id: str, _: Viewer) -> Any:
     """The full result of one call (the JSON of result.json)."""
-    return JSONResponse(_svc(request).calls.get(call_id).to_dict())
+    return JSONResponse(_svc(request).calls.get(_known_id(call_id)).to_dict())
 
 
 @router.get("/v1/calls/{call_id}/audio", tags=["calls"], responses=ERRORS)
@@ -224,6 +273,7 @@ def get_call_audio(request: Request, call_id: str,
                    ) -> Any:
     """The processed audio (16 kHz WAV, one channel per track); supports Range requests for players."""
     svc = _svc(request)
+    _known_id(call_id)
     if not (token and svc.check_audio_token(call_id, token)):
         require("viewer")(request)
     path = svc.calls.audio_path(call_id)
@@ -233,7 +283,7 @@ def get_call_audio(request: Request, call_id: str,
 @router.get("/v1/calls/{call_id}/embeddings", tags=["calls"], responses=ERRORS)
 def get_call_embeddings(request: Request, call_id: str, _: Viewer) -> Any:
     """embeddings.npy: one row per segment with an emotion2vec embedding."""
-    path = _svc(request).calls.embeddings_path(call_id)
+    path = _svc(request).calls.embeddings_path(_known_id(call_id))
     return FileResponse(path, media_type="application/octet-stream", filename=f"{call_id}_embeddings.npy")
 
 
@@ -242,7 +292,7 @@ def get_call_report(request: Request, call_id: str, _: Viewer, download: bool = 
     """The self-contained one-page HTML report of the call."""
     from callsense.report import render_html
 
-    html = render_html(_svc(request).calls.get(call_id))
+    html = render_html(_svc(request).calls.get(_known_id(call_id)))
     headers = {"Content-Disposition": f'attachment; filename="{call_id}.html"'} if download else None
     return HTMLResponse(html, headers=headers)
 
@@ -250,7 +300,7 @@ def get_call_report(request: Request, call_id: str, _: Viewer, download: bool = 
 @router.delete("/v1/calls/{call_id}", tags=["calls"], status_code=204, responses=ERRORS)
 def delete_call(request: Request, call_id: str, _: Admin) -> Response:
     """Purge a call: its record, audio, embeddings and report (admin)."""
-    _svc(request).purge(call_id)
+    _svc(request).purge(_known_id(call_id))
     return Response(status_code=204)
 
 
@@ -266,7 +316,14 @@ def search(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Segments matching text and tags together (e.g. angry customers saying 退款); calls when only
-    call-level filters are given."""
+    call-level filters are given. ``q`` is at most 500 characters and 32 words."""
+    if q is not None:
+        if len(q.split()) > MAX_QUERY_WORDS:
+            raise UsageError(f"q has {len(q.split())} words; the limit is {MAX_QUERY_WORDS}",
+                             hint="search for fewer, more specific words")
+        if len(q) > MAX_QUERY_CHARS:
+            raise UsageError(f"q is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}",
+                             hint="search for fewer, more specific words")
     return _svc(request).calls.search(text=q, emotion=emotion, role=role, event=event, min_score=min_score,
                                       severity=severity, agent_id=agent_id, limit=limit, offset=offset)
 
@@ -292,13 +349,20 @@ async def put_rules(request: Request, _: Admin, dry_run: bool = False) -> Any:
     from starlette.concurrency import run_in_threadpool
 
     svc = _svc(request)
-    raw = await request.body()
-    text = raw.decode("utf-8", errors="replace")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_RULES_BYTES:
+            raise UploadTooLargeError(f"a rule file may be at most {MAX_RULES_BYTES >> 20} MB")
+    text: Any = raw.decode("utf-8", errors="replace")
     if (request.headers.get("content-type") or "").startswith("application/json"):
         try:
             text = json.loads(text)["yaml"]
         except (ValueError, KeyError, TypeError) as e:
             raise UsageError('a JSON body must be {"yaml": "<rule file text>"}') from e
+        if not isinstance(text, str):
+            raise UsageError(f'"yaml" must be the rule file as a string, not {type(text).__name__}',
+                             hint='send {"yaml": "ruleset: ..."} or the YAML itself as text/yaml')
     if dry_run:
         ruleset = await run_in_threadpool(svc.rules.validate, text)
         from callsense.service.rulesets import summarize

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from callsense.api.forms import FormModel
+
 
 class Problem(BaseModel):
     type: str
@@ -88,3 +90,30 @@ class Readiness(BaseModel):
     models: dict[str, bool] = {}
     load_seconds: float | None = None
     error: dict[str, Any] | None = None
+
+
+# ---- upload forms (multipart fields besides ``file``; see callsense.api.forms) ------------------------
+class AnalyzeForm(FormModel):
+    language: str = Field("auto", description="auto, zh, en, yue, ja, ko")
+    channels: str | None = Field(None, description="role per channel, e.g. customer,agent")
+    granularity: str = Field("frame", description="utterance or frame (emotion timeline)")
+    embeddings: bool = True
+    emotion_model: str | None = None
+    rules: bool = Field(True, description="apply the active rule set and scorecard")
+    metadata: str | None = Field(None, description='JSON object, e.g. {"agent_id": "a17"}')
+    mode: str = Field("auto", description="auto: inline up to the sync limit, a job beyond; sync; async")
+
+
+class EmotionForm(FormModel):
+    granularity: str = Field("utterance", description="utterance, or frame for a timeline")
+    embedding: bool = Field(False, description="return the utterance embedding")
+    emotion_model: str | None = None
+
+
+class TranscriptionForm(FormModel):
+    model: str = Field("sensevoice-small", description="ignored: SenseVoice-Small always answers")
+    language: str | None = None
+    prompt: str | None = Field(None, description="ignored (SenseVoice takes no prompt)")
+    response_format: str = "json"
+    temperature: float | None = Field(None, description="ignored (non-autoregressive model)")
+    timestamp_granularities: list[str] | None = Field(None, alias="timestamp_granularities[]")

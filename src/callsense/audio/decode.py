@@ -8,7 +8,8 @@
 Everything PyAV's bundled ffmpeg reads is accepted (WAV PCM/float/μ-law/A-law/ADPCM, MP3, M4A/AAC, FLAC,
 Ogg Vorbis/Opus, AMR-NB/WB, WebM, the audio track of video files). Decoding streams packet by packet
 and resamples chunk by chunk, so memory is about the size of the output; the duration limit is checked
-against the header before decoding and again while decoding, so an over-long file is refused early.
+against the header and the packet count before decoding (demuxing only: a compressed "bomb" that hides
+its length costs no memory) and again while decoding, so an over-long file is refused early.
 Every failure is a :class:`~callsense.errors.InputError` whose message names the file; problems that
 still leave usable audio (a truncated file, corrupt packets, a WAV header that lies about its length)
 become ``DecodedAudio.warnings``.
@@ -266,10 +267,86 @@ def _inspect_wav(fh: IO[bytes], size: int) -> tuple[bool, str | None]:
 # --- decoding ----------------------------------------------------------------------------------------------
 
 
+def probe_duration(path: str | os.PathLike, *, stop_after_s: float | None = None) -> float | None:
+    """Seconds of audio in the file at ``path`` without decoding it, or None when it cannot be told.
+
+    The packets are counted (demuxing only: a 5-hour FLAC takes milliseconds and no memory), so a file
+    whose header is missing or lies about its length is measured truthfully; the header is the fallback
+    for containers whose packets carry no durations. Counting stops once ``stop_after_s`` is passed.
+    """
+    import av
+
+    try:
+        with av.open(str(path), "r", metadata_errors="ignore") as container:
+            stream = container.streams.best("audio")
+            if stream is None:
+                return None
+            counted = _count_seconds(container, stream, stop_after_s)
+            return counted if counted is not None else _declared_seconds(container, stream)
+    except (av.FFmpegError, OSError, ValueError):
+        return None  # not readable here: decoding will say why
+
+
+def _count_seconds(container: Any, stream: Any, stop_after_s: float | None) -> float | None:
+    """The audio's length from its packets' durations, or None when the packets do not carry them."""
+    import av
+
+    if not stream.time_base:
+        return None
+    base = float(stream.time_base)
+    ticks, stop = 0, None if stop_after_s is None else stop_after_s / base
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue  # the flush packet at the end
+            if not packet.duration:
+                return None  # e.g. some raw streams: the count would be wrong, so do not guess
+            ticks += packet.duration
+            if stop is not None and ticks > stop:
+                break
+    except av.FFmpegError:
+        pass  # a broken tail: what was counted is the length decoding can reach
+    return ticks * base
+
+
+def _pre_count(src: _Source, fmt_options: dict[str, str], limit_s: float) -> float | None:
+    """Count the packets of a seekable source before decoding it (see :func:`probe_duration`).
+
+    This is what keeps a decompression bomb cheap: a small compressed file whose header hides its
+    length is refused from its packet count, before a sample is decoded or a buffer allocated.
+    Non-seekable streams cannot be read twice; for them the limit is enforced while decoding.
+    """
+    import av
+
+    if src.path is not None:
+        target: Any = src.path
+    elif src.reader is None and hasattr(src.av_input, "seek"):
+        target = src.av_input
+        target.seek(0)
+    else:
+        return None
+    try:
+        with av.open(target, "r", options=fmt_options, metadata_errors="ignore") as container:
+            stream = container.streams.best("audio")
+            if stream is None or (stream.codec_context is not None
+                                  and str(stream.codec_context.name).startswith("pcm_")):
+                return None  # PCM is never larger than the file, which the size limit already bounds
+            return _count_seconds(container, stream, limit_s)
+    except av.FFmpegError:
+        return None  # the real open below reports why
+    finally:
+        if target is not src.path:
+            target.seek(0)
+
+
 def _decode(src: _Source, options: AudioOptions, requested: tuple[Role, ...] | None) -> DecodedAudio:
     import av
 
     fmt_options = {"ignore_length": "1"} if src.wav_ignore_length else {}
+    counted_s = _pre_count(src, fmt_options, options.max_duration_s)
+    if counted_s is not None and counted_s > options.max_duration_s:
+        raise AudioLimitError(f"recording is longer than the {_fmt_duration(options.max_duration_s)} limit "
+                              "(counted before decoding)", hint=_LIMIT_HINT, source=src.label)
     try:
         container = av.open(src.av_input, "r", options=fmt_options, metadata_errors="ignore")
     except av.FFmpegError as e:
@@ -300,7 +377,7 @@ def _decode(src: _Source, options: AudioOptions, requested: tuple[Role, ...] | N
         if declared_s is not None and declared_s > options.max_duration_s:
             raise AudioLimitError(f"recording is {_fmt_duration(declared_s)} long (per its header), over the "
                                   f"{_fmt_duration(options.max_duration_s)} limit", hint=_LIMIT_HINT, source=src.label)
-        capacity_s = min(declared_s or 60.0, options.max_duration_s) + 1.0
+        capacity_s = min(counted_s or declared_s or 60.0, options.max_duration_s) + 1.0
         buf = _TrackBuffer(channels, int(capacity_s * TARGET_RATE))
         resampler = StreamResampler(rate, channels)
         decoded_s, bad, consecutive = 0.0, 0, 0

@@ -82,6 +82,11 @@ class Analyzer:
             self._emotion, self._emotion_skip = self._build_emotion()
         return self._emotion
 
+    @property
+    def emotion_skip(self) -> Skipped | None:
+        """Why emotion2vec cannot run here (model missing ...), once :meth:`emotion_engine` has looked."""
+        return self._emotion_skip
+
     def _build_asr(self) -> Any:
         from callsense.engines import registry
 

@@ -7,7 +7,9 @@ always complete.
 
 from __future__ import annotations
 
+import errno
 import shutil
+import uuid
 import wave
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,18 +30,16 @@ def folder_name(call_id: str) -> str:
 
 
 def write_call_folder(run: CallRun, out_root: str | Path, *, audio: bool = True) -> Path:
-    """Write the call's folder under ``out_root`` and return its path (never overwrites: ``-2``, ``-3``…)."""
+    """Write the call's folder under ``out_root`` and return its path (never overwrites: ``-2``, ``-3``…).
+
+    Each run writes into its own hidden ``.<name>.<random>.partial`` folder and renames it into place at
+    the end; the rename fails if another run took that name meanwhile (a folder that exists is never
+    empty), so concurrent analyses of the same recording each get their own complete folder.
+    """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     base = folder_name(run.result.call_id)
-    target = out_root / base
-    n = 2
-    while target.exists():
-        target = out_root / f"{base}-{n}"
-        n += 1
-    tmp = out_root / f".{target.name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = out_root / f".{base}.{uuid.uuid4().hex[:12]}.partial"
     tmp.mkdir()
     try:
         (tmp / RESULT_FILE).write_text(dump_result(run.result) + "\n", encoding="utf-8")
@@ -47,11 +47,20 @@ def write_call_folder(run: CallRun, out_root: str | Path, *, audio: bool = True)
             write_wav(tmp / AUDIO_FILE, [t.samples for t in run.audio.tracks])
         if run.embeddings is not None:
             np.save(tmp / EMBEDDINGS_FILE, run.embeddings.astype(np.float32))
-        tmp.rename(target)
+        n = 1
+        while True:
+            target = out_root / (base if n == 1 else f"{base}-{n}")
+            if not target.exists():
+                try:
+                    tmp.rename(target)  # atomic; refuses a non-empty target that appeared meanwhile
+                    return target
+                except OSError as e:
+                    if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+            n += 1
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 def write_wav(path: Path, samples: np.ndarray | Sequence[np.ndarray], rate: int = SAMPLE_RATE) -> None:

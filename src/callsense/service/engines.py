@@ -48,8 +48,8 @@ class EnginePool:
             log.error("models failed to load: %s", e)
             return
         self.loaded = {
-            self.base_options.asr_model: analyzer._asr is not None,
-            self.base_options.emotion_model: analyzer._emotion is not None,
+            self.base_options.asr_model: self.base_options.run_asr,
+            self.base_options.emotion_model: analyzer.emotion_engine() is not None,
         }
         self.load_seconds = round(time.perf_counter() - t0, 2)
         self.state = "ready"

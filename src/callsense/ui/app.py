@@ -11,6 +11,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+# Imported at module level (this module is only loaded when the UI is mounted): Gradio reads the
+# handlers' ``gr.Request`` / ``gr.SelectData`` annotations to inject them, and with postponed
+# annotations it can only resolve names that live in the module's globals. A local import left them
+# unresolved, so Gradio passed None instead of the request: every user looked like a viewer.
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no phoning home
+
+import gradio as gr  # noqa: E402
+
 from callsense.errors import CallsenseError
 from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
 from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags
@@ -146,21 +156,24 @@ def examples(service: Any) -> dict[str, Path]:
                                                                                   ".m4a")}
 
 
-def build_ui(service: Any) -> Any:
-    import gradio as gr
+def role_of_user(service: Any, username: str | None) -> str:
+    """The role of the signed-in user (the UI's user name is the key's name): the lowest role among the
+    keys of that name, so a name shared by several keys never grants more than the weakest of them."""
+    from callsense.service.keys import ROLES
 
+    if not service.settings.auth_required:
+        return "admin"
+    roles = [k.role for k in service.keys.list() if username and k.name == username]
+    return min(roles, key=ROLES.index) if roles else "viewer"
+
+
+def build_ui(service: Any) -> Any:
     from callsense.service import AnalyzeRequest
 
     example_files = examples(service)
 
     def role_of(request: gr.Request | None) -> str:
-        if not service.settings.auth_required:
-            return "admin"
-        name = getattr(request, "username", None)
-        for k in service.keys.list():
-            if k.name == name:
-                return k.role
-        return "viewer"
+        return role_of_user(service, getattr(request, "username", None))
 
     def fail(e: CallsenseError) -> Any:
         raise gr.Error(f"{e.code}: {e}")
@@ -267,6 +280,10 @@ def build_ui(service: Any) -> Any:
 
         return f"✅ valid 有效 · {len(summarize(rs)['rules'])} rules"
 
+    def whoami(request: gr.Request):
+        name = getattr(request, "username", None) or "local"
+        return f"👤 {escape(name)} · {role_of(request)}"
+
     def save_rules(text, request: gr.Request):
         if role_of(request) != "admin":
             return "❌ only admins can change rules 仅管理员可修改规则"
@@ -283,6 +300,7 @@ def build_ui(service: Any) -> Any:
     with gr.Blocks(title="callsense · 通话分析", analytics_enabled=False) as demo:
         gr.Markdown("## callsense · 客服通话分析 Call analysis\n"
                     "转写、语种、情绪与质检规则 · transcript, language, emotion and QA rules — all local.")
+        who = gr.Markdown(elem_id="cs-whoami")
         with gr.Tabs():
             with gr.Tab("分析 Analyze", id="analyze"):
                 with gr.Row():
@@ -379,16 +397,12 @@ def build_ui(service: Any) -> Any:
                 r_check.click(validate_rules, r_yaml, r_msg)
                 r_save.click(save_rules, r_yaml, r_msg)
         demo.load(load_rules, None, [r_yaml, r_info])
+        demo.load(whoami, None, who)
     return demo
 
 
 def mount_ui(app: Any, service: Any) -> Any:
     """Mount the UI at ``/`` of ``app`` (API routes registered before keep precedence)."""
-    import os
-
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no phoning home
-    import gradio as gr
-
     auth = None
     if service.settings.auth_required:
         def auth(username: str, password: str) -> bool:
