@@ -216,9 +216,8 @@ class EmbeddingRow(Base):
     """An L2-normalised embedding: one per segment (``kind="segment"``) and pooled ones per call
     (``kind="call"``, and ``"call:agent"`` / ``"call:customer"`` per role).
 
-    ``vector`` is int8 with ``scale`` (value = int8 * scale; a quarter of float32, cosine within 1e-3)
-    or, when ``scale`` is NULL (rows stored before revision 0005), float32. Decode with
-    :func:`callsense.store.vectors.decode`."""
+    ``vector`` is float16 bytes (half of float32; cosine within 1e-3 of float32), or float32 bytes
+    in rows stored before revision 0005; :func:`callsense.store.vectors.decode` reads both."""
 
     __tablename__ = "embeddings"
 
@@ -230,7 +229,6 @@ class EmbeddingRow(Base):
     model: Mapped[str | None] = mapped_column(String(128))
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
-    scale: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_embeddings_kind_dim", "kind", "dim"),)
 

@@ -165,9 +165,9 @@ def get_embeddings(store: Store, call_id: str) -> dict[str, np.ndarray]:
     from callsense.store.vectors import decode
 
     with store.session() as s:
-        rows = s.execute(select(EmbeddingRow.kind, EmbeddingRow.segment_id, EmbeddingRow.vector, EmbeddingRow.scale)
+        rows = s.execute(select(EmbeddingRow.kind, EmbeddingRow.segment_id, EmbeddingRow.vector, EmbeddingRow.dim)
                          .where(EmbeddingRow.call_id == call_id)).all()
-    return {(seg if kind == "segment" else kind): decode(vec, scale) for kind, seg, vec, scale in rows}
+    return {(seg if kind == "segment" else kind): decode(vec, dim) for kind, seg, vec, dim in rows}
 
 
 @dataclass(frozen=True)
@@ -366,8 +366,7 @@ def _metric_items(metrics: Any) -> list[tuple[str, Any]]:
 def _packed(v: np.ndarray) -> dict[str, Any]:
     from callsense.store.vectors import encode
 
-    data, scale = encode(v)
-    return {"vector": data, "scale": scale}
+    return {"vector": encode(v)}  # float16 (callsense.store.vectors)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 ``similar(store, "CALL")`` compares the call's pooled embedding (the mean of its L2-normalised segment
 vectors; per role with ``role="customer"``) with every other call's; ``similar(store, "CALL", "s0003")``
 compares one segment with every stored segment — the seeds' "customers with similar emotional
-expression". The search is exact, in numpy, streamed in blocks of int8 vectors (callsense.store.vectors)
+expression". The search is exact, in numpy, streamed in blocks of float16 vectors (callsense.store.vectors)
 so memory stays bounded. It reads every vector of the kind: its time grows linearly with the store
 (measured in bench/RESULTS.md — roughly 1 s per million 1024-d segment vectors read on SQLite, more
 on PostgreSQL; no approximate index yet). Vectors of another model (another dimension) are never
@@ -54,7 +54,7 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
     with store.session() as s:
         if s.get(Call, call_id) is None:
             raise CallNotFoundError(f"no stored call {call_id!r}")
-        q = select(EmbeddingRow.vector, EmbeddingRow.scale, EmbeddingRow.dim).where(EmbeddingRow.call_id == call_id,
+        q = select(EmbeddingRow.vector, EmbeddingRow.dim).where(EmbeddingRow.call_id == call_id,
                                                                 EmbeddingRow.kind == kind)
         if segment_id:
             q = q.where(EmbeddingRow.segment_id == segment_id)
@@ -63,16 +63,16 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
             what = f"segment {segment_id} of call {call_id}" if segment_id else f"call {call_id}"
             raise UsageError(f"{what} has no stored embedding" + (f" for role {role}" if role and not segment_id else ""),
                              hint="embeddings are stored when the emotion2vec model ran on the call")
-        query = decode(row.vector, row.scale)
-        cand = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector,
-                      EmbeddingRow.scale).where(EmbeddingRow.kind == kind, EmbeddingRow.dim == row.dim)
+        query = decode(row.vector, row.dim)
+        cand = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
+                      ).where(EmbeddingRow.kind == kind, EmbeddingRow.dim == row.dim)
         if not include_same_call:
             cand = cand.where(EmbeddingRow.call_id != call_id)
         if segment_id and role:
             cand = cand.where(EmbeddingRow.role == role)
         best: list[tuple[float, str, str | None, str | None]] = []
         for block in s.execute(cand.execution_options(yield_per=BLOCK_ROWS)).partitions(BLOCK_ROWS):
-            mat = decode_block([(r.vector, r.scale) for r in block], row.dim)
+            mat = decode_block([r.vector for r in block], row.dim)
             scores = _cosine(mat, query)
             top = np.argsort(-scores)[: k + 1]
             best += [(float(scores[i]), block[i].call_id, block[i].segment_id, block[i].role) for i in top

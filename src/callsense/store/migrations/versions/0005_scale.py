@@ -4,8 +4,8 @@
   and ``(agent_id, sort_at)`` indexes: ordering, date filters and keyset pages become range scans.
 * ``rule_hits (rule_id, call_id)`` and ``(severity, call_id)`` replace the single-column indexes: a
   rule or severity filter reads call ids from the index (no per-call EXISTS).
-* ``segments.p_angry`` index; ``embeddings (kind, dim)`` replaces ``(kind)``; ``embeddings.scale``
-  (int8 vectors; NULL = float32 rows stored before this revision, still read).
+* ``segments.p_angry`` index; ``embeddings (kind, dim)`` replaces ``(kind)`` (new vectors are float16;
+  the float32 rows stored before stay as they are and are still read).
 * ``segment_grams``: 2-character grams of each segment (terms of 1–2 characters), filled here for
   the segments already stored.
 * ``rollup_*`` tables, the ``rollup_dirty`` log and triggers on ``calls`` marking the days to
@@ -49,7 +49,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_segments_p_angry', ['p_angry'], unique=False)
 
     with op.batch_alter_table('embeddings', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('scale', sa.Float(), nullable=True))
         batch_op.drop_index('ix_embeddings_kind')
         batch_op.create_index('ix_embeddings_kind_dim', ['kind', 'dim'], unique=False)
 
@@ -163,7 +162,6 @@ def downgrade() -> None:
     with op.batch_alter_table('embeddings', schema=None) as batch_op:
         batch_op.drop_index('ix_embeddings_kind_dim')
         batch_op.create_index('ix_embeddings_kind', ['kind'], unique=False)
-        batch_op.drop_column('scale')
     with op.batch_alter_table('segments', schema=None) as batch_op:
         batch_op.drop_index('ix_segments_p_angry')
     with op.batch_alter_table('rule_hits', schema=None) as batch_op:
