@@ -166,6 +166,8 @@ class SegmentGram(Base):
     segment_pk: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True,
                                             index=True)
 
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: no second copy of it
+
 
 class EventRow(Base):
     __tablename__ = "events"

@@ -56,7 +56,8 @@ def upgrade() -> None:
     sa.Column('gram', sa.String(length=8), nullable=False),
     sa.Column('segment_pk', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['segment_pk'], ['segments.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('gram', 'segment_pk')
+    sa.PrimaryKeyConstraint('gram', 'segment_pk'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('segment_grams', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_segment_grams_segment_pk'), ['segment_pk'], unique=False)
