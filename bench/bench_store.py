@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, machine_line, markdown_table, replace_section  # noqa: E402
+from common import machine_info, machine_line, markdown_table, replace_section
 
-from callsense.result.qa import Evidence, QAScore, RuleHit  # noqa: E402
-from callsense.testing.results import make_result, seg  # noqa: E402
+from callsense.result.qa import Evidence, QAScore, RuleHit
+from callsense.testing.results import make_result, seg
 
 HERE = Path(__file__).resolve().parent
 EPOCH = datetime(2026, 1, 1)
@@ -272,11 +272,11 @@ def markdown(results: list[dict], args) -> str:
                                                      for s in sorted(r["sizes"], key=int)])
     rows.append(["disk per call, KB"] + [r["sizes"][s]["disk_per_call_kb"] for r in results
                                          for s in sorted(r["sizes"], key=int)])
-    parts = [f"## Store at scale (bench/bench_store.py)\n",
+    parts = ["## Store at scale (bench/bench_store.py)\n",
              f"Recorded {datetime.now().date().isoformat()} on {machine_line(machine_info())}.",
-             f"Synthetic calls: ~{args.segments} segments, {AGENTS} agents, {DAYS} days, {args.dim}-d embedding per "
-             f"segment, seed {args.seed}; sizes {', '.join(map(str, sizes))}. Latency: median of {args.repeat} warm "
-             "runs, ms.\n", markdown_table(["operation"] + cols, rows), ""]
+             (f"Synthetic calls: ~{args.segments} segments, {AGENTS} agents, {DAYS} days, {args.dim}-d embedding per "
+              f"segment, seed {args.seed}; sizes {', '.join(map(str, sizes))}. Latency: median of {args.repeat} warm "
+              "runs, ms.\n"), markdown_table(["operation"] + cols, rows), ""]
     big = results[0]["sizes"][max(results[0]["sizes"], key=int)]
     disk_rows = sorted(((n, round(b / int(max(results[0]['sizes'], key=int)) / 1024, 2))
                         for n, b in big["disk_bytes"].items() if n != "(file)"), key=lambda t: -t[1])[:12]

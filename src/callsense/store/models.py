@@ -166,7 +166,7 @@ class SegmentGram(Base):
     segment_pk: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True,
                                             index=True)
 
-    __table_args__ = {"sqlite_with_rowid": False}  # the key is the row: no second copy of it
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's form; the key is the row: no second copy of it
 
 
 class EventRow(Base):

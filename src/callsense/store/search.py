@@ -123,8 +123,9 @@ class SearchHit:
 
 def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     """Segments (or calls) matching ``query``; see the module docstring."""
-    from callsense.store.cursor import after_condition, make_cursor
     from sqlalchemy import select
+
+    from callsense.store.cursor import after_condition, make_cursor
 
     when = Call.sort_at
     call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
