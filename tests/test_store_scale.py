@@ -133,6 +133,19 @@ def test_key_queries_are_served_by_an_index(store, query, index):
         assert "SCAN segments" not in plan and "SCAN rule_hits" not in plan, plan
 
 
+def test_newest_first_pages_walk_the_sort_index_without_sorting(store):
+    from callsense.store import list_calls
+
+    _fill(store, 12)
+    seen = []
+    from sqlalchemy import event
+
+    event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append((a[2], a[3])))
+    list_calls(store, limit=5)
+    plan = _explain_raw(store, *seen[-1])
+    assert "ix_calls_sort_at" in plan and "TEMP B-TREE" not in plan, plan
+
+
 def test_listing_never_reads_the_result_json(store):
     from sqlalchemy import event
 

@@ -98,7 +98,8 @@ class Call(Base):
 
     __table_args__ = (
         # newest first with a stable tie-break: the order of every listing and search
-        Index("ix_calls_sort_at", "sort_at", "call_id"),
+        # (DESC, ASC as the queries order; an all-ASC index cannot serve a mixed-direction ORDER BY)
+        Index("ix_calls_sort_at", sort_at.desc(), "call_id"),
         Index("ix_calls_agent_sort_at", "agent_id", "sort_at"),
     )
 

@@ -36,7 +36,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('sort_at', sa.DateTime(), nullable=True))
     op.execute("UPDATE calls SET sort_at = coalesce(started_at, analyzed_at)")
     with op.batch_alter_table('calls', schema=None) as batch_op:
-        batch_op.create_index('ix_calls_sort_at', ['sort_at', 'call_id'], unique=False)
+        batch_op.create_index('ix_calls_sort_at', [sa.text('sort_at DESC'), 'call_id'], unique=False)
         batch_op.create_index('ix_calls_agent_sort_at', ['agent_id', 'sort_at'], unique=False)
 
     with op.batch_alter_table('rule_hits', schema=None) as batch_op:
