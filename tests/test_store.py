@@ -113,7 +113,7 @@ def test_service_jobs_migration_keeps_a_table_the_service_made_itself(empty_url)
                                              upload_path="/u/j1.upload", options_json="{}", metadata_json="{}",
                                              attempts=0))
         assert upgrade(store) == "0001"
-        assert current_revision(store) == head_revision() == "0002"
+        assert current_revision(store) == head_revision()
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(service_jobs)).scalar() == 1
             diff = compare_metadata(MigrationContext.configure(
@@ -172,7 +172,7 @@ def test_save_and_get_round_trip_with_every_part(store):
     assert rec.started_at == datetime(2026, 1, 5, 9, 30)
     vectors = get_embeddings(store, "c1")
     assert set(vectors) == {"s0001", "s0002", "call", "call:agent", "call:customer"}
-    assert np.allclose(vectors["s0002"], e[1] / np.linalg.norm(e[1]), atol=1e-6)
+    assert np.allclose(vectors["s0002"], e[1] / np.linalg.norm(e[1]), atol=1e-3)  # stored as float16 (callsense.store.vectors)
     with store.session() as s:
         assert s.execute(select(func.count()).select_from(SegmentRow)).scalar() == 2
         assert s.execute(select(func.count()).select_from(EventRow)).scalar() == 1

@@ -8,7 +8,10 @@
 * :func:`rule_hit_counts` — hits and calls per rule.
 * :func:`daily_trends` — per UTC day: calls, audio hours, average score, critical hits, negative share.
 
-All take ``since`` / ``until`` (call time: ``started_at`` when known, else the analysis time).
+All take ``since`` / ``until`` (call time: ``started_at`` when known, else the analysis time). When
+both are whole UTC days (or absent) the tables are summed from the per-day rollups
+(callsense.store.rollups: a 90-day dashboard reads ~90 rows per agent, not every segment); a bound
+inside a day is answered exactly from the call rows over the ``calls.sort_at`` index.
 """
 
 from __future__ import annotations
@@ -46,9 +49,30 @@ class Table:
 
 
 def _when():
-    from sqlalchemy import func
+    return Call.sort_at  # = coalesce(started_at, analyzed_at), stored and indexed
 
-    return func.coalesce(Call.started_at, Call.analyzed_at)
+
+def _days(since: TimeArg, until: TimeArg) -> tuple[str | None, str | None] | None:
+    """The rollup day range for ``[since, until)``, or None when a bound falls inside a day."""
+    out = []
+    for t in (since, until):
+        if t is None:
+            out.append(None)
+            continue
+        t = utc_naive(t)
+        if t.time() != datetime.min.time():
+            return None
+        out.append(t.date().isoformat())
+    return out[0], out[1]
+
+
+def _day_window(stmt: Any, model: Any, days: tuple[str | None, str | None]) -> Any:
+    lo, hi = days
+    if lo is not None:
+        stmt = stmt.where(model.day >= lo)
+    if hi is not None:
+        stmt = stmt.where(model.day < hi)
+    return stmt
 
 
 def _window(stmt: Any, since: TimeArg, until: TimeArg) -> Any:
@@ -71,6 +95,19 @@ def emotion_heatmap(store: Store, *, by: str = "category", role: str = "customer
 
     if by not in META_FIELDS:
         raise UsageError(f"heatmap by {by!r}: choose one of {', '.join(META_FIELDS)}")
+    days = _days(since, until)
+    if days is not None:
+        from callsense.store.models import RollupEmotionDay as R
+        from callsense.store.rollups import refresh
+
+        stmt = _day_window(select(R.value, func.sum(R.segments), func.sum(R.speech_ms),
+                                  *[func.sum(getattr(R, f"w_{n}")) for n in EMOTION_NAMES])
+                           .where(R.field == by, R.role == role).group_by(R.value).order_by(R.value), R, days)
+        with store.session() as s:
+            refresh(s, store.dialect)
+            result = s.execute(stmt).all()
+    else:
+        result = None
     key = func.coalesce(getattr(Call, by), "(none)").label("key")
     w = SegmentRow.duration_ms
     stmt = select(key, func.count(SegmentRow.id), func.sum(w),
@@ -78,16 +115,21 @@ def emotion_heatmap(store: Store, *, by: str = "category", role: str = "customer
                   ).join(SegmentRow, SegmentRow.call_id == Call.call_id
                          ).where(SegmentRow.p_neutral.is_not(None), SegmentRow.role == role).group_by(key).order_by(key)
     rows = []
-    with store.session() as s:
-        for k, n, total, *sums in s.execute(_window(stmt, since, until)):
-            total = float(total or 0)
-            rows.append((k, int(n), _r(total / 3.6e6, 4), *[_r(v / total) if total else None for v in sums]))
+    if result is None:
+        with store.session() as s:
+            result = s.execute(_window(stmt, since, until)).all()
+    for k, n, total, *sums in result:
+        total = float(total or 0)
+        rows.append((k, int(n), _r(total / 3.6e6, 4), *[_r(v / total) if total else None for v in sums]))
     return Table(f"{role} emotion by {by}", (by, "segments", "speech_h", *EMOTION_NAMES), tuple(rows))
 
 
 def agent_scorecards(store: Store, *, since: TimeArg = None, until: TimeArg = None) -> Table:
     from sqlalchemy import case, func, select
 
+    days = _days(since, until)
+    if days is not None:
+        return _scorecards_from_rollups(store, days)
     with store.session() as s:
         base = _window(select(Call.agent_id, func.count(Call.call_id), func.avg(Call.score_normalized),
                               func.sum(Call.duration_ms)).where(Call.agent_id.is_not(None)).group_by(Call.agent_id),
@@ -118,9 +160,44 @@ def agent_scorecards(store: Store, *, since: TimeArg = None, until: TimeArg = No
                  tuple(rows))
 
 
+def _scorecards_from_rollups(store: Store, days: tuple[str | None, str | None]) -> Table:
+    from sqlalchemy import func, select
+
+    from callsense.store.models import RollupAgentDay as R
+    from callsense.store.rollups import refresh
+
+    cols = (R.calls, R.audio_ms, R.score_sum, R.score_n, R.critical_hits, R.agent_ms, R.customer_ms,
+            R.customer_neg_ms, R.customer_emo_ms)
+    stmt = _day_window(select(R.agent_id, *[func.sum(c) for c in cols]).where(R.agent_id != "")
+                       .group_by(R.agent_id).order_by(R.agent_id), R, days)
+    with store.session() as s:
+        refresh(s, store.dialect)
+        result = s.execute(stmt).all()
+    rows = []
+    for agent, n, ms, ssum, sn, crit, a_ms, c_ms, neg, emo in result:
+        a_ms, c_ms = float(a_ms or 0), float(c_ms or 0)
+        rows.append((agent, int(n), _r(int(ms or 0) / 3.6e6, 4), _r(ssum / sn) if sn else None, int(crit or 0),
+                     _r(neg / emo) if emo else None, _r(a_ms / (a_ms + c_ms)) if a_ms + c_ms else None))
+    return Table("agent scorecards",
+                 ("agent_id", "calls", "audio_h", "avg_score", "critical_hits", "customer_negative_share", "talk_ratio"),
+                 tuple(rows))
+
+
 def rule_hit_counts(store: Store, *, since: TimeArg = None, until: TimeArg = None) -> Table:
     from sqlalchemy import func, select
 
+    days = _days(since, until)
+    if days is not None:
+        from callsense.store.models import RollupRuleDay as R
+        from callsense.store.rollups import refresh
+
+        rstmt = _day_window(select(R.rule_id, func.max(R.name), func.max(R.category), func.max(R.severity),
+                                   func.sum(R.hits), func.sum(R.calls)).group_by(R.rule_id), R, days)
+        with store.session() as s:
+            refresh(s, store.dialect)
+            rows = sorted(((r, nm, cat, sev, int(h), int(c)) for r, nm, cat, sev, h, c in s.execute(rstmt)),
+                          key=lambda t: (-t[4], t[0]))
+        return Table("rule hits", ("rule_id", "name", "category", "severity", "hits", "calls"), tuple(rows))
     stmt = _window(select(RuleHitRow.rule_id, func.max(RuleHitRow.name), func.max(RuleHitRow.category),
                           func.max(RuleHitRow.severity), func.count(RuleHitRow.id),
                           func.count(func.distinct(RuleHitRow.call_id)))
@@ -135,6 +212,22 @@ def daily_trends(store: Store, *, since: TimeArg = None, until: TimeArg = None) 
     """Per UTC day of the call time."""
     from sqlalchemy import case, func, select
 
+    days_range = _days(since, until)
+    if days_range is not None:
+        from callsense.store.models import RollupAgentDay as R
+        from callsense.store.rollups import refresh
+
+        stmt = _day_window(select(R.day, func.sum(R.calls), func.sum(R.audio_ms), func.sum(R.score_sum),
+                                  func.sum(R.score_n), func.sum(R.critical_hits), func.sum(R.customer_neg_ms),
+                                  func.sum(R.customer_emo_ms)).group_by(R.day).order_by(R.day), R, days_range)
+        with store.session() as s:
+            refresh(s, store.dialect)
+            result = s.execute(stmt).all()
+        return Table("daily trends", ("day", "calls", "audio_h", "avg_score", "critical_hits",
+                                      "customer_negative_share"),
+                     tuple((day, int(n), _r(int(ms or 0) / 3.6e6, 4), _r(ssum / sn) if sn else None, int(crit or 0),
+                            _r(neg / emo) if emo else None)
+                           for day, n, ms, ssum, sn, crit, neg, emo in result))
     with store.session() as s:
         calls = s.execute(_window(select(Call.call_id, _when(), Call.duration_ms, Call.score_normalized),
                                   since, until)).all()

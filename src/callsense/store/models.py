@@ -70,6 +70,9 @@ class Call(Base):
     direction: Mapped[str | None] = mapped_column(String(16))
     customer_id: Mapped[str | None] = mapped_column(String(128), index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
+    # The call time (started_at, else analyzed_at), stored so that ordering, date filters and keyset
+    # pages are index range scans instead of a coalesce() over every row. Written by save_result.
+    sort_at: Mapped[datetime | None] = mapped_column(DateTime())
     metadata_json: Mapped[dict] = mapped_column(JSON, default=dict)
     # QA
     score: Mapped[float | None] = mapped_column(Float)
@@ -91,6 +94,13 @@ class Call(Base):
 
     segments: Mapped[list[SegmentRow]] = relationship(
         back_populates="call", cascade="all, delete-orphan", passive_deletes=True, order_by="SegmentRow.idx"
+    )
+
+    __table_args__ = (
+        # newest first with a stable tie-break: the order of every listing and search
+        # (DESC, ASC as the queries order; an all-ASC index cannot serve a mixed-direction ORDER BY)
+        Index("ix_calls_sort_at", sort_at.desc(), "call_id"),
+        Index("ix_calls_agent_sort_at", "agent_id", "sort_at"),
     )
 
 
@@ -139,7 +149,25 @@ class SegmentRow(Base):
 
     call: Mapped[Call] = relationship(back_populates="segments")
 
-    __table_args__ = (UniqueConstraint("call_id", "segment_id", name="uq_segments_call_segment"),)
+    __table_args__ = (
+        UniqueConstraint("call_id", "segment_id", name="uq_segments_call_segment"),
+        Index("ix_segments_p_angry", "p_angry"),
+    )
+
+
+class SegmentGram(Base):
+    """The distinct 2-character grams of each segment's case-folded text, plus its last character:
+    the index that serves 1- and 2-character terms (退款, 投诉, 好), which the trigram index cannot.
+    A 2-character term is one key lookup; a 1-character term is a key-range scan (grams that start
+    with it). Written by save_result; removed with the segment (ON DELETE CASCADE)."""
+
+    __tablename__ = "segment_grams"
+
+    gram: Mapped[str] = mapped_column(String(8), primary_key=True)
+    segment_pk: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's form; the key is the row: no second copy of it
 
 
 class EventRow(Base):
@@ -171,30 +199,113 @@ class RuleHitRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
-    rule_id: Mapped[str] = mapped_column(String(128), index=True)
+    rule_id: Mapped[str] = mapped_column(String(128))
     rule_version: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(128))
-    severity: Mapped[str] = mapped_column(String(16), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
     score_delta: Mapped[float] = mapped_column(Float, default=0.0)
     alert: Mapped[bool] = mapped_column(Boolean, default=False)
     evidence_json: Mapped[str] = mapped_column(Text, default="[]")
 
+    # "calls with a hit of rule X / of severity Y" are index range scans yielding call ids
+    __table_args__ = (
+        Index("ix_rule_hits_rule_call", "rule_id", "call_id"),
+        Index("ix_rule_hits_severity_call", "severity", "call_id"),
+    )
+
 
 class EmbeddingRow(Base):
-    """A float32 embedding: one per segment (``kind="segment"``) and pooled ones per call
-    (``kind="call"``, and ``"call:agent"`` / ``"call:customer"`` per role), L2-normalised."""
+    """An L2-normalised embedding: one per segment (``kind="segment"``) and pooled ones per call
+    (``kind="call"``, and ``"call:agent"`` / ``"call:customer"`` per role).
+
+    ``vector`` is float16 bytes (half of float32; cosine within 1e-3 of float32), or float32 bytes
+    in rows stored before revision 0005; :func:`callsense.store.vectors.decode` reads both."""
 
     __tablename__ = "embeddings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
     segment_id: Mapped[str | None] = mapped_column(String(32))
     role: Mapped[str | None] = mapped_column(String(16))
     model: Mapped[str | None] = mapped_column(String(128))
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_embeddings_kind_dim", "kind", "dim"),)
+
+
+# ---------------------------------------------------------------- rollups
+# Per-day sums maintained from the call rows, so that a dashboard over 90 days reads ~90 x agents
+# rows instead of every segment. A day is "dirty" (``rollup_dirty``) when a call of that day is
+# inserted or deleted (triggers, so every deletion path counts, raw SQL included); the aggregate
+# functions recompute dirty days before they read (callsense.store.rollups). ``day`` is the UTC date
+# of ``sort_at`` as 'YYYY-MM-DD'.
+
+
+class RollupDirty(Base):
+    """An append-only log of days to recompute (no unique key: concurrent writers never wait on it)."""
+
+    __tablename__ = "rollup_dirty"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[str] = mapped_column(String(10))
+
+
+class RollupAgentDay(Base):
+    """Per day and agent ('' for calls without one): what agent scorecards and daily trends sum."""
+
+    __tablename__ = "rollup_agent_day"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer)
+    audio_ms: Mapped[int] = mapped_column(BigInteger)
+    score_sum: Mapped[float] = mapped_column(Float)
+    score_n: Mapped[int] = mapped_column(Integer)
+    critical_hits: Mapped[int] = mapped_column(Integer)
+    agent_ms: Mapped[int] = mapped_column(BigInteger)
+    customer_ms: Mapped[int] = mapped_column(BigInteger)
+    customer_neg_ms: Mapped[int] = mapped_column(BigInteger)
+    customer_emo_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupEmotionDay(Base):
+    """Per day, grouping field (category, queue, ...), its value ('(none)') and role: segment count,
+    speech time and the duration-weighted sum of each emotion probability (the heat map)."""
+
+    __tablename__ = "rollup_emotion_day"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    field: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    segments: Mapped[int] = mapped_column(Integer)
+    speech_ms: Mapped[int] = mapped_column(BigInteger)
+    w_angry: Mapped[float] = mapped_column(Float)
+    w_disgusted: Mapped[float] = mapped_column(Float)
+    w_fearful: Mapped[float] = mapped_column(Float)
+    w_happy: Mapped[float] = mapped_column(Float)
+    w_neutral: Mapped[float] = mapped_column(Float)
+    w_other: Mapped[float] = mapped_column(Float)
+    w_sad: Mapped[float] = mapped_column(Float)
+    w_surprised: Mapped[float] = mapped_column(Float)
+    w_unknown: Mapped[float] = mapped_column(Float)
+
+
+class RollupRuleDay(Base):
+    """Per day and rule: hits, calls with a hit, and the rule's name/category/severity (max)."""
+
+    __tablename__ = "rollup_rule_day"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16))
+    hits: Mapped[int] = mapped_column(Integer)
+    calls: Mapped[int] = mapped_column(Integer)
 
 
 class ProcessingRun(Base):

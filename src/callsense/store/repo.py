@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -95,7 +94,7 @@ def save_result(
             s.execute(insert(CallMeta), [{"call_id": result.call_id, "key": k, "value": _meta_text(v)}
                                          for k, v in meta.items()])
         if segment_rows:
-            s.execute(insert(SegmentRow), segment_rows)
+            _insert_segments(s, segment_rows)
         if result.events:
             s.execute(insert(EventRow), [
                 {"call_id": result.call_id, "type": ev.type, "start_ms": ev.start_ms, "end_ms": ev.end_ms,
@@ -125,6 +124,20 @@ def save_result(
     return result.call_id
 
 
+def _insert_segments(s: Session, segment_rows: list[dict[str, Any]]) -> None:
+    """Segments and their short-term grams (callsense.store.grams), which need the new row ids."""
+    from sqlalchemy import insert
+
+    from callsense.store.grams import grams
+    from callsense.store.models import SegmentGram
+
+    ids = s.execute(insert(SegmentRow).returning(SegmentRow.id, sort_by_parameter_order=True),
+                    segment_rows).scalars().all()
+    gram_rows = [{"gram": g, "segment_pk": pk} for pk, row in zip(ids, segment_rows) for g in grams(row["text"])]
+    if gram_rows:
+        s.execute(insert(SegmentGram), gram_rows)
+
+
 def get_result(store: Store, call_id: str) -> CallAnalysis:
     """The stored result of ``call_id``, exactly as analysed (redacted if it was stored redacted)."""
     from sqlalchemy import select
@@ -142,10 +155,12 @@ def get_embeddings(store: Store, call_id: str) -> dict[str, np.ndarray]:
     """The stored embeddings of a call: ``{"call": v, "call:customer": v, "s0001": v, ...}``."""
     from sqlalchemy import select
 
+    from callsense.store.vectors import decode
+
     with store.session() as s:
-        rows = s.execute(select(EmbeddingRow.kind, EmbeddingRow.segment_id, EmbeddingRow.vector)
+        rows = s.execute(select(EmbeddingRow.kind, EmbeddingRow.segment_id, EmbeddingRow.vector, EmbeddingRow.dim)
                          .where(EmbeddingRow.call_id == call_id)).all()
-    return {(seg if kind == "segment" else kind): np.frombuffer(vec, dtype=np.float32) for kind, seg, vec in rows}
+    return {(seg if kind == "segment" else kind): decode(vec, dim) for kind, seg, vec, dim in rows}
 
 
 @dataclass(frozen=True)
@@ -170,26 +185,34 @@ class CallRecord:
     passed: bool | None
     fingerprint: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    cursor: str = ""  # pass as list_calls(after=...) for the page after this record
 
 
 def list_calls(store: Store, *, agent_id: str | None = None, customer_id: str | None = None,
                since: datetime | str | None = None, until: datetime | str | None = None,
-               limit: int = 100, offset: int = 0) -> list[CallRecord]:
-    """Stored calls, newest first (by ``started_at`` when known, else the analysis time)."""
-    from sqlalchemy import func, select
+               limit: int = 100, offset: int = 0, after: str | None = None) -> list[CallRecord]:
+    """Stored calls, newest first (by ``started_at`` when known, else the analysis time).
 
-    when = func.coalesce(Call.started_at, Call.analyzed_at)
-    q = select(Call).order_by(when.desc(), Call.call_id).limit(limit).offset(offset)
+    Pages: pass the last record's ``cursor`` as ``after`` for the next page (an index range scan,
+    however deep); ``offset`` still works but costs the rows it skips."""
+    from sqlalchemy import select
+
+    from callsense.store.cursor import after_condition
+
+    cols = [c for c in Call.__table__.columns if c.name != "result_json"]  # never the ~100 KB result
+    q = select(*cols).order_by(Call.sort_at.desc(), Call.call_id).limit(limit).offset(offset)
     if agent_id:
         q = q.where(Call.agent_id == agent_id)
     if customer_id:
         q = q.where(Call.customer_id == customer_id)
     if since is not None:
-        q = q.where(when >= utc_naive(since))
+        q = q.where(Call.sort_at >= utc_naive(since))
     if until is not None:
-        q = q.where(when < utc_naive(until))
+        q = q.where(Call.sort_at < utc_naive(until))
+    if after:
+        q = q.where(after_condition(after, Call.sort_at, Call.call_id))
     with store.session() as s:
-        return [_record(c) for c in s.execute(q).scalars()]
+        return [_record(c) for c in s.execute(q)]
 
 
 def count_calls(store: Store) -> int:
@@ -202,13 +225,15 @@ def count_calls(store: Store) -> int:
 # ---------------------------------------------------------------- row builders
 
 
-def _record(c: Call) -> CallRecord:
+def _record(c: Any) -> CallRecord:
+    from callsense.store.cursor import make_cursor
+
     return CallRecord(
         call_id=c.call_id, source_name=c.source_name, source_path=c.source_path, content_sha256=c.content_sha256,
         duration_ms=c.duration_ms, analyzed_at=c.analyzed_at, stored_at=c.stored_at, started_at=c.started_at,
         agent_id=c.agent_id, customer_id=c.customer_id, team=c.team, queue=c.queue, category=c.category,
         direction=c.direction, score=c.score_normalized, passed=c.passed, fingerprint=c.fingerprint,
-        metadata=dict(c.metadata_json or {}),
+        metadata=dict(c.metadata_json or {}), cursor=make_cursor(c.sort_at, c.call_id),
     )
 
 
@@ -226,6 +251,7 @@ def _call_row(result: CallAnalysis, sha: str, fp: str, meta: dict[str, Any], now
         "container": src.container, "codec": src.codec, "sample_rate": src.sample_rate, "channels": src.channels,
         "duration_ms": src.duration_ms, "narrowband": src.narrowband, "separation": result.separation.method,
         "started_at": utc_naive(meta.get("started_at")), "metadata_json": meta,
+        "sort_at": utc_naive(meta.get("started_at")) or analyzed_at,
         "score": score.score if score else None, "score_normalized": score.normalized if score else None,
         "passed": score.passed if score else None, "auto_failed": score.auto_failed if score else None,
         "scorecard_id": score.scorecard_id if score else None,
@@ -280,7 +306,7 @@ def _embedding_rows(result: CallAnalysis, embeddings: np.ndarray | None) -> list
             continue
         v = _unit(emb[i])
         rows.append({"kind": "segment", "segment_id": seg.id, "role": seg.role, "model": model,
-                     "dim": int(v.shape[0]), "vector": v.tobytes()})
+                     "dim": int(v.shape[0]), **_packed(v)})
         by_role.setdefault(seg.role, []).append(v)
     if not rows:
         return rows
@@ -289,7 +315,7 @@ def _embedding_rows(result: CallAnalysis, embeddings: np.ndarray | None) -> list
     for kind, role, vs in pools:
         v = _unit(np.mean(np.stack(vs), axis=0))
         rows.append({"kind": kind, "segment_id": None, "role": role, "model": model,
-                     "dim": int(v.shape[0]), "vector": v.tobytes()})
+                     "dim": int(v.shape[0]), **_packed(v)})
     return rows
 
 
@@ -319,6 +345,12 @@ def _metric_items(metrics: Any) -> list[tuple[str, Any]]:
         else:
             items.append((f.name, v))
     return items
+
+
+def _packed(v: np.ndarray) -> dict[str, Any]:
+    from callsense.store.vectors import encode
+
+    return {"vector": encode(v)}  # float16 (callsense.store.vectors)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

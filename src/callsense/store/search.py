@@ -1,12 +1,16 @@
 """Search stored calls: free text in transcripts combined with filters (the query API of the web service).
 
 Free text is substring search, so Chinese without spaces works: every word of the query (split on
-spaces; ``"quoted phrases"`` stay whole) must occur in the segment text, case-insensitively. On SQLite
-an FTS5 trigram index narrows the candidates for words of 3+ characters (shorter words are checked by
-scan); on PostgreSQL a pg_trgm GIN index serves ``ILIKE``.
+spaces; ``"quoted phrases"`` stay whole) must occur in the segment text, case-insensitively. An index
+narrows the candidates for every word: words of 1–2 characters (退款, 投诉) through ``segment_grams``
+(callsense.store.grams), longer ones through the FTS5 trigram table on SQLite and the pg_trgm GIN
+index on PostgreSQL; ``ILIKE`` then decides, so the semantics are those of a plain substring test.
 
 When the query says anything about segments (text, role, emotion, ASR tags) the hits are segments;
-otherwise they are calls (``segment_id`` is None). Hits come newest call first, then in call order.
+otherwise they are calls (``segment_id`` is None). Hits come newest call first (``calls.sort_at``),
+then in call order. Pages: ``after=hit.cursor`` of the last hit (keyset; ``offset`` still works).
+Rule and severity filters read call ids from the ``(rule_id, call_id)`` / ``(severity, call_id)``
+indexes.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class SearchQuery:
     call_id: str | None = None
     limit: int = 50
     offset: int = 0
+    after: str | None = None  # the cursor of the last hit of the previous page (keyset pagination)
 
     def __post_init__(self) -> None:
         if self.role is not None and self.role not in ROLES:
@@ -94,6 +99,7 @@ class SearchHit:
     emotion_score: float | None = None
     text: str = ""
     spans: tuple[tuple[int, int], ...] = ()  # character offsets of the matches in text
+    cursor: str = ""  # SearchQuery(after=cursor) gives the hits after this one
 
     def marked(self, open_: str = "«", close: str = "»") -> str:
         """The text with each match wrapped in ``open_`` … ``close``."""
@@ -117,19 +123,25 @@ class SearchHit:
 
 def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     """Segments (or calls) matching ``query``; see the module docstring."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
-    when = func.coalesce(Call.started_at, Call.analyzed_at)
+    from callsense.store.cursor import after_condition, make_cursor
+
+    when = Call.sort_at
     call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
                  Call.score_normalized)
     if query.segment_level:
-        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.start_ms, SegmentRow.end_ms, SegmentRow.role,
-                      SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
+        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.idx, SegmentRow.start_ms, SegmentRow.end_ms,
+                      SegmentRow.role, SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
                       ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
         stmt = _segment_filters(stmt, query, store.dialect)
         stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
+        if query.after:
+            stmt = stmt.where(after_condition(query.after, when, Call.call_id, SegmentRow.idx))
     else:
         stmt = select(*call_cols).order_by(when.desc(), Call.call_id)
+        if query.after:
+            stmt = stmt.where(after_condition(query.after, when, Call.call_id))
     stmt = _call_filters(stmt, query, when).limit(query.limit).offset(query.offset)
     terms = query.terms
     hits = []
@@ -138,13 +150,14 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
             base = {"call_id": row.call_id, "source_name": row.source_name, "call_time": row.call_time,
                     "duration_ms": row.duration_ms, "agent_id": row.agent_id, "qa_score": row.score_normalized}
             if not query.segment_level:
-                hits.append(SearchHit(**base))
+                hits.append(SearchHit(**base, cursor=make_cursor(row.call_time, row.call_id)))
                 continue
             label = row.emotion_label
             hits.append(SearchHit(
                 **base, segment_id=row.segment_id, start_ms=row.start_ms, end_ms=row.end_ms, role=row.role,
                 emotion=label, emoji=EMOTION_BY_NAME[label].emoji if label in EMOTION_BY_NAME else "",
                 emotion_score=row.emotion_score, text=row.text, spans=match_spans(row.text, terms),
+                cursor=make_cursor(row.call_time, row.call_id, row.idx),
             ))
     return hits
 
@@ -170,9 +183,16 @@ def _like_escape(term: str) -> str:
 def _segment_filters(stmt: Any, q: SearchQuery, dialect: str) -> Any:
     from sqlalchemy import column, literal_column, select, table
 
+    from callsense.store.grams import gram_condition, servable
+    from callsense.store.models import SegmentGram
+
     for term in q.terms:
         stmt = stmt.where(SegmentRow.text.ilike(f"%{_like_escape(term)}%", escape="\\"))
-        if dialect == "sqlite" and len(term) >= 3:
+        if servable(term):
+            # 1-2 characters: the gram index (trigram indexes need 3); ILIKE above keeps the semantics
+            stmt = stmt.where(SegmentRow.id.in_(
+                select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term))))
+        elif dialect == "sqlite" and len(term) >= 3:
             # the trigram index finds the candidate rows; the ILIKE above keeps the exact semantics
             fts = table("segments_fts", column("rowid"))
             phrase = '"' + term.replace('"', '""') + '"'
@@ -194,7 +214,7 @@ def _segment_filters(stmt: Any, q: SearchQuery, dialect: str) -> Any:
 
 
 def _call_filters(stmt: Any, q: SearchQuery, when: Any) -> Any:
-    from sqlalchemy import exists, select
+    from sqlalchemy import select
 
     if q.call_id:
         stmt = stmt.where(Call.call_id == q.call_id)
@@ -202,8 +222,8 @@ def _call_filters(stmt: Any, q: SearchQuery, when: Any) -> Any:
         if key in META_FIELDS:
             stmt = stmt.where(getattr(Call, key) == str(value))
         else:
-            stmt = stmt.where(exists(select(CallMeta.call_id).where(
-                CallMeta.call_id == Call.call_id, CallMeta.key == key, CallMeta.value == str(value))))
+            stmt = stmt.where(Call.call_id.in_(select(CallMeta.call_id).where(
+                CallMeta.key == key, CallMeta.value == str(value))))
     if q.since is not None:
         stmt = stmt.where(when >= utc_naive(q.since))
     if q.until is not None:
@@ -216,11 +236,14 @@ def _call_filters(stmt: Any, q: SearchQuery, when: Any) -> Any:
         stmt = stmt.where(Call.score_normalized >= q.min_qa_score)
     if q.max_qa_score is not None:
         stmt = stmt.where(Call.score_normalized <= q.max_qa_score)
-    if q.rule_id or q.severity:
-        cond = [RuleHitRow.call_id == Call.call_id]
-        if q.rule_id:
-            cond.append(RuleHitRow.rule_id == q.rule_id)
+    # IN (uncorrelated) rather than a correlated EXISTS: the subquery is one range scan of the
+    # (rule_id, call_id) / (severity, call_id) index, evaluated once, not once per call
+    if q.rule_id:
+        cond = [RuleHitRow.rule_id == q.rule_id]
         if q.severity:
             cond.append(RuleHitRow.severity.in_(SEVERITIES[SEVERITIES.index(q.severity):]))
-        stmt = stmt.where(exists(select(RuleHitRow.id).where(*cond)))
+        stmt = stmt.where(Call.call_id.in_(select(RuleHitRow.call_id).where(*cond)))
+    elif q.severity:
+        stmt = stmt.where(Call.call_id.in_(select(RuleHitRow.call_id).where(
+            RuleHitRow.severity.in_(SEVERITIES[SEVERITIES.index(q.severity):]))))
     return stmt

@@ -3,9 +3,11 @@
 ``similar(store, "CALL")`` compares the call's pooled embedding (the mean of its L2-normalised segment
 vectors; per role with ``role="customer"``) with every other call's; ``similar(store, "CALL", "s0003")``
 compares one segment with every stored segment — the seeds' "customers with similar emotional
-expression". The search is exact, in numpy, streamed in blocks so memory stays bounded; at call-centre
-scale (10^5–10^6 segments) it takes well under a second per 10^5 vectors. Vectors of another model
-(another dimension) are never compared.
+expression". The search is exact, in numpy, streamed in blocks of float16 vectors (callsense.store.vectors)
+so memory stays bounded. It reads every vector of the kind: its time grows linearly with the store
+(measured in bench/RESULTS.md — roughly 1 s per million 1024-d segment vectors read on SQLite, more
+on PostgreSQL; no approximate index yet). Vectors of another model (another dimension) are never
+compared.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
     from sqlalchemy import select
 
     from callsense.store.models import Call, EmbeddingRow, SegmentRow
+    from callsense.store.vectors import decode, decode_block
 
     if k < 1:
         raise UsageError("k must be at least 1")
@@ -60,7 +63,7 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
             what = f"segment {segment_id} of call {call_id}" if segment_id else f"call {call_id}"
             raise UsageError(f"{what} has no stored embedding" + (f" for role {role}" if role and not segment_id else ""),
                              hint="embeddings are stored when the emotion2vec model ran on the call")
-        query = np.frombuffer(row.vector, dtype=np.float32)
+        query = decode(row.vector, row.dim)
         cand = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
                       ).where(EmbeddingRow.kind == kind, EmbeddingRow.dim == row.dim)
         if not include_same_call:
@@ -69,7 +72,7 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
             cand = cand.where(EmbeddingRow.role == role)
         best: list[tuple[float, str, str | None, str | None]] = []
         for block in s.execute(cand.execution_options(yield_per=BLOCK_ROWS)).partitions(BLOCK_ROWS):
-            mat = np.frombuffer(b"".join(r.vector for r in block), dtype=np.float32).reshape(len(block), -1)
+            mat = decode_block([r.vector for r in block], row.dim)
             scores = _cosine(mat, query)
             top = np.argsort(-scores)[: k + 1]
             best += [(float(scores[i]), block[i].call_id, block[i].segment_id, block[i].role) for i in top

@@ -1,0 +1,314 @@
+"""The store at call-centre scale (issue 21): generate, query, explain, measure disk and ingest.
+
+    python bench/bench_store.py --sizes 1000,10000 --backends sqlite,postgresql [--dim 1024] [--seed 21]
+    python bench/bench_store.py --sizes 300 --backends sqlite --dim 64 --repeat 2 --no-write   # smoke
+
+For each backend a fresh store grows to each size in turn, every call stored through the public
+``save_result`` (synthetic Chinese call-centre results: ~30 segments per call, 200 agents, 90 days,
+rule hits, an embedding per segment; reproducible from ``--seed``). At each size every interactive
+query the CLI, API and UI issue runs ``--repeat`` times warm (median reported); its SQL is captured and
+explained (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL ``EXPLAIN (ANALYZE, BUFFERS)``). Written:
+``bench/results/store.json`` and the ``store`` section of bench/RESULTS.md (latency by size, disk per
+call, ingest rate, the plans of the largest size). PostgreSQL: ``--pg-admin URL`` (default the test
+server on 127.0.0.1:5432); each run creates and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, machine_line, markdown_table, replace_section
+
+from callsense.result.qa import Evidence, QAScore, RuleHit
+from callsense.testing.results import make_result, seg
+
+HERE = Path(__file__).resolve().parent
+EPOCH = datetime(2026, 1, 1)
+DAYS = 90
+AGENTS = 200
+CATEGORIES = ("billing", "delivery", "refund", "complaint", "account", "technical")
+QUEUES = ("normal", "vip", "overseas")
+AGENT_LINES = ("您好，请问有什么可以帮您", "好的，我这边帮您查一下", "请您稍等一下", "非常抱歉给您带来不便",
+               "这个问题我已经帮您记录了", "还有其他可以帮您的吗", "感谢您的耐心等待", "您的订单已经发货了")
+CUSTOMER_LINES = ("我要投诉你们的服务", "我想问一下退款什么时候到账", "快递到现在还没到", "好的谢谢",
+                  "我要退款", "你们这个发货太慢了", "能不能帮我改一下地址", "我的账户登录不上去",
+                  "为什么又扣了我的钱", "算了不用了", "我要找你们经理")
+EMOTIONS = ("neutral", "happy", "angry", "sad", "disgusted", "surprised", "fearful", "other")
+EMO_P = np.array([0.55, 0.12, 0.12, 0.07, 0.05, 0.04, 0.03, 0.02])
+
+
+def make_call(i: int, rng: np.random.Generator, dim: int, n_segments: int):
+    """One synthetic call: (result, embeddings)."""
+    segs, t = [], 0
+    n = max(4, int(rng.normal(n_segments, n_segments / 5)))
+    for j in range(n):
+        role = "agent" if j % 2 == 0 else "customer"
+        lines = AGENT_LINES if role == "agent" else CUSTOMER_LINES
+        text = "，".join(lines[int(k)] for k in rng.integers(len(lines), size=int(rng.integers(1, 3))))
+        dur = int(rng.integers(1500, 9000))
+        label = EMOTIONS[int(rng.choice(len(EMOTIONS), p=EMO_P))]
+        segs.append(seg(role, t, t + dur, text, emotion_=(label, float(rng.uniform(0.4, 0.95)))))
+        t += dur + int(rng.integers(100, 1500))
+    started = EPOCH + timedelta(seconds=int(rng.integers(DAYS * 86400)))
+    meta = {"agent_id": f"agent{int(rng.integers(AGENTS)):03d}", "queue": QUEUES[int(rng.integers(len(QUEUES)))],
+            "category": CATEGORIES[int(rng.integers(len(CATEGORIES)))], "team": f"team{int(rng.integers(10))}",
+            "customer_id": f"cust{int(rng.integers(i // 3 + 1)):06d}", "started_at": started.isoformat() + "Z",
+            "direction": "inbound"}
+    r = make_result(segs, call_id=f"call{i:07d}", metadata=meta, duration_ms=t + 500)
+    hits = []
+    texts = " ".join(s.text for s in r.segments)
+    if "投诉" in texts:
+        hits.append(RuleHit("risk.complaint", "1", "投诉风险", "risk", "critical", score_delta=-20,
+                            evidence=(Evidence(r.segments[1].id, r.segments[1].start_ms, r.segments[1].end_ms,
+                                               text="投诉"),)))
+    if rng.random() < 0.3:
+        hits.append(RuleHit("flow.dead_air", "1", "静音过长", "flow", "warning", score_delta=-5))
+    if rng.random() < 0.5:
+        hits.append(RuleHit("script.greeting", "1", "开场白", "script", "info"))
+    score = float(np.clip(rng.normal(0.75, 0.12), 0, 1))
+    segments = tuple(dataclasses.replace(s, emotion=dataclasses.replace(s.emotion, embedding_index=k))
+                     for k, s in enumerate(r.segments))
+    r = dataclasses.replace(r, segments=segments, rule_hits=tuple(hits),
+                            source=dataclasses.replace(r.source, sha256=f"{i:064x}", name=f"call{i:07d}.wav"),
+                            score=QAScore("default", "1", score * 100, 100.0, score, score >= 0.6))
+    centre = rng.normal(size=(len(EMOTIONS), dim)).astype(np.float32)
+    emb = (centre[[EMOTIONS.index(s.emotion.label) for s in segments]]
+           + rng.normal(scale=1.5, size=(len(segments), dim)).astype(np.float32))
+    return r, emb
+
+
+def grow(store, start: int, stop: int, seed: int, dim: int, n_segments: int) -> float:
+    """Store calls start..stop-1; returns calls per second (generation excluded)."""
+    from callsense.store import save_result
+
+    spent = 0.0
+    for i in range(start, stop):
+        r, e = make_call(i, np.random.default_rng([seed, i]), dim, n_segments)
+        t0 = time.perf_counter()
+        save_result(store, r, embeddings=e, fingerprint="bench")
+        spent += time.perf_counter() - t0
+    return (stop - start) / spent if spent else 0.0
+
+
+def queries(store) -> dict[str, Callable[[], object]]:
+    """Every interactive query of the CLI, API and UI (list, search filters, dashboards, similar)."""
+    from callsense.store import (
+        SearchQuery,
+        agent_scorecards,
+        daily_trends,
+        emotion_heatmap,
+        find_similar,
+        list_calls,
+        rule_hit_counts,
+        search_calls,
+    )
+
+    deep = list_calls(store, limit=1, offset=min(5000, max(0, _count(store) - 1)))
+    cursor = deep[0].cursor if deep else None
+    end = EPOCH + timedelta(days=DAYS)
+
+    def q(**kw):
+        return lambda: search_calls(store, SearchQuery(**kw))
+
+    return {
+        "list_calls first page": lambda: list_calls(store, limit=50),
+        "list_calls(offset=5000)": lambda: list_calls(store, limit=50, offset=5000),
+        "list_calls(after=cursor@5000)": lambda: list_calls(store, limit=50, after=cursor),
+        "calls with rule risk.complaint": q(rule_id="risk.complaint"),
+        "calls with a critical hit": q(severity="critical"),
+        "calls of one agent": q(meta={"agent_id": "agent007"}),
+        "calls of a custom field (team)": q(meta={"team": "team3"}),
+        "calls of the last 7 days": q(since=end - timedelta(days=7), until=end),
+        "text, 1 character (款)": q(text="款"),
+        "text, 2 characters (投诉)": q(text="投诉"),
+        "text, 4 characters (我要投诉)": q(text="我要投诉"),
+        "text absent (火星)": q(text="火星"),
+        "angry >= 0.9, customer": q(emotion="angry", min_score=0.9, role="customer"),
+        "heat map 90 days": lambda: emotion_heatmap(store, since=EPOCH, until=end),
+        "agent scorecards": lambda: agent_scorecards(store),
+        "rule hit counts": lambda: rule_hit_counts(store),
+        "daily trends": lambda: daily_trends(store),
+        "similar segments (find_similar on a segment)": lambda: find_similar(store, "call0000000", "s0002"),
+        "similar calls": lambda: find_similar(store, "call0000000"),
+    }
+
+
+def _count(store) -> int:
+    from callsense.store import count_calls
+
+    return count_calls(store)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, list[str]]:
+    fn()  # warm (and the first dashboard read recomputes the dirty rollup days: not an interactive cost)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000, []
+
+
+def capture_sql(store, fn) -> list[tuple[str, object]]:
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def hook(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "rollup_dirty" not in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", hook)
+    try:
+        fn()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", hook)
+    return seen
+
+
+def explain(store, statement: str, params: object) -> str:
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            return "\n".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all())
+        rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params).all()
+        return "\n".join(r[0] for r in rows)
+
+
+def disk(store, path: Path | None) -> dict[str, int]:
+    from sqlalchemy import text
+
+    if store.dialect == "sqlite":
+        raw = store.engine.raw_connection()  # outside a transaction: a checkpoint cannot run inside one
+        try:
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                out = {n: int(b) for n, b in raw.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")}
+            except Exception:  # noqa: BLE001 - dbstat not compiled in
+                out = {}
+        finally:
+            raw.close()
+        out["(file)"] = path.stat().st_size if path else 0
+        return out
+    with store.engine.begin() as conn:
+        rows = conn.execute(text("SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                 "WHERE n.nspname = 'public' AND c.relkind = 'r'")).all()
+        out = {n: int(b) for n, b in rows}
+        out["(file)"] = sum(out.values())
+        return out
+
+
+def bench_backend(backend: str, sizes: list[int], args) -> dict:
+    from callsense.store import open_store
+    from callsense.testing.store import fresh_postgres_database
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench_store_")
+    ctx = None
+    if backend == "sqlite":
+        path = Path(tmp.name) / "store.db"
+        url = f"sqlite:///{path}"
+    else:
+        path = None
+        ctx = fresh_postgres_database(args.pg_admin)
+        url = ctx.__enter__()
+    store = open_store(url)
+    out = {"backend": backend, "sizes": {}}
+    try:
+        have = 0
+        for size in sizes:
+            rate = grow(store, have, size, args.seed, args.dim, args.segments)
+            have = size
+            if backend == "sqlite":
+                with store.engine.begin() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+            else:
+                with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("VACUUM ANALYZE")
+            t0 = time.perf_counter()
+            from callsense.store.rollups import refresh
+
+            with store.session() as s:
+                days = refresh(s, store.dialect)
+            rollup_s = time.perf_counter() - t0
+            sizes_b = disk(store, path)
+            lat, plans = {}, {}
+            for name, fn in queries(store).items():
+                lat[name] = round(timed(fn, args.repeat)[0], 2)
+                plans[name] = [explain(store, st, p) for st, p in capture_sql(store, fn)][-3:]
+            out["sizes"][size] = {"ingest_calls_per_s": round(rate, 1), "latency_ms": lat, "plans": plans,
+                                  "disk_bytes": sizes_b, "disk_per_call_kb": round(sizes_b["(file)"] / size / 1024, 1),
+                                  "rollup_refresh_s": round(rollup_s, 2), "rollup_days": days}
+            print(f"{backend} {size}: ingest {rate:.0f} calls/s, {out['sizes'][size]['disk_per_call_kb']} KB/call",
+                  file=sys.stderr)
+            for name, ms in lat.items():
+                print(f"  {ms:9.1f} ms  {name}", file=sys.stderr)
+    finally:
+        store.close()
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+        tmp.cleanup()
+    return out
+
+
+def markdown(results: list[dict], args) -> str:
+    sizes = sorted({int(s) for r in results for s in r["sizes"]})
+    cols = [f"{r['backend']} {s}" for r in results for s in sorted(r["sizes"], key=int)]
+    names = list(next(iter(results[0]["sizes"].values()))["latency_ms"])
+    rows = [[n] + [r["sizes"][s]["latency_ms"][n] for r in results for s in sorted(r["sizes"], key=int)]
+            for n in names]
+    rows.append(["ingest, calls/s (save_result)"] + [r["sizes"][s]["ingest_calls_per_s"] for r in results
+                                                     for s in sorted(r["sizes"], key=int)])
+    rows.append(["disk per call, KB"] + [r["sizes"][s]["disk_per_call_kb"] for r in results
+                                         for s in sorted(r["sizes"], key=int)])
+    parts = ["## Store at scale (bench/bench_store.py)\n",
+             f"Recorded {datetime.now().date().isoformat()} on {machine_line(machine_info())}.",
+             (f"Synthetic calls: ~{args.segments} segments, {AGENTS} agents, {DAYS} days, {args.dim}-d embedding per "
+              f"segment, seed {args.seed}; sizes {', '.join(map(str, sizes))}. Latency: median of {args.repeat} warm "
+              "runs, ms.\n"), markdown_table(["operation"] + cols, rows), ""]
+    big = results[0]["sizes"][max(results[0]["sizes"], key=int)]
+    disk_rows = sorted(((n, round(b / int(max(results[0]['sizes'], key=int)) / 1024, 2))
+                        for n, b in big["disk_bytes"].items() if n != "(file)"), key=lambda t: -t[1])[:12]
+    if disk_rows:
+        parts += [f"Disk per call by object ({results[0]['backend']}, {max(results[0]['sizes'], key=int)} calls), KB:\n",
+                  markdown_table(["object", "KB/call"], disk_rows), ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--segments", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pg-admin", default=None)
+    ap.add_argument("--json", type=Path, default=HERE / "results" / "store.json")
+    ap.add_argument("--no-write", action="store_true", help="print only (smoke runs)")
+    args = ap.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    results = [bench_backend(b.strip(), sizes, args) for b in args.backends.split(",") if b.strip()]
+    md = markdown(results, args)
+    print(md)
+    if not args.no_write:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
+                                        ensure_ascii=False, indent=1), encoding="utf-8")
+        replace_section(HERE / "RESULTS.md", "store", md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

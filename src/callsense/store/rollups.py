@@ -1,0 +1,119 @@
+"""Per-day rollups behind the dashboards: kept exact by recomputing the days that changed.
+
+Triggers on ``calls`` (revision 0005) append the UTC day of every inserted, deleted or re-dated call to
+``rollup_dirty`` — whatever deleted it (a replace in ``save_result``, the API's delete, a purge, raw
+SQL). :func:`refresh` recomputes those days from the call, segment and rule-hit rows (each day is an
+index range on ``calls.sort_at``) and clears exactly the log rows it read, so a call stored
+meanwhile keeps its day dirty. The aggregate functions call it before reading, so a dashboard
+costs ~90 rows per agent (or value) for 90 days instead of every segment, plus the recompute of the
+days stored since the last read (typically today).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from callsense.labels import EMOTION_NAMES, NEGATIVE_EMOTIONS
+from callsense.store.models import (
+    EMOTION_COLUMNS,
+    META_FIELDS,
+    Call,
+    RollupAgentDay,
+    RollupDirty,
+    RollupEmotionDay,
+    RollupRuleDay,
+    RuleHitRow,
+    SegmentRow,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger("callsense")
+
+_REFRESH_LOCK_KEY = 0x726F6C6C  # "roll": PostgreSQL advisory lock, one recompute at a time
+NONE_VALUE = "(none)"
+
+
+def refresh(session: Session, dialect: str) -> int:
+    """Recompute the dirty days; returns how many days were recomputed."""
+    from sqlalchemy import delete, select, text
+
+    dirty = session.execute(select(RollupDirty.id, RollupDirty.day)).all()
+    if not dirty:
+        return 0
+    if dialect == "postgresql":  # SQLite transactions are already serialised (BEGIN IMMEDIATE)
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _REFRESH_LOCK_KEY})
+    days = sorted({d for _, d in dirty})
+    for day in days:
+        _recompute_day(session, day)
+    ids = [i for i, _ in dirty]
+    for i in range(0, len(ids), 5000):
+        session.execute(delete(RollupDirty).where(RollupDirty.id.in_(ids[i:i + 5000])))
+    log.debug("rollups: recomputed %d day(s)", len(days))
+    return len(days)
+
+
+def _recompute_day(s: Session, day: str) -> None:
+    from sqlalchemy import case, delete, func, insert, select
+
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time())
+    in_day = (Call.sort_at >= start, Call.sort_at < start + timedelta(days=1))
+    for model in (RollupAgentDay, RollupEmotionDay, RollupRuleDay):
+        s.execute(delete(model).where(model.day == day))
+
+    agent = func.coalesce(Call.agent_id, "").label("agent")
+    rows: dict[str, dict[str, Any]] = {}
+    for a, n, ms, ssum, sn in s.execute(
+            select(agent, func.count(), func.sum(Call.duration_ms), func.sum(Call.score_normalized),
+                   func.count(Call.score_normalized)).where(*in_day).group_by(agent)):
+        rows[a] = {"day": day, "agent_id": a, "calls": int(n), "audio_ms": int(ms or 0), "score_sum": float(ssum or 0),
+                   "score_n": int(sn), "critical_hits": 0, "agent_ms": 0, "customer_ms": 0, "customer_neg_ms": 0,
+                   "customer_emo_ms": 0}
+    for a, n in s.execute(select(agent, func.count()).join(RuleHitRow, RuleHitRow.call_id == Call.call_id)
+                          .where(*in_day, RuleHitRow.severity == "critical").group_by(agent)):
+        rows[a]["critical_hits"] = int(n)
+    neg = case((SegmentRow.emotion_label.in_(sorted(NEGATIVE_EMOTIONS)), SegmentRow.duration_ms), else_=0)
+    emo = case((SegmentRow.emotion_label.is_not(None), SegmentRow.duration_ms), else_=0)
+    for a, role, total, n_ms, e_ms in s.execute(
+            select(agent, SegmentRow.role, func.sum(SegmentRow.duration_ms), func.sum(neg), func.sum(emo))
+            .join(SegmentRow, SegmentRow.call_id == Call.call_id).where(*in_day).group_by(agent, SegmentRow.role)):
+        if role == "agent":
+            rows[a]["agent_ms"] = int(total or 0)
+        elif role == "customer":
+            rows[a].update(customer_ms=int(total or 0), customer_neg_ms=int(n_ms or 0), customer_emo_ms=int(e_ms or 0))
+    if rows:
+        s.execute(insert(RollupAgentDay), list(rows.values()))
+
+    # heat map: per call and role first (one pass over the day's segments), then per field in Python
+    w = SegmentRow.duration_ms
+    per_call = s.execute(
+        select(*[getattr(Call, f) for f in META_FIELDS], SegmentRow.role, func.count(), func.sum(w),
+               *[func.sum(getattr(SegmentRow, c) * w) for c in EMOTION_COLUMNS])
+        .join(SegmentRow, SegmentRow.call_id == Call.call_id)
+        .where(*in_day, SegmentRow.p_neutral.is_not(None)).group_by(Call.call_id, SegmentRow.role)).all()
+    acc: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0] * (2 + len(EMOTION_COLUMNS)))
+    nf = len(META_FIELDS)
+    for r in per_call:
+        role, sums = r[nf], [float(x or 0) for x in r[nf + 1:]]
+        for i, field in enumerate(META_FIELDS):
+            a = acc[(field, NONE_VALUE if r[i] is None else str(r[i]), role)]
+            for j, x in enumerate(sums):
+                a[j] += x
+    if acc:
+        s.execute(insert(RollupEmotionDay), [
+            {"day": day, "field": f, "value": v, "role": role, "segments": int(a[0]), "speech_ms": int(a[1]),
+             **{f"w_{n}": a[2 + j] for j, n in enumerate(EMOTION_NAMES)}}
+            for (f, v, role), a in acc.items()])
+
+    rules = s.execute(
+        select(RuleHitRow.rule_id, func.max(RuleHitRow.name), func.max(RuleHitRow.category),
+               func.max(RuleHitRow.severity), func.count(RuleHitRow.id), func.count(func.distinct(RuleHitRow.call_id)))
+        .join(Call, Call.call_id == RuleHitRow.call_id).where(*in_day).group_by(RuleHitRow.rule_id)).all()
+    if rules:
+        s.execute(insert(RollupRuleDay), [
+            {"day": day, "rule_id": r, "name": nm, "category": cat, "severity": sev, "hits": int(h), "calls": int(c)}
+            for r, nm, cat, sev, h, c in rules])

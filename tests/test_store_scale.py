@@ -1,0 +1,343 @@
+"""The store at scale (issue 21): query plans on indexes, keyset pages, rollups equal to the exact
+aggregates, compact embeddings, and the 0002 -> 0005 migration keeping every call. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from callsense.result.qa import Evidence, QAScore, RuleHit
+from callsense.testing.results import make_result, seg
+from callsense.testing.store import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    from callsense.store import open_store
+
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        yield s
+        s.close()
+    else:
+        with fresh_postgres_database() as url:
+            s = open_store(url)
+            yield s
+            s.close()
+
+
+TEXTS = ["我要投诉你们", "退款什么时候到", "好的谢谢", "您好请问有什么可以帮您", "发货太慢了我要退款"]
+EMOS = ["angry", "neutral", "happy", "sad", "disgusted"]
+
+
+def _call(i: int, *, day: int | None = None):
+    rng = np.random.default_rng(i)
+    segs = []
+    for j in range(4):
+        role = "agent" if j % 2 == 0 else "customer"
+        segs.append(seg(role, j * 2000, j * 2000 + 1500 + 100 * (i % 5), TEXTS[(i + j) % len(TEXTS)],
+                        emotion_=EMOS[int(rng.integers(len(EMOS)))]))
+    started = None if day is None else f"2026-03-{day:02d}T{(i * 7) % 24:02d}:15:00Z"
+    meta = {"agent_id": f"a{i % 3}", "category": ["billing", "delivery"][i % 2], **({"started_at": started} if started else {})}
+    r = make_result(segs, call_id=f"c{i:03d}", metadata=meta)
+    hits = []
+    if i % 3 == 0:
+        hits.append(RuleHit("risk.complaint", "1", "complaint", "service", "critical",
+                            evidence=(Evidence("s0002", 2000, 3500, text="投诉"),)))
+    if i % 4 == 0:
+        hits.append(RuleHit("flow.dead_air", "1", "dead air", "flow", "warning"))
+    segs_e = tuple(dataclasses.replace(s, emotion=dataclasses.replace(s.emotion, embedding_index=k))
+                   for k, s in enumerate(r.segments))
+    qa = 0.3 + 0.05 * (i % 10)
+    r = dataclasses.replace(r, segments=segs_e, rule_hits=tuple(hits),
+                            source=dataclasses.replace(r.source, sha256=f"{i:064d}"),
+                            score=QAScore("default", "1", qa * 100, 100, qa, qa >= 0.6))
+    return r, rng.normal(size=(len(segs), 16)).astype(np.float32)
+
+
+def _fill(store, n=24):
+    from callsense.store import save_result
+
+    for i in range(n):
+        r, e = _call(i, day=None if i % 7 == 6 else 1 + i % 5)
+        save_result(store, r, embeddings=e)
+
+
+# ---------------------------------------------------------------- query plans
+
+
+def _plan(store, stmt) -> str:
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        compiled = stmt.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
+        if store.dialect == "sqlite":
+            rows = conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+            return "\n".join(r[-1] for r in rows)
+        conn.execute(text("SET enable_seqscan = off"))  # tiny tables: ask whether an index CAN serve it
+        return "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")).all())
+
+
+def _search_stmt(store, **kw):
+    """The statement search_calls runs, captured from the engine."""
+    from sqlalchemy import event
+
+    from callsense.store import SearchQuery, search_calls
+
+    seen = []
+
+    def capture(conn, cursor, statement, params, context, executemany):
+        if "FROM calls" in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        search_calls(store, SearchQuery(**kw))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    return seen[-1]
+
+
+def _explain_raw(store, statement, params) -> str:
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+            return "\n".join(r[-1] for r in rows)
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        return "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {statement}", params).all())
+
+
+@pytest.mark.parametrize("query, index", [
+    ({"rule_id": "risk.complaint"}, "ix_rule_hits_rule_call"),
+    ({"severity": "critical"}, "ix_rule_hits_severity_call"),
+    ({"text": "投诉"}, "segment_grams"),
+    ({"text": "款"}, "segment_grams"),
+    ({"emotion": "angry", "min_score": 0.9}, "ix_segments_p_angry"),
+    ({"since": "2026-03-02", "until": "2026-03-03"}, "ix_calls_sort_at"),
+])
+def test_key_queries_are_served_by_an_index(store, query, index):
+    from sqlalchemy import text
+
+    _fill(store, 12)
+    if store.dialect == "sqlite":
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    statement, params = _search_stmt(store, **query)
+    plan = _explain_raw(store, statement, params)
+    assert index in plan, plan
+    if store.dialect == "sqlite":
+        assert "SCAN segments" not in plan and "SCAN rule_hits" not in plan, plan
+
+
+def test_newest_first_pages_walk_the_sort_index_without_sorting(store):
+    from callsense.store import list_calls
+
+    _fill(store, 12)
+    seen = []
+    from sqlalchemy import event
+
+    event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append((a[2], a[3])))
+    list_calls(store, limit=5)
+    plan = _explain_raw(store, *seen[-1])
+    assert "ix_calls_sort_at" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_listing_never_reads_the_result_json(store):
+    from sqlalchemy import event
+
+    from callsense.store import list_calls
+
+    _fill(store, 3)
+    seen = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    assert len(list_calls(store)) == 3
+    assert seen and all("result_json" not in s for s in seen)
+
+
+# ---------------------------------------------------------------- pagination
+
+
+def test_keyset_pages_equal_the_full_listing(store):
+    from callsense.store import SearchQuery, list_calls, search_calls
+
+    _fill(store)
+    full = [r.call_id for r in list_calls(store, limit=1000)]
+    assert len(full) == 24
+    pages, after = [], None
+    while True:
+        page = list_calls(store, limit=5, after=after)
+        if not page:
+            break
+        pages += [r.call_id for r in page]
+        after = page[-1].cursor
+    assert pages == full
+    assert [r.call_id for r in list_calls(store, limit=5, offset=5)] == full[5:10]  # offset still works
+
+    everything = [(h.call_id, h.segment_id) for h in search_calls(store, SearchQuery(text="退款", limit=1000))]
+    assert len(everything) > 10
+    got, after = [], None
+    while True:
+        hits = search_calls(store, SearchQuery(text="退款", limit=4, after=after))
+        if not hits:
+            break
+        got += [(h.call_id, h.segment_id) for h in hits]
+        after = hits[-1].cursor
+    assert got == everything
+
+
+def test_bad_cursor_is_a_usage_error(store):
+    from callsense.errors import UsageError
+    from callsense.store import list_calls
+
+    with pytest.raises(UsageError, match="bad page cursor"):
+        list_calls(store, after="not-a-cursor")
+
+
+# ---------------------------------------------------------------- short terms
+
+
+def test_one_and_two_character_terms_match_like_a_scan(store):
+    from callsense.store import SearchQuery, search_calls
+
+    _fill(store, 10)
+    for term in ("投诉", "款", "了", "谢谢", "您", "慢了", "x"):
+        got = {(h.call_id, h.segment_id) for h in search_calls(store, SearchQuery(text=term, limit=1000))}
+        want = {(f"c{i:03d}", f"s{j + 1:04d}") for i in range(10) for j in range(4)
+                if term in TEXTS[(i + j) % len(TEXTS)]}
+        assert got == want, term
+    [h, *_] = search_calls(store, SearchQuery(text="款 退", limit=1))
+    assert "«退»«款»" in h.marked() or "«退款»" in h.marked()
+
+
+# ---------------------------------------------------------------- rollups
+
+
+def _exact(monkeypatch, fn, store, **kw):
+    from callsense.store import aggregates
+
+    with monkeypatch.context() as m:
+        m.setattr(aggregates, "_days", lambda since, until: None)
+        return fn(store, **kw)
+
+
+def test_rollups_equal_the_exact_aggregates_after_saves_replaces_and_deletes(store, monkeypatch):
+    from sqlalchemy import delete
+
+    from callsense.store import agent_scorecards, daily_trends, emotion_heatmap, rule_hit_counts, save_result
+    from callsense.store.models import Call
+
+    _fill(store)
+    checks = [(agent_scorecards, {}), (daily_trends, {}), (rule_hit_counts, {}),
+              (emotion_heatmap, {"by": "category"}), (emotion_heatmap, {"by": "agent_id", "role": "agent"}),
+              (daily_trends, {"since": "2026-03-02", "until": "2026-03-04"})]
+
+    def close(a, b):  # the sums differ in order only: equal up to the last rounded digit
+        return (a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) <= 1.01e-3))
+
+    def same():
+        for fn, kw in checks:
+            got, want = fn(store, **kw).rows, _exact(monkeypatch, fn, store, **kw).rows
+            assert len(got) == len(want) and all(len(g) == len(w) and all(map(close, g, w))
+                                                 for g, w in zip(got, want)), (fn.__name__, kw, got, want)
+
+    same()
+    assert len(daily_trends(store, since="2026-03-02", until="2026-03-04").rows) == 2
+    r, e = _call(3, day=5)  # replace c003 on another day
+    save_result(store, dataclasses.replace(r, rule_hits=()), embeddings=e)
+    with store.session() as s:  # a raw delete, as the API does
+        s.execute(delete(Call).where(Call.call_id == "c004"))
+    same()
+    assert sum(daily_trends(store).column("calls")) == 23
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_float16_embeddings_keep_cosine_within_1e3_of_float32():
+    from callsense.store.vectors import decode, encode
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(200, 1024)).astype(np.float32)
+    v[:100] += rng.normal(size=1024).astype(np.float32) * 3  # correlated pairs too, not only ~0 cosines
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    enc = [encode(x) for x in v]
+    assert all(len(b) == 2 * 1024 for b in enc)  # half of float32
+    d = np.stack([decode(b, 1024) for b in enc])
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    exact, approx = v @ v.T, d @ d.T
+    assert float(np.abs(exact - approx).max()) < 1e-3
+    assert float(exact[:100, :100].min()) > 0.5  # the correlated block was really tested
+
+
+# ---------------------------------------------------------------- migration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+def test_upgrade_from_0002_keeps_every_call_and_serves_the_new_indexes(empty_url):
+    """A store written at revision 0002 (float32 vectors, no sort_at, no grams) upgrades to the head
+    without losing a call: listing, short-term search, similarity and rollups all see the old calls."""
+    from sqlalchemy import text
+
+    from callsense.store import (
+        SearchQuery,
+        daily_trends,
+        find_similar,
+        get_result,
+        list_calls,
+        open_store,
+        search_calls,
+    )
+    from callsense.store.migrate import current_revision, head_revision, upgrade
+
+    store = open_store(empty_url, migrate=False)
+    try:
+        upgrade(store, "0002")
+        rng = np.random.default_rng(5)
+        with store.engine.begin() as conn:
+            for i in range(3):
+                r, _ = _call(i, day=2 + i)
+                conn.execute(text(
+                    "INSERT INTO calls (call_id, content_sha256, fingerprint, source_name, size_bytes, sample_rate,"
+                    " channels, duration_ms, narrowband, separation, agent_id, started_at, metadata_json,"
+                    " score_normalized, pipeline_version, callsense_version, analyzed_at, stored_at, redacted,"
+                    " audio_deleted, result_json) VALUES (:id, :sha, 'fp', :name, 1, 16000, 2, 8000, false, 'stereo',"
+                    " :agent, :started, '{}', 0.5, '1', '1', :at, :at, false, false, :rj)"),
+                    {"id": r.call_id, "sha": r.source.sha256, "name": f"{r.call_id}.wav", "agent": f"a{i}",
+                     "started": datetime(2026, 3, 2 + i, 9), "at": datetime(2026, 4, 1),
+                     "rj": json.dumps(r.to_dict(), ensure_ascii=False)})
+                for j, sg in enumerate(r.segments):
+                    conn.execute(text(
+                        "INSERT INTO segments (call_id, segment_id, idx, channel, role, start_ms, end_ms, duration_ms,"
+                        " text, asr_events, asr_status, emotion_label, p_neutral) VALUES (:c, :s, :i, 0, :role,"
+                        " :a, :b, :d, :t, '', 'ok', 'neutral', 1.0)"),
+                        {"c": r.call_id, "s": sg.id, "i": j, "role": sg.role, "a": sg.start_ms, "b": sg.end_ms,
+                         "d": sg.end_ms - sg.start_ms, "t": sg.text})
+                    v = rng.normal(size=16).astype(np.float32)
+                    v /= np.linalg.norm(v)
+                    conn.execute(text("INSERT INTO embeddings (call_id, kind, segment_id, role, dim, vector)"
+                                      " VALUES (:c, 'segment', :s, :role, 16, :v)"),
+                                 {"c": r.call_id, "s": sg.id, "role": sg.role, "v": v.tobytes()})
+        assert upgrade(store) == "0002"
+        assert current_revision(store) == head_revision()
+        listed = list_calls(store)
+        assert [c.call_id for c in listed] == ["c002", "c001", "c000"]  # by the backfilled sort_at
+        assert all(get_result(store, c.call_id).call_id == c.call_id for c in listed)
+        want = {(f"c{i:03d}", f"s{j + 1:04d}") for i in range(3) for j in range(4) if "投诉" in TEXTS[(i + j) % 5]}
+        assert {(h.call_id, h.segment_id) for h in search_calls(store, SearchQuery(text="投诉"))} == want
+        hits = find_similar(store, "c000", "s0001", k=3)  # float32 rows of 0002 are still read
+        assert len(hits) == 3 and all(-1.0 <= h.score <= 1.0 for h in hits)
+        assert daily_trends(store).column("calls") == [1, 1, 1]
+    finally:
+        store.close()
