@@ -47,12 +47,24 @@ class OwnLogsOnly(logging.Filter):
         return self.verbose or record.name == "callsense" or record.name.startswith("callsense.")
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (tests and embedders swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(*, verbose: bool = False, quiet: bool = False, debug: bool = False) -> None:
     """One stderr handler on the root logger; levels and the library filter from the flags."""
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_callsense", False)), None)
     if handler is None:
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler._callsense = True  # type: ignore[attr-defined]
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
