@@ -104,8 +104,8 @@ def analyze(
     language: str = typer.Option("auto", "--language", "-l", metavar="auto|zh|en|yue|ja|ko", help="Spoken language."),
     channels: Optional[str] = typer.Option(None, "--channels", metavar="ROLES",
                                            help="Stereo role map, e.g. agent,customer (default) or customer,agent."),
-    as_json: bool = typer.Option(False, "--json", help='Print one JSON document on stdout: {"calls": [result, ...], '
-                                                        '"failures": [{"path", "code", "reason"}, ...]}.'),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout: an object with calls (the results) "
+                                                        "and failures (path, code and reason of each broken input)."),
     fmt: str = typer.Option("table", "--format", metavar="table|text|funasr", help="How segments are printed."),
     asr_runtime: str = typer.Option("onnx", "--asr-runtime", metavar="onnx|funasr",
                                     help="SenseVoice runtime: onnx (sherpa-onnx) or funasr (torch)."),
