@@ -86,6 +86,8 @@ def readable_help() -> None:
         core = importlib.import_module("typer.core")
     except ImportError:
         return
+    if getattr(core, "_click", None) is None:
+        return  # Click-based Typer: Click's own conventional placeholders are printed
     arg_cls, opt_cls = getattr(core, "TyperArgument", None), getattr(core, "TyperOption", None)
     if arg_cls is None or getattr(arg_cls, "_callsense_help", False):
         return
@@ -96,9 +98,9 @@ def readable_help() -> None:
     if hasattr(arg_cls, "_rich_display_name"):
         arg_cls._rich_display_name = _argument_name
     if hasattr(arg_cls, "display_type_rich"):
-        arg_cls.display_type_rich = lambda self, ctx: None  # the name column already says FILE...
+        arg_cls.display_type_rich = lambda self, *a, **k: None  # the name column already says FILE...
     if hasattr(arg_cls, "get_error_hint"):
-        arg_cls.get_error_hint = lambda self: f"'{_argument_name(self)}'"
+        arg_cls.get_error_hint = lambda self, *a, **k: f"'{_argument_name(self)}'"
     if opt_cls is not None and hasattr(opt_cls, "display_type_rich") and hasattr(opt_cls, "display_type"):
         opt_cls.display_type_rich = _option_placeholder
     arg_cls._callsense_help = True
