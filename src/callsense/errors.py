@@ -14,9 +14,11 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
     │   ├── ModelFormatError                    corrupt or incomplete model directory
-    │   └── DependencyError                     an optional extra is not installed
+    │   └── DependencyError                     a model runtime's package is not installed (torch, sherpa-onnx)
     ├── RuleError                       exit 2  (rule files: location + expectation)
-    └── StoreError                      exit 5  (database unreachable, disk full)
+    ├── StoreError                      exit 5  (database unreachable, disk full)
+    └── MissingExtraError               exit 6  an optional extra a command needs is not installed
+                                                (pyarrow for parquet export, psycopg for PostgreSQL)
 
 Third-party exceptions are wrapped with ``raise ... from e`` so ``--debug`` still shows the cause.
 """
@@ -115,6 +117,14 @@ class StoreError(CallsenseError):
     code = "store"
 
 
+class MissingExtraError(CallsenseError):
+    """Not a model problem (exit 4 is for models): the hint names the ``pip install 'callsense[...]'``."""
+
+    exit_code = 6
+    status = 501
+    code = "missing_extra"
+
+
 __all__ = [
     "AudioDecodeError",
     "AudioLimitError",
@@ -123,6 +133,7 @@ __all__ = [
     "ChannelLayoutError",
     "DependencyError",
     "InputError",
+    "MissingExtraError",
     "ModelError",
     "ModelFormatError",
     "ModelNotFoundError",

@@ -127,10 +127,10 @@ def make_engine(url: str) -> Engine:
         try:
             import psycopg  # noqa: F401
         except ImportError as e:
-            from callsense.errors import DependencyError
+            from callsense.errors import MissingExtraError
 
-            raise DependencyError("PostgreSQL needs the psycopg driver",
-                                  hint="pip install 'callsense[postgres]'") from e
+            raise MissingExtraError("PostgreSQL needs the psycopg driver",
+                                    hint="pip install 'callsense[postgres]'") from e
         return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     return create_engine(url)
 
