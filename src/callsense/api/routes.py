@@ -151,14 +151,16 @@ def emotion(
     _: Analyst,
     file: Annotated[UploadFile, File(description="one clip, best 3-10 s of one speaker")],
     granularity: Annotated[str, Form(description="utterance, or frame for a timeline")] = "utterance",
-    embedding: Annotated[bool, Form(description="return the utterance embedding")] = False,
+    embeddings: Annotated[bool, Form(description="return the utterance embedding (as /v1/analyze names it)")] = False,
     emotion_model: Annotated[str | None, Form()] = None,
+    embedding: Annotated[bool, Form(description="deprecated: use embeddings", deprecated=True)] = False,
 ) -> Any:
     """Emotion of one clip (the seeds' ``/predict_emotion``): label, confidence, distribution,
     timeline and embedding. Nothing is stored."""
     svc = _svc(request)
     upload = svc.save_upload(file.file, file.filename)
-    return svc.emotion(upload, granularity=granularity, embedding=embedding, emotion_model=emotion_model or None)
+    return svc.emotion(upload, granularity=granularity, embedding=embeddings or embedding,
+                       emotion_model=emotion_model or None)
 
 
 @router.post("/v1/audio/transcriptions", tags=["openai"], responses=ERRORS)
