@@ -304,8 +304,9 @@ def report(
     call: str | None = typer.Argument(None, help="One call (stored call id, or a result.json / call folder): "
                                                     "write its HTML report. Without it: tables across calls."),
     html: bool = typer.Option(True, "--html/--no-html", help="With CALL: write the one-page HTML report."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="With CALL: file to write "
-                                                                       "(default: <call-id>.html)."),
+    output: Path | None = typer.Option(None, "--out", "-o", metavar="FILE",
+                                       help="With CALL: file to write (default: <call-id>.html)."),
+    old_output: Path | None = deprecated_option("--output", "--out"),
     since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     by: str = typer.Option("category", "--by", help="Heatmap rows: category|queue|team|agent_id|direction."),
@@ -316,6 +317,7 @@ def report(
 ) -> None:
     """Tables across calls (emotion heatmap, agent scorecards, rule hits, daily trends), or one call's HTML report."""
     db = prefer(db, database_url, old="--database-url", new="--db")
+    output = prefer(output, old_output, old="--output", new="--out")
     from callsense.store import aggregates
     from callsense.store.db import open_store
 
