@@ -77,3 +77,18 @@ def test_store_commands_print_no_library_logs_unless_verbose(tmp_path):
 def test_debug_lets_a_usage_error_through_as_one_line_too():
     proc = cli("--debug", "search", "--bogus")
     assert proc.returncode == 2 and len(error_lines(proc.stderr)) == 1
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_hub_library_logs_only_with_verbose(verbose):
+    """modelscope attaches a console handler of its own; its warnings still stay quiet without -v."""
+    code = ("from callsense.cli.app import setup_logging; import logging, warnings; "
+            f"setup_logging(verbose={verbose}); "
+            "from modelscope.utils.logger import get_logger; get_logger().warning('hub-says-hello'); "
+            "logging.getLogger('httpx').info('httpx-says-hello'); warnings.warn('lib-warns'); "
+            "logging.getLogger('callsense').info('ours')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "ours" in proc.stderr
+    for line in ("hub-says-hello", "httpx-says-hello", "lib-warns"):
+        assert (line in proc.stderr) is verbose, (line, proc.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import sys
 from typing import Optional
 
@@ -74,6 +75,13 @@ def setup_logging(*, verbose: bool = False, quiet: bool = False, debug: bool = F
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("callsense").setLevel(logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO))
     logging.captureWarnings(True)  # libraries' warnings.warn() become py.warnings records: filtered the same way
+    if not (verbose or debug):
+        # modelscope gives its logger a handler of its own at import, bypassing the filter above; it reads
+        # this variable then (an explicit setting by the user wins)
+        os.environ.setdefault("MODELSCOPE_LOG_LEVEL", str(logging.CRITICAL))
+        for name in ("modelscope", "modelscope_hub"):
+            if name in logging.Logger.manager.loggerDict:  # imported already: quieten its own handler too
+                logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _version(value: bool) -> None:
