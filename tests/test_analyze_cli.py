@@ -173,7 +173,7 @@ def test_multi_file_run_reports_each_failure_and_continues(with_models, tmp_path
 def test_debug_shows_the_traceback(with_models, tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     proc = subprocess.run([sys.executable, "-m", "callsense", "--debug", "analyze", str(tmp_path / "empty.wav"),
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
@@ -209,7 +209,7 @@ def test_unwritable_out_is_one_line_and_exit_3_before_any_model_loads(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(CALL), "--out", str(blocker / "o")],
-                          capture_output=True, text=True, timeout=120)  # no models installed: it must not get there
+                          capture_output=True, text=True, timeout=120, check=False)  # no models installed: it must not get there
     assert proc.returncode == 3, proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("error:") and str(blocker / "o") in line and "--out" in line
@@ -221,12 +221,12 @@ def test_read_only_out_is_exit_3(tmp_path):
     ro.mkdir()
     ro.chmod(0o555)
     proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(CALL), "--out", str(ro)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 3 and "permission denied" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_missing_recording_is_one_line_and_exit_3():
     proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", "/nonexistent/call.wav", "--out",
-                           "/tmp/callsense-never-written"], capture_output=True, text=True, timeout=120)
+                           "/tmp/callsense-never-written"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines() == ["error: /nonexistent/call.wav: no such file (check the path)"]

@@ -15,7 +15,7 @@ HEAVY = ("numpy", "onnxruntime", "av", "sherpa_onnx", "sqlalchemy", "typer", "ri
 
 
 def test_importing_callsense_loads_no_heavy_module():
-    code = ("import sys, json, callsense; print(json.dumps([m for m in %r if m in sys.modules]))" % (HEAVY,))
+    code = f"import sys, json, callsense; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(proc.stdout) == []
 

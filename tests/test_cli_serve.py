@@ -9,7 +9,7 @@ import sys
 
 def serve(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "callsense", "serve", "--port", "1", "--no-ui", *args],
-                          capture_output=True, text=True, timeout=90)
+                          capture_output=True, text=True, timeout=90, check=False)
 
 
 def test_unwritable_data_dir_is_one_line_and_exit_3(tmp_path):
@@ -42,7 +42,7 @@ def test_old_option_names_still_work_and_say_they_are_deprecated(tmp_path):
 
 def test_help_names_the_shared_options():
     proc = subprocess.run([sys.executable, "-m", "callsense", "serve", "--help"], capture_output=True, text=True,
-                          timeout=60, env={**__import__("os").environ, "COLUMNS": "200"})
+                          timeout=60, check=False, env={**__import__("os").environ, "COLUMNS": "200"})
     for name in ("--db", "--max-size", "--max-duration", "--asr-runtime", "--emotion-runtime", "--emotion-model"):
         assert name in proc.stdout
     for old in ("--database-url", "--max-upload-mb", "--max-duration-s", "--runtime "):

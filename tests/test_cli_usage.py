@@ -16,7 +16,7 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
     return subprocess.run([sys.executable, "-m", "callsense", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+                          check=False, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -87,7 +87,7 @@ def test_hub_library_logs_only_with_verbose(verbose):
             "from modelscope.utils.logger import get_logger; get_logger().warning('hub-says-hello'); "
             "logging.getLogger('httpx').info('httpx-says-hello'); warnings.warn('lib-warns'); "
             "logging.getLogger('callsense').info('ours')")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "ours" in proc.stderr
     for line in ("hub-says-hello", "httpx-says-hello", "lib-warns"):

@@ -16,7 +16,6 @@ import importlib
 import logging
 import os
 import sys
-from typing import Optional
 
 import typer
 
@@ -52,7 +51,7 @@ class StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of the record (tests and embedders swap it)."""
 
     @property  # type: ignore[override]
-    def stream(self):  # noqa: D102
+    def stream(self):
         return sys.stderr
 
     @stream.setter
@@ -96,7 +95,7 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the logs of libraries (alembic, hubs, "
                                                                  "httpx)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+    version: bool | None = typer.Option(None, "--version", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
 ) -> None:
     _state["debug"] = debug
