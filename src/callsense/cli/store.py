@@ -94,6 +94,10 @@ def batch(
         raise UsageError("--workers must be at least 1")
     if source is None and not retry_failed:
         raise UsageError("give a SOURCE (folder, glob, file or manifest), or --retry-failed alone")
+    if copy_audio is not None:
+        from callsense.cli.options import writable_folder
+
+        writable_folder(copy_audio, option="--copy-audio")  # exit 3 before any worker starts
     if analyzer:
         factory = _factory(analyzer)
     else:
