@@ -208,3 +208,15 @@ def test_search_duration_filter_is_min_max_seconds(filled_url, capsys):
     assert calls("--max-seconds", "1000")[0] == everything
     old, err = calls("--min-duration", "1000")
     assert old == set() and "--min-duration is deprecated" in err
+
+
+def test_batch_with_an_unwritable_copy_audio_folder_is_exit_3(tmp_path, capsys):
+    from callsense.cli.app import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(["batch", str(tmp_path / "in"), "--copy-audio", str(tmp_path / "a-file" / "copies"), "--no-progress"])
+    assert e.value.code == 3
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error:") and "--copy-audio" in line
