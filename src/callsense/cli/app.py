@@ -165,12 +165,16 @@ def main(argv: list[str] | None = None) -> None:
     except exc.click_exception as err:
         report_error(err.format_message())
         sys.exit(getattr(err, "exit_code", 1) or 1)
+    except BrokenPipeError:  # `callsense search --json | head`: the reader left; nothing to report
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        sys.exit(141)
     except OSError as err:
-        # a path the user gave that cannot be written or read, met outside the checked places
+        # a path the user gave that cannot be written or read, met outside the places checked up front
         if debug_enabled():
             raise
-        report_error(f"{getattr(err, 'filename', None) or ''}{': ' if getattr(err, 'filename', None) else ''}"
-                     f"{err.strerror or err} (check the path and its permissions)")
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        report_error(f"{where}{err.strerror or err} (check the path and its permissions)")
         sys.exit(3)
     sys.exit(rc if isinstance(rc, int) else 0)
 
