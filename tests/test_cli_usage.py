@@ -87,7 +87,11 @@ def test_hub_library_logs_only_with_verbose(verbose):
             "from modelscope.utils.logger import get_logger; get_logger().warning('hub-says-hello'); "
             "logging.getLogger('httpx').info('httpx-says-hello'); warnings.warn('lib-warns'); "
             "logging.getLogger('callsense').info('ours')")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MODELSCOPE_LOG_LEVEL"}  # as a fresh shell has it
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                          env=env)
     assert proc.returncode == 0, proc.stderr
     assert "ours" in proc.stderr
     for line in ("hub-says-hello", "httpx-says-hello", "lib-warns"):

@@ -33,7 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-_state = {"debug": False}
+_state: dict[str, bool] = {"debug": False}
 
 
 class OwnLogsOnly(logging.Filter):
@@ -74,13 +74,17 @@ def setup_logging(*, verbose: bool = False, quiet: bool = False, debug: bool = F
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     logging.getLogger("callsense").setLevel(logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO))
     logging.captureWarnings(True)  # libraries' warnings.warn() become py.warnings records: filtered the same way
+    # modelscope gives its logger a handler of its own at import, bypassing the filter above; it reads
+    # this variable then (an explicit setting by the user wins)
     if not (verbose or debug):
-        # modelscope gives its logger a handler of its own at import, bypassing the filter above; it reads
-        # this variable then (an explicit setting by the user wins)
-        os.environ.setdefault("MODELSCOPE_LOG_LEVEL", str(logging.CRITICAL))
+        if "MODELSCOPE_LOG_LEVEL" not in os.environ:
+            os.environ["MODELSCOPE_LOG_LEVEL"] = str(logging.CRITICAL)
+            _state["set_modelscope_level"] = True
         for name in ("modelscope", "modelscope_hub"):
             if name in logging.Logger.manager.loggerDict:  # imported already: quieten its own handler too
                 logging.getLogger(name).setLevel(logging.CRITICAL)
+    elif _state.pop("set_modelscope_level", False):  # a later -v run in the same process (tests, embedders)
+        os.environ.pop("MODELSCOPE_LOG_LEVEL", None)
 
 
 def _version(value: bool) -> None:
