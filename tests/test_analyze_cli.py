@@ -27,6 +27,14 @@ def run_cli(args, capsys):
     return exc.value.code, out.out, out.err
 
 
+def one_call(out: str) -> dict:
+    """`analyze --json` prints one document; a run over one file holds one call and no failure."""
+    doc = json.loads(out)
+    assert doc["failures"] == []
+    [call] = doc["calls"]
+    return call
+
+
 def truth_turns(channel: int) -> list[tuple[int, int]]:
     ch = next(c for c in TRUTH["channels"] if c["channel"] == channel)
     return [(t["start_ms"], t["end_ms"]) for t in ch["turns"]]
@@ -38,7 +46,7 @@ def analyzed(with_models, tmp_path, capsys):
     assert code == 0, err
     folders = list((tmp_path / "o").iterdir())
     assert len(folders) == 1
-    return json.loads(out), folders[0]
+    return one_call(out), folders[0]
 
 
 def test_result_validates_and_segments_match_the_speech_of_both_roles(analyzed):
@@ -92,7 +100,7 @@ def test_two_runs_never_collide(with_models, tmp_path, capsys):
 def test_telephony_mulaw_is_marked_narrowband(with_models, tmp_path, capsys):
     code, out, err = run_cli(["analyze", str(CALL_8K), "--out", str(tmp_path / "o"), "--json"], capsys)
     assert code == 0, err
-    data = json.loads(out)
+    data = one_call(out)
     assert data["source"]["narrowband"] is True and data["source"]["sample_rate"] == 8000
     assert data["source"]["codec"] == "pcm_mulaw"
     assert any("narrowband" in w for w in data["processing"]["warnings"])
@@ -103,7 +111,7 @@ def test_channel_map_swaps_roles(with_models, tmp_path, capsys):
     code, out, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json",
                               "--channels", "customer,agent"], capsys)
     assert code == 0, err
-    data = json.loads(out)
+    data = one_call(out)
     assert {s["role"] for s in data["segments"] if s["channel"] == 0} == {"customer"}
 
 
@@ -127,7 +135,7 @@ def test_without_emotion_model_sensevoice_tags_stand_in(tmp_path, tiny_models, m
     monkeypatch.setitem(sys.modules, "torch", None)  # as on a base install: no export possible
     code, out, err = run_cli(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json"], capsys)
     assert code == 0, err
-    data = json.loads(out)
+    data = one_call(out)
     skipped = {s["feature"]: s for s in data["processing"]["skipped"]}
     assert "emotion2vec" in skipped and "callsense" in (skipped["emotion2vec"]["hint"] or "")
     assert all(s["emotion"] is None or s["emotion"]["source"] == "sensevoice" for s in data["segments"])
@@ -146,20 +154,79 @@ def test_multi_file_run_reports_each_failure_and_continues(with_models, tmp_path
     for name, data in BAD_INPUTS.items():
         (tmp_path / name).write_bytes(data)
         paths.append(str(tmp_path / name))
-    paths += [str(tmp_path / "does-not-exist.wav"), str(tmp_path), str(CALL)]
+    (tmp_path / "no-audio-here").mkdir()
+    paths += [str(tmp_path / "does-not-exist.wav"), str(tmp_path / "no-audio-here"), str(CALL)]
     code, out, err = run_cli(["analyze", *paths, "--out", str(tmp_path / "o"), "--json"], capsys)
     assert code == 3
     lines = [line for line in err.splitlines() if line.startswith("error:")]
-    for name in [*BAD_INPUTS, "does-not-exist.wav"]:
+    for name in [*BAD_INPUTS, "does-not-exist.wav", "no-audio-here"]:
         assert any(name in line for line in lines), (name, err)
     assert "Traceback" not in err
-    results = json.loads(out)
-    assert len(results) == 1 and results[0]["source"]["name"] == CALL.name
-    assert "5 of 6 files failed" in err
+    doc = json.loads(out)
+    assert [c["source"]["name"] for c in doc["calls"]] == [CALL.name]
+    failed = {Path(f["path"]).name: f for f in doc["failures"]}
+    assert set(failed) == {*BAD_INPUTS, "does-not-exist.wav", "no-audio-here"}
+    assert failed["does-not-exist.wav"]["code"] == "audio_not_found" and failed["notes.txt"]["reason"]
+    assert "5 of 6 inputs failed" in err
 
 
 def test_debug_shows_the_traceback(with_models, tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     proc = subprocess.run([sys.executable, "-m", "callsense", "--debug", "analyze", str(tmp_path / "empty.wav"),
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_a_folder_and_a_glob_are_read_as_batch_reads_them(with_models, tmp_path, capsys):
+    import shutil
+
+    calls = tmp_path / "calls"
+    (calls / "day2").mkdir(parents=True)
+    shutil.copy(CALL, calls / "a.wav")
+    shutil.copy(CALL_8K, calls / "day2" / "b.wav")
+    (calls / "day2" / "broken.wav").write_bytes(b"RIFF not really")
+    (calls / "readme.txt").write_text("not a recording")
+    code, out, err = run_cli(["analyze", str(calls), "--out", str(tmp_path / "o"), "--json", "--no-audio"], capsys)
+    assert code == 3, err  # the broken file fails; the others are analysed
+    doc = json.loads(out)
+    assert sorted(c["source"]["name"] for c in doc["calls"]) == ["a.wav", "b.wav"]
+    assert [Path(f["path"]).name for f in doc["failures"]] == ["broken.wav"]
+    assert "1 of 3 inputs failed" in err and "Traceback" not in err
+
+    code, out, err = run_cli(["analyze", str(calls / "**" / "b.wav"), "--out", str(tmp_path / "o2"), "--json",
+                              "--no-audio"], capsys)
+    assert code == 0, err
+    assert [c["source"]["name"] for c in one_call_list(out)] == ["b.wav"]
+
+
+def one_call_list(out: str) -> list[dict]:
+    doc = json.loads(out)
+    assert doc["failures"] == []
+    return doc["calls"]
+
+
+def test_unwritable_out_is_one_line_and_exit_3_before_any_model_loads(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(CALL), "--out", str(blocker / "o")],
+                          capture_output=True, text=True, timeout=120, check=False)  # no models installed: it must not get there
+    assert proc.returncode == 3, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error:") and str(blocker / "o") in line and "--out" in line
+
+
+@pytest.mark.skipif(sys.platform == "win32" or __import__("os").geteuid() == 0, reason="root can write anywhere")
+def test_read_only_out_is_exit_3(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(CALL), "--out", str(ro)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 3 and "permission denied" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_missing_recording_is_one_line_and_exit_3():
+    proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", "/nonexistent/call.wav", "--out",
+                           "/tmp/callsense-never-written"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 3
+    assert proc.stderr.strip().splitlines() == ["error: /nonexistent/call.wav: no such file (check the path)"]

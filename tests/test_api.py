@@ -189,6 +189,8 @@ def test_emotion_utterance_and_frame(api):
     f = _post(api, "/v1/emotion", clip, "clip.wav", granularity="frame", embedding="true").json()
     assert len(f["timeline"]) >= 2 and all(len(w["scores"]) == 9 for w in f["timeline"])
     assert len(f["embedding"]) > 0 and all(isinstance(x, float) for x in f["embedding"])
+    named_as_analyze = _post(api, "/v1/emotion", clip, "clip.wav", embeddings="true").json()  # the documented name
+    assert named_as_analyze["embedding"] is not None and len(named_as_analyze["embedding"]) == len(f["embedding"])
 
 
 # ---- jobs ---------------------------------------------------------------------------------------------

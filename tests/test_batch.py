@@ -269,8 +269,8 @@ def test_failures_command_and_retry_failed_without_source(tmp_path, sqlite_url, 
     with pytest.raises(SystemExit) as e:
         main(["failures", "--db", sqlite_url, "--json"])
     assert e.value.code == 0
-    [line] = capsys.readouterr().out.splitlines()
-    assert json.loads(line)["source_path"].endswith("broken0.mp3")
+    [row] = json.loads(capsys.readouterr().out)  # --json: one JSON array
+    assert row["source_path"].endswith("broken0.mp3")
     write_fake_call(folder / "broken0.mp3", [("customer", 0, 1000, "now fine", "happy")])
     with pytest.raises(SystemExit) as e:
         main(["batch", "--retry-failed", "--db", sqlite_url, "--analyzer", FAKE, "--json", "--no-progress"])

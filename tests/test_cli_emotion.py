@@ -45,7 +45,7 @@ def only_folder(out: Path) -> Path:
 def test_frame_mode_prints_label_bars_timeline_and_writes_outputs(models, tmp_path, capsys):
     assert EXAMPLE.is_file()
     out = tmp_path / "out"
-    assert run(["emotion", str(EXAMPLE), "--granularity", "frame", "--embedding", "--out", str(out)]) == 0
+    assert run(["emotion", str(EXAMPLE), "--granularity", "frame", "--embeddings", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "😠 愤怒 (Angry)" in text and "%" in text
     assert all(name.capitalize() in text for name in EMOTION_NAMES)  # the full distribution
@@ -61,19 +61,19 @@ def test_frame_mode_prints_label_bars_timeline_and_writes_outputs(models, tmp_pa
     tl = result["timeline"]
     assert tl[0]["start_ms"] == 0 and tl[-1]["end_ms"] == duration
     assert len(tl) == 1 + -(-(duration - 1000) // 250)
-    emb = np.load(folder / "embedding.npy")
-    assert result["embedding_file"] == "embedding.npy" and em["embedding_index"] == 0
-    assert emb.shape == (32,) and emb.dtype == np.float32
+    emb = np.load(folder / "embeddings.npy")  # the name and layout analyze uses: one row per segment
+    assert result["embedding_file"] == "embeddings.npy" and em["embedding_index"] == 0
+    assert emb.shape == (1, 32) and emb.dtype == np.float32
     assert (folder / "audio_16k.wav").is_file()
 
 
 def test_utterance_mode_other_model_json_and_no_embedding(models, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run(["emotion", str(EXAMPLE), "--model", "emotion2vec_plus_base", "--json", "-o", str(out)]) == 0
+    assert run(["emotion", str(EXAMPLE), "--emotion-model", "emotion2vec_plus_base", "--json", "-o", str(out)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["emotion"]["label"] == "happy" and data["model"]["name"] == "emotion2vec-plus-base"
     assert data["timeline"] == [] and data["embedding_file"] is None
-    assert not (only_folder(out) / "embedding.npy").exists()
+    assert not (only_folder(out) / "embeddings.npy").exists()
 
 
 def test_mask_disables_the_winner(models, tmp_path, capsys):
@@ -99,6 +99,17 @@ def test_usage_and_missing_model_errors(models, tmp_path, capsys, monkeypatch):
     import callsense.engines.emotion2vec as e2v
 
     monkeypatch.setattr(e2v, "torch_available", lambda: False)
-    assert run(["emotion", str(EXAMPLE), "--model", "emotion2vec-plus-seed", "-o", str(tmp_path)]) == 4
+    assert run(["emotion", str(EXAMPLE), "--emotion-model", "emotion2vec-plus-seed", "-o", str(tmp_path)]) == 4
     err = capsys.readouterr().err
     assert "emotion2vec-plus-seed" in err and "callsense[torch]" in err
+
+
+def test_old_option_names_are_deprecated_aliases(models, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(["emotion", str(EXAMPLE), "-m", "emotion2vec-plus-base", "--runtime", "onnx", "--embedding", "--json",
+                "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["model"]["name"] == "emotion2vec-plus-base" and data["embedding_file"] == "embeddings.npy"
+    for old, new in (("--model", "--emotion-model"), ("--runtime", "--emotion-runtime"), ("--embedding", "--embeddings")):
+        assert any(old in line and "deprecated" in line and new in line for line in captured.err.splitlines()), old

@@ -62,7 +62,7 @@ def test_rules_file_hits_and_alert_delivered(with_models, tmp_path, receiver, ca
     code, out, err = run(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json", "--rules", str(rules),
                           "--webhook", receiver], capsys)
     assert code == 0, err
-    data = json.loads(out)
+    [data] = json.loads(out)["calls"]  # analyze --json: {"calls": [...], "failures": [...]}
     assert [h["rule_id"] for h in data["rule_hits"]] == ["long.call"]
     assert data["metrics"]["duration_ms"] == data["source"]["duration_ms"]
     assert len(data["alerts"]) == 1 and data["alerts"][0]["delivered"] is True
@@ -75,7 +75,7 @@ def test_dead_webhook_is_recorded_and_the_result_kept(with_models, tmp_path, cap
     code, out, err = run(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json", "--rules", str(rules),
                           "--webhook", "http://127.0.0.1:9/nothing-listens"], capsys)
     assert code == 0, err
-    data = json.loads(out)
+    [data] = json.loads(out)["calls"]  # analyze --json: {"calls": [...], "failures": [...]}
     assert data["alerts"][0]["delivered"] is False and data["alerts"][0]["attempts"] >= 2
     assert (next((tmp_path / "o").iterdir()) / "result.json").is_file()
 
@@ -83,7 +83,7 @@ def test_dead_webhook_is_recorded_and_the_result_kept(with_models, tmp_path, cap
 def test_default_pack_runs_when_no_rules_given(with_models, tmp_path, capsys):
     code, out, err = run(["analyze", str(CALL), "--out", str(tmp_path / "o"), "--json"], capsys)
     assert code == 0, err
-    data = json.loads(out)
+    [data] = json.loads(out)["calls"]  # analyze --json: {"calls": [...], "failures": [...]}
     assert data["metrics"] is not None and data["score"]["scorecard_id"]
 
 

@@ -149,7 +149,9 @@ def test_cli_run_re_evaluates_stored_results(tmp_path, capsys):
     assert code == 0, err
     assert "call-42" in out and "risk.complaint" in out and "FAIL" in out and '"投诉"' in out
     code, out, _ = run_cli(["rules", "run", "default", str(path), "--json"], capsys)
-    data = json.loads(out.splitlines()[0])
+    doc = json.loads(out)  # --json: one document {"results": [...], "failures": [...]}
+    assert doc["failures"] == []
+    [data] = doc["results"]
     assert data["call_id"] == "call-42" and data["hits"][0]["rule_id"] == "risk.complaint"
     assert data["hits"][0]["evidence"][0]["segment_id"] == "s0001"
 

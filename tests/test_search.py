@@ -128,12 +128,11 @@ def test_search_cli_json_and_table(store, capsys):
     with pytest.raises(SystemExit) as e:
         main(["search", "退款", "--role", "customer", "--db", store.url, "--json"])
     assert e.value.code == 0
-    [line] = capsys.readouterr().out.splitlines()
-    hit = json.loads(line)
+    [hit] = json.loads(capsys.readouterr().out)  # --json: one JSON array
     assert (hit["call_id"], hit["segment_id"], hit["marked"], hit["emoji"]) == ("zh1", "s0002",
                                                                                 "我要«退款»，你们的服务太差了", "😠")
     with pytest.raises(SystemExit) as e:
         main(["search", "refund", "--db", store.url])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "en1" in out and "REFUND" in out and "00:02–00:30" in out
+    assert "en1" in out and "REFUND" in out and "00:02.0–00:30.0" in out

@@ -66,7 +66,7 @@ def test_export_cli_redacts_and_parquet_needs_pyarrow(filled_url, tmp_path, caps
     except ImportError:
         with pytest.raises(SystemExit) as e:
             main(["export", "--db", filled_url, "--format", "parquet", "-o", str(tmp_path / "x.parquet")])
-        assert e.value.code == 4
+        assert e.value.code == 6  # a missing extra, not a model (4)
         assert "pip install 'callsense[parquet]'" in capsys.readouterr().err
 
 
@@ -96,7 +96,7 @@ def test_similar_cli(filled_url, capsys):
     with pytest.raises(SystemExit) as e:
         main(["similar", f"{ids[0]}:s0002", "--db", filled_url, "--json", "-k", "3"])
     assert e.value.code == 0
-    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    hits = json.loads(capsys.readouterr().out)  # --json: one JSON array
     assert [h["call_id"] for h in hits] == [ids[1], ids[1]] and hits[0]["score"] >= hits[1]["score"]
     with pytest.raises(SystemExit) as e:
         main(["similar", "nope", "--db", filled_url])
@@ -163,3 +163,60 @@ def test_parse_age_and_metadata_normalisation():
     for bad in ({"direction": "sideways"}, {"started_at": "tomorrow"}, {"bad key!": 1}, {"x": [1, 2]}):
         with pytest.raises(InputError, match="bad metadata"):
             normalize_metadata(bad)
+
+
+def test_parquet_without_pyarrow_exits_6_not_the_model_code(filled_url, tmp_path):
+    """In a subprocess where pyarrow cannot be imported (whether or not it is installed here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['pyarrow'] = None; from callsense.cli.app import main; "
+            f"main(['export', '--db', {filled_url!r}, '--format', 'parquet', '-o', {str(tmp_path / 'x.parquet')!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 6, proc.stderr
+    expected = "error: parquet export needs pyarrow (pip install 'callsense[parquet]')"
+    assert proc.stderr.strip().splitlines() == [expected]
+
+
+def test_database_url_is_a_deprecated_alias_of_db(filled_url, capsys):
+    from callsense.cli.app import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["report", "--database-url", filled_url, "--json"])
+    assert e.value.code == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["daily trends"][0]["calls"] == 2  # the alias reached the same store
+    assert "--database-url is deprecated" in out.err and "use --db" in out.err
+    with pytest.raises(SystemExit) as e:
+        main(["report", "--db", filled_url, "--database-url", "sqlite:///elsewhere.db"])
+    assert e.value.code == 2
+
+
+def test_search_duration_filter_is_min_max_seconds(filled_url, capsys):
+    from callsense.cli.app import main
+
+    def calls(*args):
+        with pytest.raises(SystemExit) as e:
+            main(["search", "--db", filled_url, "--json", *args])
+        assert e.value.code == 0
+        captured = capsys.readouterr()
+        return {h["call_id"] for h in json.loads(captured.out)}, captured.err
+
+    everything, _ = calls()
+    assert len(everything) == 2
+    assert calls("--min-seconds", "1000")[0] == set()
+    assert calls("--max-seconds", "1000")[0] == everything
+    old, err = calls("--min-duration", "1000")
+    assert old == set() and "--min-duration is deprecated" in err
+
+
+def test_batch_with_an_unwritable_copy_audio_folder_is_exit_3(tmp_path, capsys):
+    from callsense.cli.app import main
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(["batch", str(tmp_path / "in"), "--copy-audio", str(tmp_path / "a-file" / "copies"), "--no-progress"])
+    assert e.value.code == 3
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error:") and "--copy-audio" in line

@@ -16,18 +16,20 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
     │   ├── ModelFormatError                    corrupt or incomplete model directory
-    │   └── DependencyError                     an optional extra is not installed
+    │   └── DependencyError                     a model runtime's package is not installed (torch, sherpa-onnx)
     ├── RuleError                       exit 2  (rule files: location + expectation)
     ├── StoreError                      exit 5  (database unreachable, disk full)
     │   ├── DiskFullError                       the disk or quota is full: the batch stops cleanly
     │   ├── CallNotFoundError           exit 3  no stored call with that id          (HTTP 404)
     │   └── BatchStopped                        a batch stopped early; re-run to resume
-    └── ServiceError                            the web service (HTTP status per class)
-        ├── BusyError                           every worker busy, queue full        (HTTP 429)
-        ├── UnavailableError                    models loading, or waited too long   (HTTP 503)
-        ├── NotFoundError                       no such record                       (HTTP 404)
-        ├── AuthError                           no or a wrong API key                (HTTP 401)
-        └── ForbiddenError                      the key may not do this              (HTTP 403)
+    ├── ServiceError                            the web service (HTTP status per class)
+    │   ├── BusyError                           every worker busy, queue full        (HTTP 429)
+    │   ├── UnavailableError                    models loading, or waited too long   (HTTP 503)
+    │   ├── NotFoundError                       no such record                       (HTTP 404)
+    │   ├── AuthError                           no or a wrong API key                (HTTP 401)
+    │   └── ForbiddenError                      the key may not do this              (HTTP 403)
+    └── MissingExtraError               exit 6  an optional extra a command needs is not installed
+                                                (pyarrow for parquet export, psycopg for PostgreSQL)
 
 Third-party exceptions are wrapped with ``raise ... from e`` so ``--debug`` still shows the cause.
 """
@@ -199,6 +201,14 @@ class BadRequestError(InputError):
     code = "bad_request"
 
 
+class MissingExtraError(CallsenseError):
+    """Not a model problem (exit 4 is for models): the hint names the ``pip install 'callsense[...]'``."""
+
+    exit_code = 6
+    status = 501
+    code = "missing_extra"
+
+
 __all__ = [
     "AudioDecodeError",
     "AudioLimitError",
@@ -214,6 +224,7 @@ __all__ = [
     "DiskFullError",
     "ForbiddenError",
     "InputError",
+    "MissingExtraError",
     "ModelError",
     "ModelFormatError",
     "ModelNotFoundError",

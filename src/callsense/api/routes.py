@@ -199,7 +199,7 @@ async def emotion(request: Request, _: Analyst) -> Any:
     except BaseException:
         received.discard()
         raise
-    return await run_in_threadpool(svc.emotion, upload, granularity=form.granularity, embedding=form.embedding,
+    return await run_in_threadpool(svc.emotion, upload, granularity=form.granularity, embedding=form.embeddings or form.embedding,
                                    emotion_model=form.emotion_model or None)
 
 

@@ -106,8 +106,9 @@ class AnalyzeForm(FormModel):
 
 class EmotionForm(FormModel):
     granularity: str = Field("utterance", description="utterance, or frame for a timeline")
-    embedding: bool = Field(False, description="return the utterance embedding")
+    embeddings: bool = Field(False, description="return the utterance embedding (as /v1/analyze names it)")
     emotion_model: str | None = None
+    embedding: bool = Field(False, description="deprecated: use embeddings", deprecated=True)
 
 
 class TranscriptionForm(FormModel):

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from callsense.errors import CallsenseError, ModelError, UsageError
+from callsense.errors import CallsenseError, InputError, ModelError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -57,38 +57,80 @@ def build_options(*, language: str, channels: Optional[str], asr_runtime: str, e
     )
 
 
+def expand_sources(args: list[Path]) -> tuple[list[Path], list[tuple[str, CallsenseError]]]:
+    """Files to analyse from FILE, DIR (recursive, audio extensions) and GLOB arguments, as ``batch`` reads them.
+
+    A folder or glob that yields nothing is a failure of its own; a FILE is kept as given (a missing one
+    fails when it is analysed, with the decoder's reason).
+    """
+    from callsense.batch.sources import AUDIO_EXTENSIONS, collect
+
+    files: list[Path] = []
+    failures: list[tuple[str, CallsenseError]] = []
+    for arg in args:
+        text = str(arg)
+        p = arg.expanduser()
+        if p.is_dir() or (not p.exists() and any(ch in text for ch in "*?[")):
+            found = [Path(item.path) for item in collect(text) if item.path]
+            if not found:
+                exts = " ".join(AUDIO_EXTENSIONS)
+                failures.append((text, InputError("no recordings found", source=text,
+                                                  hint=f"looked for {exts}")))
+            files.extend(found)
+        else:
+            files.append(p)
+    return files, failures
+
+
 def analyze(
-    files: list[Path] = typer.Argument(..., help="Recordings: WAV, MP3, M4A, FLAC, OGG/Opus, AMR, WebM, video."),
-    out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the per-call output folders."),
-    language: str = typer.Option("auto", "--language", "-l", help="auto|zh|en|yue|ja|ko"),
-    channels: Optional[str] = typer.Option(None, "--channels", help="Stereo role map, e.g. agent,customer (default) "
-                                                                     "or customer,agent."),
-    as_json: bool = typer.Option(False, "--json", help="Print result JSON to stdout (one object, or an array)."),
-    fmt: str = typer.Option("table", "--format", help="table|text|funasr: how segments are printed."),
-    asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx (sherpa-onnx) or funasr (torch)."),
-    emotion_model: Optional[str] = typer.Option(None, "--emotion-model",
+    files: list[Path] = typer.Argument(..., metavar="FILE|DIR|GLOB...",
+                                       help="Recordings (WAV, MP3, M4A, FLAC, OGG/Opus, AMR, WebM, video), folders "
+                                            "(searched recursively) or quoted globs such as 'calls/**/*.wav'."),
+    out: Path = typer.Option(Path("outputs"), "--out", "-o", metavar="DIR",
+                             help="Folder for the per-call output folders."),
+    language: str = typer.Option("auto", "--language", "-l", metavar="auto|zh|en|yue|ja|ko", help="Spoken language."),
+    channels: Optional[str] = typer.Option(None, "--channels", metavar="ROLES",
+                                           help="Stereo role map, e.g. agent,customer (default) or customer,agent."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout: an object with calls (the results) "
+                                                        "and failures (path, code and reason of each broken input)."),
+    fmt: str = typer.Option("table", "--format", metavar="table|text|funasr", help="How segments are printed."),
+    asr_runtime: str = typer.Option("onnx", "--asr-runtime", metavar="onnx|funasr",
+                                    help="SenseVoice runtime: onnx (sherpa-onnx) or funasr (torch)."),
+    emotion_model: Optional[str] = typer.Option(None, "--emotion-model", metavar="NAME",
                                                 help="emotion2vec-plus-large (default), -base, -seed."),
-    emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", help="onnx or funasr (torch)."),
-    threads: int = typer.Option(2, "--threads", help="Threads per model."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (funasr runtime)."),
+    emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", metavar="onnx|funasr",
+                                        help="emotion2vec runtime: onnx or funasr (torch)."),
+    threads: int = typer.Option(2, "--threads", metavar="N", help="Threads per model."),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda", help="Device (funasr runtime)."),
     no_emotion: bool = typer.Option(False, "--no-emotion", help="Skip emotion2vec (SenseVoice tags only)."),
     no_qa: bool = typer.Option(False, "--no-qa", help="Skip metrics and QA rules."),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
-    meta: list[str] = typer.Option([], "--meta", help="Call metadata KEY=VALUE for rules (repeatable)."),
-    webhook: list[str] = typer.Option([], "--webhook", help="Alert target [FORMAT:]URL, FORMAT one of generic, "
-                                                            "wecom, dingtalk, feishu, slack (repeatable)."),
+    rules: Optional[Path] = typer.Option(None, "--rules", metavar="FILE",
+                                         help="QA rule YAML (default: the shipped pack)."),
+    meta: list[str] = typer.Option([], "--meta", metavar="KEY=VALUE", help="Call metadata for rules (repeatable)."),
+    webhook: list[str] = typer.Option([], "--webhook", metavar="[FORMAT:]URL",
+                                      help="Alert target, FORMAT one of generic, wecom, dingtalk, feishu, slack "
+                                           "(repeatable)."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
     itn: bool = typer.Option(True, "--itn/--no-itn", help="Inverse text normalisation (numbers, punctuation)."),
     both_itn: bool = typer.Option(False, "--both-itn", help="Also store the text without ITN (second decode)."),
-    granularity: str = typer.Option("frame", "--granularity", help="frame (emotion timeline) or utterance."),
-    mask: Optional[str] = typer.Option(None, "--mask", help="Emotion labels to disable, e.g. other,unknown."),
-    max_duration: Optional[float] = typer.Option(None, "--max-duration", help="Refuse longer audio (seconds)."),
-    max_size: Optional[float] = typer.Option(None, "--max-size", help="Refuse larger files (MB)."),
+    granularity: str = typer.Option("frame", "--granularity", metavar="frame|utterance",
+                                    help="frame (emotion timeline) or utterance."),
+    mask: Optional[str] = typer.Option(None, "--mask", metavar="LABELS",
+                                       help="Emotion labels to disable, e.g. other,unknown."),
+    max_duration: Optional[float] = typer.Option(None, "--max-duration", metavar="SECONDS",
+                                                 help="Refuse longer recordings."),
+    max_size: Optional[float] = typer.Option(None, "--max-size", metavar="MB", help="Refuse larger files."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not write the processed 16 kHz audio."),
 ) -> None:
-    """Analyse call recordings: transcript, language, emotion, events, metrics and QA rule hits per call."""
-    from rich.console import Console
+    """Analyse call recordings: transcript, language, emotion, events, metrics and QA rule hits per call.
 
+    A run over several files (or a folder, or a glob) reports each broken file with its reason and
+    carries on; it exits 3 when any failed. A missing model stops it at once (exit 4).
+    """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from callsense.cli.options import writable_folder
     from callsense.cli.render import print_call, progress_hook
     from callsense.pipeline import Analyzer
     from callsense.pipeline.outputs import write_call_folder
@@ -106,36 +148,48 @@ def analyze(
         parse_webhooks(webhook)  # validate before any audio is touched
         options = options.replace(webhooks=tuple(webhook))
     metadata = parse_metadata(meta)
+    writable_folder(out, option="--out")  # before the models load: a bad --out costs nothing
+    paths, source_failures = expand_sources(files)
+    failures: list[tuple[str, CallsenseError]] = []
     console = Console(stderr=as_json, highlight=False)
     err_console = Console(stderr=True, highlight=False)
-    analyzer = Analyzer(options)
+
+    def fail(where: str, err: CallsenseError) -> None:
+        from callsense.cli.app import debug_enabled
+
+        if debug_enabled():
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        failures.append((where, err))
+
+    for where, err in source_failures:
+        fail(where, err)
+    analyzer = Analyzer(options) if paths else None
     results: list[dict[str, Any]] = []
-    first_failure: CallsenseError | None = None
-    failed = 0
-    for path in files:
+    for path in paths:
         try:
             with progress_hook(console, path.name) as hook:
-                run = analyzer.run(path, metadata=metadata, hooks=[hook])
-            folder = write_call_folder(run, out, audio=not no_audio)
+                run = analyzer.run(path, metadata=metadata, hooks=[hook])  # type: ignore[union-attr]
+            try:
+                folder = write_call_folder(run, out, audio=not no_audio)
+            except OSError as e:
+                raise InputError(f"cannot write the output folder: {e.strerror or e}", source=out,
+                                 hint="check --out: free space and permissions") from e
         except ModelError:
             raise  # every later file would fail the same way: stop with exit 4
         except CallsenseError as e:
-            from callsense.cli.app import debug_enabled
-
-            if debug_enabled():
-                err_console.print_exception()
-            err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
-            first_failure = first_failure or e
-            failed += 1
+            fail(str(path), e)
             continue
         if as_json:
             results.append(run.result.to_dict())
         else:
             print_call(console, run.result, folder, fmt=fmt)
     if as_json:
-        payload = results[0] if len(files) == 1 and results else results
+        payload = {"calls": results,
+                   "failures": [{"path": where, "code": e.code, "reason": str(e)} for where, e in failures]}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    if first_failure is not None:
-        if len(files) > 1:
-            err_console.print(f"{failed} of {len(files)} files failed")
-        raise typer.Exit(first_failure.exit_code)
+    if failures:
+        total = len(paths) + len(source_failures)
+        if total > 1:
+            err_console.print(f"{len(failures)} of {total} inputs failed")
+        raise typer.Exit(failures[0][1].exit_code)

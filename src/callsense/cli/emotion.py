@@ -2,8 +2,9 @@
 
 No VAD and no roles: the whole clip is one segment. Prints the emoji, the label in Chinese and
 English and its confidence (with the runners-up when it is under 70 %), the full distribution as bars,
-and in ``--granularity frame`` the timeline; writes ``result.json`` (and ``embedding.npy`` with
-``--embedding``, the processed 16 kHz audio as ``audio_16k.wav``) into
+and in ``--granularity frame`` the timeline; writes ``result.json`` (and ``embeddings.npy``, as
+``analyze`` names it, with
+``--embeddings``, the processed 16 kHz audio as ``audio_16k.wav``) into
 ``<out>/outputs_YYYYMMDD_HHMMSS_<hash>/``.
 """
 
@@ -25,6 +26,7 @@ from callsense.errors import UsageError
 LONG_CLIP_S = 30.0  # over this, one distribution dilutes the emotion: point users at `analyze`
 RUNNERS_UP_BELOW = 0.70  # under this confidence the 2nd and 3rd labels are what a reader should see
 BAR_WIDTH = 30
+EMBEDDINGS_FILE = "embeddings.npy"  # the name analyze's folders use; here one row ([1, D])
 
 
 def register(app: typer.Typer) -> None:
@@ -32,23 +34,36 @@ def register(app: typer.Typer) -> None:
 
 
 def emotion(
-    file: Path = typer.Argument(..., help="A short clip (3-10 s works best): WAV, MP3, M4A, FLAC, OGG ..."),
-    granularity: str = typer.Option("utterance", "--granularity", "-g",
+    file: Path = typer.Argument(..., metavar="FILE",
+                                help="A short clip (3-10 s works best): WAV, MP3, M4A, FLAC, OGG ..."),
+    granularity: str = typer.Option("utterance", "--granularity", "-g", metavar="utterance|frame",
                                     help="utterance (one distribution) or frame (also a timeline)."),
-    embedding: bool = typer.Option(False, "--embedding", help="Write the utterance embedding to embedding.npy."),
-    model: str | None = typer.Option(None, "--model", "-m",
-                                        help="emotion2vec-plus-large (default), -base, -seed, emotion2vec-base-finetuned."),
-    runtime: str = typer.Option("onnx", "--runtime", help="onnx (default) or funasr (torch)."),
-    out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the output folder."),
-    mask: str | None = typer.Option(None, "--mask", help="Labels to disable, e.g. other,unknown."),
-    window_ms: int = typer.Option(1000, "--window-ms", help="Timeline window (frame granularity)."),
-    hop_ms: int = typer.Option(250, "--hop-ms", help="Timeline hop (frame granularity)."),
-    threads: int = typer.Option(2, "--threads", help="Threads for the model."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    embeddings: bool = typer.Option(False, "--embeddings",
+                                    help="Write the utterance embedding to embeddings.npy (as analyze does)."),
+    emotion_model: str | None = typer.Option(None, "--emotion-model", metavar="NAME",
+                                             help="emotion2vec-plus-large (default), -base, -seed, "
+                                                  "emotion2vec-base-finetuned."),
+    emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", metavar="onnx|funasr",
+                                        help="onnx (default) or funasr (torch)."),
+    out: Path = typer.Option(Path("outputs"), "--out", "-o", metavar="DIR", help="Folder for the output folder."),
+    mask: str | None = typer.Option(None, "--mask", metavar="LABELS", help="Labels to disable, e.g. other,unknown."),
+    window_ms: int = typer.Option(1000, "--window-ms", metavar="MS", help="Timeline window (frame granularity)."),
+    hop_ms: int = typer.Option(250, "--hop-ms", metavar="MS", help="Timeline hop (frame granularity)."),
+    threads: int = typer.Option(2, "--threads", metavar="N", help="Threads for the model."),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda", help="Device (funasr runtime)."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
-    as_json: bool = typer.Option(False, "--json", help="Print result.json to stdout instead of the display."),
+    as_json: bool = typer.Option(False, "--json", help="Print result.json (one JSON document) to stdout instead of "
+                                                        "the display."),
+    embedding: bool | None = typer.Option(None, "--embedding", hidden=True, help="Deprecated: use --embeddings."),
+    model: str | None = typer.Option(None, "--model", "-m", hidden=True, help="Deprecated: use --emotion-model."),
+    runtime: str | None = typer.Option(None, "--runtime", hidden=True, help="Deprecated: use --emotion-runtime."),
 ) -> None:
     """Score the emotion of one short clip with emotion2vec+ (9 classes, confidence, optional timeline)."""
+    from callsense.cli.options import prefer, writable_folder
+
+    embedding = bool(prefer(embeddings or None, embedding, old="--embedding", new="--embeddings"))
+    model = prefer(emotion_model, model, old="--model/-m", new="--emotion-model")
+    runtime = prefer(emotion_runtime, runtime, old="--runtime", new="--emotion-runtime", default="onnx")
     from rich.console import Console
 
     from callsense.audio.decode import load_audio
@@ -64,6 +79,7 @@ def emotion(
         raise UsageError(f"{spec.name} is not an emotion model")
     options = EmotionOptions(granularity=granularity, window_ms=window_ms, hop_ms=hop_ms, masked=masked,  # type: ignore[arg-type]
                              embeddings=True)
+    writable_folder(out, option="--out")
     console = Console(stderr=as_json, highlight=False)
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -90,7 +106,7 @@ def emotion(
     timings["emotion"] = _ms_since(t0)
 
     clip = _clip_result(audio, engine.info, options, samples, result, level_dbfs(samples), timings, warnings,
-                        embedding_file="embedding.npy" if embedding and result.embedding is not None else None)
+                        embedding_file=EMBEDDINGS_FILE if embedding and result.embedding is not None else None)
     folder = _write_folder(out, audio.source.sha256, clip, samples, result.embedding if embedding else None)
     if as_json:
         typer.echo(json.dumps(_to_jsonable(clip), ensure_ascii=False, indent=2))
@@ -147,7 +163,7 @@ def _write_folder(out_root: Path, sha256: str, clip: Any, samples: np.ndarray, e
     tmp.mkdir()
     (tmp / "result.json").write_text(json.dumps(_to_jsonable(clip), ensure_ascii=False, indent=2) + "\n", "utf-8")
     if embedding is not None:
-        np.save(tmp / "embedding.npy", np.asarray(embedding, np.float32))
+        np.save(tmp / EMBEDDINGS_FILE, np.asarray(embedding, np.float32).reshape(1, -1))  # [1, D], as analyze: row per segment
     with wave.open(str(tmp / "audio_16k.wav"), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)

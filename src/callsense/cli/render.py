@@ -36,8 +36,11 @@ def progress_hook(console: Console, name: str) -> Iterator[Any]:
         yield hook
 
 
-def fmt_time(ms: int) -> str:
-    s, ms = divmod(max(ms, 0), 1000)
+def clock(ms: int | None) -> str:
+    """``MM:SS.t`` for a time in ms, the one format of every command (tenths truncated: 19652 -> 00:19.6)."""
+    if ms is None:
+        return ""
+    s, ms = divmod(max(int(ms), 0), 1000)
     m, s = divmod(s, 60)
     return f"{m:02d}:{s:02d}.{ms // 100}"
 
@@ -70,18 +73,18 @@ def print_call(console: Console, result: CallAnalysis, folder: Path | None, *, f
     if fmt in ("text", "funasr"):
         for seg in result.segments:
             text = funasr_text(seg) if fmt == "funasr" else tagged_text(seg)
-            console.print(f"[{fmt_time(seg.start_ms)}-{fmt_time(seg.end_ms)}] {seg.role}: {text}", soft_wrap=True)
+            console.print(f"[{clock(seg.start_ms)}-{clock(seg.end_ms)}] {seg.role}: {text}", soft_wrap=True)
     else:
         table = Table(show_lines=False, pad_edge=False)
         for col in ("time", "role", "lang", "emotion", "text"):
             table.add_column(col, overflow="fold")
         for seg in result.segments:
-            table.add_row(f"{fmt_time(seg.start_ms)}–{fmt_time(seg.end_ms)}", seg.role, seg.language or "",
+            table.add_row(f"{clock(seg.start_ms)}–{clock(seg.end_ms)}", seg.role, seg.language or "",
                           emotion_cell(seg), tagged_text(seg))
         console.print(table)
     for hit in result.rule_hits:
         colour = {"critical": "red", "warning": "yellow"}.get(hit.severity, "blue")
-        where = ", ".join(f"{e.segment_id or ''}@{fmt_time(e.start_ms)}" for e in hit.evidence[:3])
+        where = ", ".join(f"{e.segment_id or ''}@{clock(e.start_ms)}" for e in hit.evidence[:3])
         console.print(f"[{colour}]{hit.severity.upper()}[/] {hit.rule_id} {hit.name}  {where}")
     for rec in result.alerts:
         state = "[green]delivered[/]" if rec.delivered else f"[red]not delivered[/] ({rec.error})"

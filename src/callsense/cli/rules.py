@@ -95,7 +95,8 @@ def run(
     rules: str = typer.Argument(..., help="A rule file, or 'default' for the shipped pack."),
     results: list[Path] = typer.Argument(..., help="result.json files (or call folders) to re-evaluate."),
     scorecard: Path | None = typer.Option(None, "--scorecard", help="Scorecard YAML (default: the shipped one)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per result: call id, hits, score."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout: an object with results "
+                                                        "(call id, path, hits, score of each) and failures."),
 ) -> None:
     """Re-evaluate stored results with RULES, without re-running any model; print hits with evidence."""
     from callsense.errors import CallsenseError
@@ -106,28 +107,32 @@ def run(
     ruleset = _ruleset(rules)
     card = load_scorecard(scorecard) if scorecard else None
     out = _console()
-    failed = 0
+    done: list[dict] = []
+    failures: list[dict] = []
     for path in results:
         try:
             result = apply_qa(read_result(path), ruleset=ruleset, scorecard=card)
         except CallsenseError as e:  # one bad file does not stop the others
-            failed += 1
+            failures.append({"path": str(path), "code": e.code, "reason": str(e)})
             _console(stderr=True).print(f"error: {e}", markup=False)
             continue
         if as_json:
-            sys.stdout.write(json.dumps({"call_id": result.call_id, "path": str(path),
-                                         "hits": to_jsonable(result.rule_hits), "score": to_jsonable(result.score)},
-                                        ensure_ascii=False) + "\n")
+            done.append({"call_id": result.call_id, "path": str(path), "hits": to_jsonable(result.rule_hits),
+                         "score": to_jsonable(result.score)})
             continue
         _print_result(out, result, path)
-    if failed:
+    if as_json:
+        sys.stdout.write(json.dumps({"results": done, "failures": failures}, ensure_ascii=False, indent=2) + "\n")
+    if failures:
         from callsense.errors import InputError
 
-        raise InputError(f"{failed} of {len(results)} results could not be read (listed above)")
+        raise InputError(f"{len(failures)} of {len(results)} results could not be read (listed above)")
 
 
 def _print_result(out, result, path: Path) -> None:
     from rich.markup import escape
+
+    from callsense.cli.render import clock
 
     score = result.score
     verdict = ""
@@ -145,7 +150,7 @@ def _print_result(out, result, path: Path) -> None:
             seg = segs.get(e.segment_id or "")
             where = f"{e.segment_id} {seg.role}" if seg else "call"
             said = f' "{e.text}"' if e.text else (f' "{seg.text[:50]}"' if seg and seg.text else "")
-            out.print(f"      {_clock(e.start_ms)}-{_clock(e.end_ms)} {escape(where)}{escape(said)}"
+            out.print(f"      {clock(e.start_ms)}-{clock(e.end_ms)} {escape(where)}{escape(said)}"
                       f"{'  [dim]' + escape(e.note) + '[/]' if e.note else ''}")
 
 
@@ -168,7 +173,3 @@ def list_rules(
         flags = (" +alert" if r.consequence.alert else "") + ("" if r.enabled else " (disabled)")
         out.print(f"  {escape(r.id)} v{escape(r.version)}  [{colour}]{r.consequence.severity}[/]{flags}  "
                   f"{escape(r.category)}  {escape(r.name)}  [dim]\\[{escape(conds)}] {escape(r.expression or 'all')}[/]")
-
-
-def _clock(ms: int) -> str:
-    return f"{ms // 60000:02d}:{ms % 60000 / 1000:04.1f}"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from callsense.cli.options import DB_HELP, DB_METAVAR, deprecated_option, prefer
+
 keys_app = typer.Typer(help="API keys of the service (stored hashed; each key has a role).", no_args_is_help=True)
 
 
@@ -16,43 +18,69 @@ def _settings(**kw):
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on. Non-loopback addresses require API keys."),
-    port: int = typer.Option(7860, help="TCP port."),
-    workers: int = typer.Option(1, help="Analyses running at the same time."),
-    max_queue: int = typer.Option(8, help="Analyses waiting for a worker before requests get 429."),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS",
+                             help="Address to listen on. Non-loopback addresses require API keys."),
+    port: int = typer.Option(7860, "--port", metavar="PORT", help="TCP port."),
+    workers: int = typer.Option(1, "--workers", metavar="N", help="Analyses running at the same time."),
+    max_queue: int = typer.Option(8, "--max-queue", metavar="N",
+                                  help="Analyses waiting for a worker before requests get 429."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Disable API keys even on a public address (every "
                                                           "client becomes admin)."),
     auth: bool = typer.Option(False, "--auth", help="Require API keys even on loopback."),
-    data_dir: Path | None = typer.Option(None, help="Uploads, call folders, jobs, keys and rule versions "
-                                                    "(default: $CALLSENSE_HOME/service)."),
-    database_url: str | None = typer.Option(None, help="Store URL (default: $CALLSENSE_DATABASE_URL or SQLite)."),
-    max_upload_mb: float = typer.Option(200.0, help="Largest accepted upload."),
-    max_duration_s: float = typer.Option(4 * 3600.0, help="Longest accepted recording."),
-    sync_max_s: float = typer.Option(60.0, help="Recordings up to this long are answered inline; longer ones "
-                                                "become jobs."),
-    threads: int = typer.Option(2, help="Intra-op threads per model."),
-    runtime: str = typer.Option("onnx", help="Model runtime: onnx or funasr."),
-    emotion_model: str | None = typer.Option(None, help="emotion2vec model (default: the catalogue's)."),
-    cors: list[str] = typer.Option([], help="Allowed CORS origin (repeatable); CORS is off by default."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
+                                         help="Uploads, call folders, jobs, keys and rule versions "
+                                              "(default: $CALLSENSE_HOME/service)."),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    max_size: float = typer.Option(200.0, "--max-size", metavar="MB", help="Refuse larger uploads (413)."),
+    max_duration: float = typer.Option(4 * 3600.0, "--max-duration", metavar="SECONDS",
+                                       help="Refuse longer recordings (413)."),
+    sync_max_s: float = typer.Option(60.0, "--sync-max-s", metavar="SECONDS",
+                                     help="Recordings up to this long are answered inline; longer ones become jobs."),
+    threads: int = typer.Option(2, "--threads", metavar="N", help="Intra-op threads per model."),
+    asr_runtime: str = typer.Option("onnx", "--asr-runtime", metavar="onnx|funasr",
+                                    help="SenseVoice runtime: onnx (sherpa-onnx) or funasr (torch)."),
+    emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", metavar="onnx|funasr",
+                                        help="emotion2vec runtime: onnx or funasr (torch)."),
+    emotion_model: str | None = typer.Option(None, "--emotion-model", metavar="NAME",
+                                             help="emotion2vec model (default: the catalogue's)."),
+    cors: list[str] = typer.Option([], "--cors", metavar="ORIGIN",
+                                   help="Allowed CORS origin (repeatable); CORS is off by default."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve only the REST API."),
-    log_level: str = typer.Option("info", help="uvicorn log level."),
+    log_level: str = typer.Option("info", "--log-level", metavar="LEVEL", help="uvicorn log level."),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
+    max_upload_mb: float | None = deprecated_option("--max-upload-mb", "--max-size"),
+    max_duration_s: float | None = deprecated_option("--max-duration-s", "--max-duration"),
+    runtime: str | None = deprecated_option("--runtime", "--asr-runtime and --emotion-runtime"),
 ) -> None:
     """Start the service: the REST API (docs at /docs) and the web UI at http://HOST:PORT/."""
     import logging
 
+    from callsense.cli.options import writable_folder
+    from callsense.errors import UsageError
+
+    db = prefer(db, database_url, old="--database-url", new="--db")
+    max_size = prefer(max_size, max_upload_mb, old="--max-upload-mb", new="--max-size", default=200.0)
+    max_duration = prefer(max_duration, max_duration_s, old="--max-duration-s", new="--max-duration",
+                          default=4 * 3600.0)
+    if runtime is not None:
+        asr_runtime = prefer(asr_runtime, runtime, old="--runtime", new="--asr-runtime", default="onnx")
+        emotion_runtime = runtime
+    if no_auth and auth:
+        raise UsageError("--auth and --no-auth contradict each other")
+    settings = _settings(host=host, port=port, workers=workers, max_queue=max_queue,
+                         auth="off" if no_auth else ("on" if auth else "auto"), data_dir=data_dir,
+                         database_url=db, max_upload_mb=max_size, max_duration_s=max_duration,
+                         sync_max_s=sync_max_s, num_threads=threads, asr_runtime=asr_runtime,
+                         emotion_runtime=emotion_runtime, emotion_model=emotion_model, cors_origins=tuple(cors),
+                         ui=not no_ui).validate()
+    writable_folder(settings.root, option="--data-dir")  # exit 3 before models and the store are touched
+    from callsense.store.db import open_store
+
+    open_store(settings.database_url).close()  # a store problem: one line and exit 5 here, not in uvicorn's startup
     import uvicorn
 
     from callsense.api import create_app
 
-    if no_auth and auth:
-        from callsense.errors import UsageError
-
-        raise UsageError("--auth and --no-auth contradict each other")
-    settings = _settings(host=host, port=port, workers=workers, max_queue=max_queue,
-                         auth="off" if no_auth else ("on" if auth else "auto"), data_dir=data_dir,
-                         database_url=database_url, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
-                         sync_max_s=sync_max_s, num_threads=threads, asr_runtime=runtime, emotion_runtime=runtime,
-                         emotion_model=emotion_model, cors_origins=tuple(cors), ui=not no_ui).validate()
     fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
     root = logging.getLogger()
     for h in root.handlers:
@@ -64,9 +92,10 @@ def serve(
 
 @keys_app.command("create")
 def keys_create(
-    role: str = typer.Option(..., help="viewer (read), analyst (analyse and read) or admin (rules, purge)."),
-    name: str | None = typer.Option(None, help="A name to recognise the key by."),
-    data_dir: Path | None = typer.Option(None, help="The service's data folder (as given to serve)."),
+    role: str = typer.Option(..., "--role", metavar="ROLE", help="viewer (read), analyst (analyse and read) or admin (rules, purge)."),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="A name to recognise the key by."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
+                                         help="The service's data folder (as given to serve)."),
 ) -> None:
     """Create an API key; it is printed once (only its hash is stored)."""
     from callsense.service.keys import KeyStore
@@ -79,7 +108,8 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data_dir: Path | None = typer.Option(None, help="The service's data folder.")) -> None:
+def keys_list(data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
+                                                  help="The service's data folder.")) -> None:
     """List keys (id, name, role, creation time; never the keys)."""
     from callsense.service.keys import KeyStore
 
@@ -88,8 +118,9 @@ def keys_list(data_dir: Path | None = typer.Option(None, help="The service's dat
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="Key id or name."),
-                data_dir: Path | None = typer.Option(None, help="The service's data folder.")) -> None:
+def keys_revoke(key_id: str = typer.Argument(..., metavar="KEY", help="Key id or name."),
+                data_dir: Path | None = typer.Option(None, "--data-dir", metavar="DIR",
+                                                     help="The service's data folder.")) -> None:
     """Revoke a key."""
     from callsense.errors import UsageError
     from callsense.service.keys import KeyStore

@@ -12,9 +12,9 @@ from typing import Any
 
 import typer
 
+from callsense.cli.options import DB_HELP, DB_METAVAR, deprecated_option, prefer
 from callsense.errors import UsageError
 
-DB_HELP = "Database URL (default: $CALLSENSE_DATABASE_URL, else SQLite in the user data folder)."
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 
 
@@ -65,7 +65,8 @@ def batch(
                                                               "webm", "mp4")),
                             "--ext", help="Extensions to pick up in folders and globs."),
     path_column: str = typer.Option("path", "--path-column", help="Manifest column with the audio path."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
     language: str = typer.Option("auto", "--language", "-l", help="auto|zh|en|yue|ja|ko"),
     channels: str | None = typer.Option(None, "--channels", help="Stereo role map, e.g. customer,agent."),
     asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx or funasr (torch)."),
@@ -83,6 +84,7 @@ def batch(
                                            help="module:callable building the analyzer (tests, plugins)."),
 ) -> None:
     """Analyse many recordings into the store: resumable, idempotent, failures recorded, N workers."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
     from functools import partial
 
     from callsense.batch import BatchOptions, collect, run_batch
@@ -92,6 +94,10 @@ def batch(
         raise UsageError("--workers must be at least 1")
     if source is None and not retry_failed:
         raise UsageError("give a SOURCE (folder, glob, file or manifest), or --retry-failed alone")
+    if copy_audio is not None:
+        from callsense.cli.options import writable_folder
+
+        writable_folder(copy_audio, option="--copy-audio")  # exit 3 before any worker starts
     if analyzer:
         factory = _factory(analyzer)
     else:
@@ -156,27 +162,35 @@ def search(
     agent: str | None = typer.Option(None, "--agent", help="Agent id."),
     since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
-    min_duration: float | None = typer.Option(None, "--min-duration", help="Call duration ≥ seconds."),
-    max_duration: float | None = typer.Option(None, "--max-duration", help="Call duration ≤ seconds."),
+    min_seconds: float | None = typer.Option(None, "--min-seconds", metavar="SECONDS",
+                                             help="Calls at least this long."),
+    max_seconds: float | None = typer.Option(None, "--max-seconds", metavar="SECONDS",
+                                             help="Calls at most this long."),
+    min_duration: float | None = deprecated_option("--min-duration", "--min-seconds"),
+    max_duration: float | None = deprecated_option("--max-duration", "--max-seconds"),
     min_qa: float | None = typer.Option(None, "--min-qa", help="Normalised QA score ≥ (0-1)."),
     max_qa: float | None = typer.Option(None, "--max-qa", help="Normalised QA score ≤ (0-1)."),
     limit: int = typer.Option(50, "--limit", "-n"),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
+    as_json: bool = typer.Option(False, "--json", help="Print the hits as one JSON array on stdout."),
 ) -> None:
     """Search transcripts and filter calls: text, role, emotion, tags, rule hits, metadata, time, duration, score."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
     from callsense.cli.analyze import parse_metadata
     from callsense.store.db import open_store
     from callsense.store.search import SearchQuery
     from callsense.store.search import search as run_search
 
+    min_seconds = prefer(min_seconds, min_duration, old="--min-duration", new="--min-seconds")
+    max_seconds = prefer(max_seconds, max_duration, old="--max-duration", new="--max-seconds")
     meta_filters = parse_metadata(meta)
     if agent:
         meta_filters["agent_id"] = agent
     query = SearchQuery(text=text, role=role, emotion=emotion, min_score=min_score, asr_emotion=asr_emotion,
                         event=event, rule_id=rule, severity=severity, meta=meta_filters, since=since, until=until,
-                        min_duration_ms=int(min_duration * 1000) if min_duration is not None else None,
-                        max_duration_ms=int(max_duration * 1000) if max_duration is not None else None,
+                        min_duration_ms=int(min_seconds * 1000) if min_seconds is not None else None,
+                        max_duration_ms=int(max_seconds * 1000) if max_seconds is not None else None,
                         min_qa_score=min_qa, max_qa_score=max_qa, limit=limit)
     store = open_store(db)
     try:
@@ -184,11 +198,12 @@ def search(
     finally:
         store.close()
     if as_json:
-        for h in hits:
-            sys.stdout.write(json.dumps(h.to_dict(), ensure_ascii=False) + "\n")
+        _print_json([h.to_dict() for h in hits])
         return
     from rich.table import Table
     from rich.text import Text
+
+    from callsense.cli.render import clock
 
     console = _console()
     if not hits:
@@ -201,16 +216,14 @@ def search(
         text_cell = Text(h.text)
         for a, b in h.spans:
             text_cell.stylize("bold reverse", a, b)
-        when = f"{_mmss(h.start_ms)}–{_mmss(h.end_ms)}" if h.segment_id else _mmss(h.duration_ms)
+        when = f"{clock(h.start_ms)}–{clock(h.end_ms)}" if h.segment_id else clock(h.duration_ms)
         t.add_row(h.call_id, h.segment_id or "", when, h.role or "", h.emoji, text_cell)
     console.print(t)
 
 
-def _mmss(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    s = ms // 1000
-    return f"{s // 60:02d}:{s % 60:02d}"
+def _print_json(doc: Any) -> None:
+    """One JSON document on stdout (``--json`` of every store command)."""
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- similar
@@ -221,10 +234,12 @@ def similar(
     k: int = typer.Option(10, "-k", help="How many."),
     role: str | None = typer.Option(None, "--role", help="Compare this role's pooled embedding (calls), or "
                                                             "only segments of this role."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json"),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
+    as_json: bool = typer.Option(False, "--json", help="Print the matches as one JSON array on stdout."),
 ) -> None:
     """Calls or segments whose emotion embeddings are closest (cosine) to the given one."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
     from callsense.store.db import open_store
     from callsense.store.similar import similar as find
 
@@ -235,8 +250,7 @@ def similar(
     finally:
         store.close()
     if as_json:
-        for h in hits:
-            sys.stdout.write(json.dumps(h.__dict__, ensure_ascii=False) + "\n")
+        _print_json([dict(h.__dict__) for h in hits])
         return
     from rich.table import Table
 
@@ -253,10 +267,12 @@ def similar(
 
 def failures(
     limit: int = typer.Option(100, "--limit", "-n"),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    as_json: bool = typer.Option(False, "--json"),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
+    as_json: bool = typer.Option(False, "--json", help="Print the failures as one JSON array on stdout."),
 ) -> None:
     """Recordings and manifest rows that could not be analysed, with the reason."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
     from callsense.store.db import open_store
     from callsense.store.work import list_failures
 
@@ -266,9 +282,7 @@ def failures(
     finally:
         store.close()
     if as_json:
-        for f in rows:
-            d = dict(f.__dict__, failed_at=f.failed_at.isoformat() + "Z")
-            sys.stdout.write(json.dumps(d, ensure_ascii=False) + "\n")
+        _print_json([dict(f.__dict__, failed_at=f.failed_at.isoformat() + "Z") for f in rows])
         return
     console = _console()
     if not rows:
@@ -294,16 +308,20 @@ def report(
     call: str | None = typer.Argument(None, help="One call (stored call id, or a result.json / call folder): "
                                                     "write its HTML report. Without it: tables across calls."),
     html: bool = typer.Option(True, "--html/--no-html", help="With CALL: write the one-page HTML report."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="With CALL: file to write "
-                                                                       "(default: <call-id>.html)."),
+    output: Path | None = typer.Option(None, "--out", "-o", metavar="FILE",
+                                       help="With CALL: file to write (default: <call-id>.html)."),
+    old_output: Path | None = deprecated_option("--output", "--out"),
     since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     by: str = typer.Option("category", "--by", help="Heatmap rows: category|queue|team|agent_id|direction."),
     role: str = typer.Option("customer", "--role", help="Whose emotion the heatmap shows."),
-    db: str | None = typer.Option(None, "--db", "--database-url", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
     as_json: bool = typer.Option(False, "--json", help="The tables as JSON on stdout."),
 ) -> None:
     """Tables across calls (emotion heatmap, agent scorecards, rule hits, daily trends), or one call's HTML report."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
+    output = prefer(output, old_output, old="--output", new="--out")
     from callsense.store import aggregates
     from callsense.store.db import open_store
 
@@ -369,9 +387,11 @@ def export(
     since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep phone/ID/card/email numbers in texts."),
-    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    database_url: str | None = deprecated_option("--database-url", "--db"),
 ) -> None:
     """Export calls, segments or rule hits for BI tools (columns: docs/store.md)."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
     from callsense.store.db import open_store
     from callsense.store.export import export as run_export
 
@@ -405,8 +425,10 @@ def purge(
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
+def db_upgrade(db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+               database_url: str | None = deprecated_option("--database-url", "--db")) -> None:
     """Create or upgrade the store's schema (also done automatically on every start)."""
+    db = prefer(db, database_url, old="--database-url", new="--db")
     from callsense.store.db import open_store, redact_url
     from callsense.store.migrate import current_revision, head_revision, upgrade
 

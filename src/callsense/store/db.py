@@ -120,10 +120,10 @@ def make_engine(url: str) -> Engine:
         try:
             import psycopg  # noqa: F401
         except ImportError as e:
-            from callsense.errors import DependencyError
+            from callsense.errors import MissingExtraError
 
-            raise DependencyError("PostgreSQL needs the psycopg driver",
-                                  hint="pip install 'callsense[postgres]'") from e
+            raise MissingExtraError("PostgreSQL needs the psycopg driver",
+                                    hint="pip install 'callsense[postgres]'") from e
         # prepare_threshold=None: never server-side prepare. A prepared statement gets a generic plan
         # after 5 runs, and the shared search query's best plan depends on the term (measured: an
         # absent term 195 -> 585 ms, a common one 16 -> 650 ms once prepared; issue 21).

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from callsense.errors import DependencyError, UsageError
+from callsense.errors import MissingExtraError, UsageError
 from callsense.labels import NEGATIVE_EMOTIONS
 from callsense.store.metadata import utc_naive
 from callsense.store.models import EMOTION_COLUMNS, META_FIELDS, Call, RuleHitRow, SegmentRow
@@ -89,7 +89,7 @@ def _write_parquet(rows: Iterator[dict[str, Any]], columns: tuple[str, ...], out
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise DependencyError("parquet export needs pyarrow", hint="pip install 'callsense[parquet]'") from e
+        raise MissingExtraError("parquet export needs pyarrow", hint="pip install 'callsense[parquet]'") from e
     if not isinstance(out, (str, Path)) or str(out) == "-":
         raise UsageError("parquet export needs an output file path")
     data = [{k: _parquet_cell(r.get(k)) for k in columns} for r in rows]
