@@ -80,7 +80,7 @@ def analyze(path: Any, *, metadata: dict[str, Any] | None = None, **options: Any
         raise UsageError(f"analyze(): unknown option {', '.join(unknown)}",
                          hint=f"valid: {', '.join(sorted(fields | set(_NESTED)))}")
     if isinstance(options.get("channel_map"), str):  # "customer,agent", as on the command line
-        from callsense.audio.decode import parse_channel_map
+        from callsense.audio.types import parse_channel_map
 
         options["channel_map"] = parse_channel_map(options["channel_map"])
     opts = AnalyzeOptions(**direct)

@@ -22,7 +22,6 @@ import io
 import logging
 import os
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, get_args
@@ -30,7 +29,7 @@ from typing import IO, Any, get_args
 import numpy as np
 
 from callsense.audio.resample import TARGET_RATE, StreamResampler, resample
-from callsense.audio.types import DEFAULT_CHANNEL_MAP, AudioOptions, DecodedAudio, Track, parse_channel_map
+from callsense.audio.types import DEFAULT_CHANNEL_MAP, AudioOptions, DecodedAudio, Track
 from callsense.errors import (
     AudioDecodeError,
     AudioLimitError,

@@ -71,7 +71,7 @@ def emotion(
     from callsense.engines.base import EmotionOptions, SegmentAudio
     from callsense.engines.catalog import DEFAULT_EMOTION_MODEL, get_spec
     from callsense.engines.emotion2vec.head import level_dbfs
-    from callsense.labels import EMOTION_NAMES, SAMPLE_RATE
+    from callsense.labels import SAMPLE_RATE
 
     masked = tuple(m.strip() for m in (mask or "").split(",") if m.strip())  # EmotionOptions checks them
     spec = get_spec(model or DEFAULT_EMOTION_MODEL)

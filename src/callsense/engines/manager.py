@@ -178,7 +178,7 @@ class ModelManager:
         raise ModelNotFoundError(
             f"could not download {spec.name} ({runtime}): {'; '.join(errors)}",
             hint="check the network or proxy (HTTPS_PROXY), try the other hub with --hub, or download the files on "
-                 f"another machine and run `callsense models import DIR`; set CALLSENSE_MODEL_DIR to use a local copy")
+                 "another machine and run `callsense models import DIR`; set CALLSENSE_MODEL_DIR to use a local copy")
 
     def import_dir(self, directory: Path, name: str | None = None, runtime: str | None = None,
                    *, link: bool = False) -> Located:
