@@ -35,6 +35,13 @@ def serve(
     emotion_model: str | None = typer.Option(None, help="emotion2vec model (default: the catalogue's)."),
     cors: list[str] = typer.Option([], help="Allowed CORS origin (repeatable); CORS is off by default."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve only the REST API."),
+    keep_audio: bool = typer.Option(True, "--keep-audio/--no-keep-audio",
+                                    help="Keep each call's processed audio (players, downloads); "
+                                         "--no-keep-audio keeps no audio at all."),
+    redact: bool = typer.Option(False, "--redact", help="Redact phone/ID/card/email numbers before anything is "
+                                                        "stored or answered."),
+    retention: str | None = typer.Option(None, "--retention", help="Delete calls (records, files, audio) older "
+                                                                   "than this age, e.g. 90d (default: keep)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Start the service: the REST API (docs at /docs) and the web UI at http://HOST:PORT/."""
@@ -52,7 +59,8 @@ def serve(
                          auth="off" if no_auth else ("on" if auth else "auto"), data_dir=data_dir,
                          database_url=database_url, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
                          sync_max_s=sync_max_s, num_threads=threads, asr_runtime=runtime, emotion_runtime=runtime,
-                         emotion_model=emotion_model, cors_origins=tuple(cors), ui=not no_ui).validate()
+                         emotion_model=emotion_model, cors_origins=tuple(cors), ui=not no_ui,
+                         keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention)).validate()
     fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
     root = logging.getLogger()
     for h in root.handlers:
@@ -60,6 +68,14 @@ def serve(
     app = create_app(settings)  # refuses a public address without keys
     typer.echo(f"callsense: serving on http://{host}:{port}/ (API docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _age_s(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from callsense.store.privacy import parse_age
+
+    return parse_age(text).total_seconds()
 
 
 @keys_app.command("create")

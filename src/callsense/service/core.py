@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -129,6 +128,10 @@ class Service:
             return self
         self._started = True
         self.jobs.start()
+        from callsense.service.retention import Housekeeper
+
+        self._housekeeper = Housekeeper(self)  # retention and the sweep of orphaned files
+        self._housekeeper.start()
         if self.settings.warm:
             threading.Thread(target=self.engines.warm, name="callsense-warm", daemon=True).start()
         else:
@@ -138,6 +141,8 @@ class Service:
     def stop(self) -> None:
         if self._jobs is not None:
             self._jobs.stop()
+        if getattr(self, "_housekeeper", None) is not None:
+            self._housekeeper.stop()
         self._started = False
 
     @property
@@ -173,7 +178,8 @@ class Service:
         if self._jobs is None:
             from callsense.service.jobs import JobQueue
 
-            self._jobs = JobQueue(self.store.engine, self._run_job, workers=self.settings.workers)
+            self._jobs = JobQueue(self.store.engine, self._run_job, workers=self.settings.workers,
+                                  lease_s=self.settings.job_lease_s)
         return self._jobs
 
     # ---- uploads -------------------------------------------------------------------------------
@@ -233,6 +239,11 @@ class Service:
             upload.path.unlink(missing_ok=True)
             raise UsageError(f"mode must be auto, sync or async, not {mode!r}")
         metadata = dict(metadata or {})
+        try:
+            self.calls.validate_metadata(metadata)  # refused before any work: nothing is written
+        except CallsenseError:
+            self.discard(upload)
+            raise
         duration = self.probe_duration(upload.path)
         if duration is not None and duration > self.settings.max_duration_s:
             self.discard(upload)
@@ -268,8 +279,8 @@ class Service:
         self.metrics.analyses.labels(endpoint, "ok").inc()
         self.metrics.audio_seconds.labels(endpoint).inc(run.result.duration_ms / 1000)
         run = self._with_history(analyzer, run, request)
-        folder = self._persist(run)
-        return run.result.call_id, folder, run.result
+        folder, result = self.calls.persist(run)  # redacted there when --redact
+        return result.call_id, folder, result
 
     def _with_history(self, analyzer: Any, run: Any, request: AnalyzeRequest) -> Any:
         """``run`` with its QA re-run against the agent's and customer's stored calls when the rule set
@@ -305,13 +316,6 @@ class Service:
 
             changes["emotion_model"] = get_spec(request.emotion_model).name
         return changes
-
-    def _persist(self, run: Any) -> Path:
-        from callsense.pipeline.outputs import write_call_folder
-
-        folder = write_call_folder(run, self.settings.calls_dir, audio=True)
-        self.calls.save(run, folder)
-        return folder
 
     def _run_job(self, job: Any) -> str:
         path = Path(job.upload_path)
@@ -439,7 +443,5 @@ class Service:
         return hmac.compare_digest(want, mac)
 
     def purge(self, call_id: str) -> None:
-        folder = self.calls.folder(call_id)
+        """Delete the call everywhere (docs/privacy.md): from then on every route answers 404."""
         self.calls.delete(call_id)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)

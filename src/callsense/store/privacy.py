@@ -111,9 +111,12 @@ class _Run:
     groups: tuple[int, ...]  # digits per group, as written
     spoken: bool  # some digits are Chinese numerals
     plus: bool  # starts with "+": an international number
+    bracketed: bool = False  # starts with "(": an area code in brackets
 
 
-def _classify(run: _Run) -> str | None:
+def _classify(run: _Run, *, strict: bool = False) -> str | None:
+    """The kind of PII ``run`` is, or None. ``strict`` (a part of a longer run) accepts only what
+    checks itself: a mobile number, a checksummed ID or card, a landline with its area code in brackets."""
     d = run.digits
     if len(d) == 18 and d[0] != "0" and d[:17].isdigit() and _birth_date_ok(d):
         if id_checksum_ok(d) or run.groups == (6, 8, 4):
@@ -128,7 +131,10 @@ def _classify(run: _Run) -> str | None:
     if len(mobile) == 11 and mobile[0] == "1" and mobile[1] in "3456789":
         return "phone"
     if d[0] == "0" and d[1] != "0" and 10 <= len(d) <= 12:  # area code (2-3 digits after the 0) + 7-8 digits
-        return "phone"
+        if not strict or run.bracketed:
+            return "phone"
+    if strict:
+        return None
     if run.spoken and 7 <= len(d) <= 12:
         return "phone"
     return None
@@ -151,9 +157,9 @@ def _parse(text: str) -> tuple[_Run, list[tuple[int, int]]]:
             start = None
     if start is not None:
         spans.append((start, len(text)))
-    plus = text.lstrip()[:1] in ("+", "＋")
+    head = text.lstrip()[:1]
     groups = tuple(_count_digits(text[a:b]) for a, b in spans)
-    return _Run("".join(digits), groups, spoken, plus), spans
+    return _Run("".join(digits), groups, spoken, head in ("+", "＋"), head in ("(", "（")), spans
 
 
 def _count_digits(text: str) -> int:
@@ -182,8 +188,10 @@ def _redact_run(text: str, kinds: tuple[str, ...], found: list[str]) -> str:
             if (i, j) == (0, len(spans) - 1):
                 continue  # the whole run: classified above
             a, b = spans[i][0], spans[j][1]
+            if i == 0 and text[:a].strip() in ("(", "（"):
+                a = 0  # keep the area code's bracket with it
             sub, _ = _parse(text[a:b])
-            k = _classify(dataclasses.replace(sub, plus=False))
+            k = _classify(dataclasses.replace(sub, plus=False), strict=True)
             if k is not None and k in kinds:
                 out.append(text[pos:a] + TOKENS[k])
                 found.append(k)
@@ -271,6 +279,7 @@ def parse_age(text: str) -> timedelta:
 
 
 PurgeWhat = Literal["records", "audio", "all"]
+PROCESSED_AUDIO = "audio_16k.wav"  # the processed audio inside a call folder (callsense.pipeline.outputs)
 
 
 @dataclass(frozen=True)
@@ -280,17 +289,26 @@ class PurgeReport:
     audio_files: int  # kept audio copies deleted
     failures: int  # failure records deleted
     dry_run: bool
+    folders: int = 0  # call folders deleted (the service's calls/outputs_<id>)
+    jobs: int = 0  # finished service jobs deleted (they carry file names and metadata)
 
 
 def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all", dry_run: bool = False,
           now: datetime | None = None) -> PurgeReport:
     """Delete what is older than ``older_than`` (by the time the call was stored).
 
-    ``what="audio"`` deletes only the audio copies kept by ``--copy-audio`` (the records stay, marked
-    ``audio_deleted``); ``"records"`` deletes the call records (and everything hanging off them) and old
-    failure records; ``"all"`` does both.
+    - ``"audio"``: every audio copy of those calls — the ``--copy-audio`` copy and the processed audio
+      in the call's folder; the records stay, marked ``audio_deleted``;
+    - ``"records"``: the call records (with everything hanging off them: segments, embeddings, rule
+      hits…), the call's folder (result.json, embeddings.npy, processed audio, report), the finished
+      service jobs and the failure records from before the cut-off; only a ``--copy-audio`` archive
+      copy is kept;
+    - ``"all"``: both — nothing of those calls is left.
+
+    The records go in one transaction first (from then on every query answers "not found"), then the
+    files; a file that cannot be removed is logged and removed by the service's next sweep.
     """
-    from sqlalchemy import delete, select, update
+    from sqlalchemy import select, update
 
     from callsense.store.models import Call, Failure
 
@@ -298,24 +316,109 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
         raise UsageError(f"purge what={what!r}: choose records, audio or all")
     age = parse_age(older_than) if isinstance(older_than, str) else older_than
     cutoff = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None) - age
-    audio_files = calls = failures = 0
+    audio_files = calls = failures = folders = jobs = 0
     with store.session() as s:
-        old = s.execute(select(Call.call_id, Call.audio_path, Call.audio_deleted).where(Call.stored_at < cutoff)).all()
-        if what in ("audio", "all"):
-            paths = [p for _, p, deleted in old if p and not deleted]
-            audio_files = len(paths) if dry_run else _unlink_all(paths)
-            if not dry_run and what == "audio":
-                s.execute(update(Call).where(Call.stored_at < cutoff, Call.audio_path.is_not(None))
-                          .values(audio_deleted=True))
+        old = s.execute(select(Call.call_id, Call.audio_path, Call.audio_deleted, Call.output_dir)
+                        .where(Call.stored_at < cutoff)).all()
+        audio = [p for _, p, deleted, _ in old if p and not deleted] if what in ("audio", "all") else []
+        audio += [str(Path(d) / PROCESSED_AUDIO) for _, _, _, d in old
+                  if d and what == "audio" and (Path(d) / PROCESSED_AUDIO).is_file()]
+        dirs = [d for _, _, _, d in old if d] if what in ("records", "all") else []
         if what in ("records", "all"):
             calls = len(old)
             failures = len(s.execute(select(Failure.id).where(Failure.failed_at < cutoff)).all())
             if not dry_run:
-                s.execute(delete(Call).where(Call.stored_at < cutoff))
+                jobs = _delete_call_rows(s, [c for c, *_ in old])
+                jobs += _delete_old_jobs(s, cutoff)
+                from sqlalchemy import delete
+
                 s.execute(delete(Failure).where(Failure.failed_at < cutoff))
-    log.info("purge older than %s: %d calls, %d audio files, %d failures%s", cutoff, calls, audio_files, failures,
-             " (dry run)" if dry_run else "")
-    return PurgeReport(cutoff, calls, audio_files, failures, dry_run)
+        elif not dry_run and audio:
+            s.execute(update(Call).where(Call.stored_at < cutoff).values(audio_deleted=True))
+    if dry_run:
+        audio_files, folders = len(audio), len(dirs)
+    else:
+        audio_files = _unlink_all(audio)
+        folders = remove_folders(dirs)
+    log.info("purge older than %s: %d calls, %d folders, %d audio files, %d failures, %d jobs%s", cutoff, calls,
+             folders, audio_files, failures, jobs, " (dry run)" if dry_run else "")
+    return PurgeReport(cutoff, calls, audio_files, failures, dry_run, folders=folders, jobs=jobs)
+
+
+@dataclass(frozen=True)
+class DeletedCall:
+    call_id: str
+    files: tuple[str, ...]  # files and folders of the call that were removed
+
+
+def delete_call(store: Store, call_id: str) -> DeletedCall:
+    """Delete one call everywhere the store knows of: its record (and every row hanging off it, its
+    service jobs included) in one transaction, then its audio copy and its folder.
+
+    Raises :class:`~callsense.store.repo.CallNotFoundError` for an unknown id (matched literally)."""
+    from sqlalchemy import select
+
+    from callsense.store.models import Call
+    from callsense.store.repo import CallNotFoundError
+
+    with store.session() as s:
+        row = s.execute(select(Call.audio_path, Call.output_dir).where(Call.call_id == call_id)).first()
+        if row is None:
+            raise CallNotFoundError(f"no stored call {call_id!r}", hint="list stored calls with `callsense report`")
+        _delete_call_rows(s, [call_id])
+    files = [p for p in (row.audio_path,) if p]
+    _unlink_all(files)
+    if row.output_dir:
+        remove_folders([row.output_dir])
+        files.append(row.output_dir)
+    log.info("deleted call %s", call_id)
+    return DeletedCall(call_id, tuple(files))
+
+
+def _delete_call_rows(session: Any, call_ids: list[str]) -> int:
+    """Delete the calls (cascading to their parts) and the service jobs that produced them; returns the
+    number of job rows deleted (a job row carries the file name and metadata of its call)."""
+    from sqlalchemy import delete
+
+    from callsense.store.models import Call, service_jobs
+
+    jobs = 0
+    for i in range(0, len(call_ids), 500):
+        chunk = call_ids[i:i + 500]
+        jobs += session.execute(delete(service_jobs).where(service_jobs.c.call_id.in_(chunk))).rowcount or 0
+        session.execute(delete(Call).where(Call.call_id.in_(chunk)))
+    return jobs
+
+
+def _delete_old_jobs(session: Any, cutoff: datetime) -> int:
+    """Finished jobs (done or failed) that ended before ``cutoff``: their file names and metadata go too."""
+    from sqlalchemy import delete
+
+    from callsense.store.models import service_jobs
+
+    # finished_at is ISO 8601 UTC text of one fixed format: text order is time order.
+    iso = cutoff.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds")
+    t = service_jobs.c
+    return session.execute(delete(service_jobs).where(t.status.in_(("done", "failed")), t.finished_at < iso)
+                           ).rowcount or 0
+
+
+def remove_folders(paths: Iterable[str | Path]) -> int:
+    """Remove call folders (only folders named ``outputs_*``: a wrong path never removes anything else)."""
+    n = 0
+    for p in paths:
+        path = Path(p)
+        if not path.name.startswith(("outputs_", ".outputs_")):
+            log.warning("not removing %s: not a call folder", path)
+            continue
+        if not path.exists():
+            continue
+        try:
+            shutil.rmtree(path)
+            n += 1
+        except OSError as e:
+            log.warning("could not delete %s: %s (removed by the next sweep)", path, e)
+    return n
 
 
 def _unlink_all(paths: Iterable[str]) -> int:
