@@ -42,6 +42,8 @@ def serve(
                                                         "stored or answered."),
     retention: str | None = typer.Option(None, "--retention", help="Delete calls (records, files, audio) older "
                                                                    "than this age, e.g. 90d (default: keep)."),
+    job_lease_s: float = typer.Option(30.0, "--job-lease-s", help="Lease of a running job; another server sharing "
+                                                                  "the store takes it over only once it expired."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Start the service: the REST API (docs at /docs) and the web UI at http://HOST:PORT/."""
@@ -60,7 +62,7 @@ def serve(
                          database_url=database_url, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
                          sync_max_s=sync_max_s, num_threads=threads, asr_runtime=runtime, emotion_runtime=runtime,
                          emotion_model=emotion_model, cors_origins=tuple(cors), ui=not no_ui,
-                         keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention)).validate()
+                         keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention), job_lease_s=job_lease_s).validate()
     fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
     root = logging.getLogger()
     for h in root.handlers:

@@ -130,7 +130,7 @@ def _classify(run: _Run, *, strict: bool = False) -> str | None:
     mobile = d[2:] if len(d) == 13 and d.startswith("86") else d
     if len(mobile) == 11 and mobile[0] == "1" and mobile[1] in "3456789":
         return "phone"
-    if d[0] == "0" and d[1] != "0" and 10 <= len(d) <= 12:  # area code (2-3 digits after the 0) + 7-8 digits
+    if 10 <= len(d) <= 12 and d[0] == "0" and d[1] != "0":  # area code (2-3 digits after the 0) + 7-8 digits
         if not strict or run.bracketed:
             return "phone"
     if strict:
