@@ -46,6 +46,15 @@ def serve(
     cors: list[str] = typer.Option([], "--cors", metavar="ORIGIN",
                                    help="Allowed CORS origin (repeatable); CORS is off by default."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve only the REST API."),
+    keep_audio: bool = typer.Option(True, "--keep-audio/--no-keep-audio",
+                                    help="Keep each call's processed audio (players, downloads); "
+                                         "--no-keep-audio keeps no audio at all."),
+    redact: bool = typer.Option(False, "--redact", help="Redact phone/ID/card/email numbers before anything is "
+                                                        "stored or answered."),
+    retention: str | None = typer.Option(None, "--retention", metavar="AGE", help="Delete calls (records, files, audio) older "
+                                                                   "than this age, e.g. 90d (default: keep)."),
+    job_lease_s: float = typer.Option(30.0, "--job-lease-s", metavar="SECONDS", help="Lease of a running job; another server sharing "
+                                                                  "the store takes it over only once it expired."),
     log_level: str = typer.Option("info", "--log-level", metavar="LEVEL", help="uvicorn log level."),
     database_url: str | None = deprecated_option("--database-url", "--db"),
     max_upload_mb: float | None = deprecated_option("--max-upload-mb", "--max-size"),
@@ -72,7 +81,8 @@ def serve(
                          database_url=db, max_upload_mb=max_size, max_duration_s=max_duration,
                          sync_max_s=sync_max_s, num_threads=threads, asr_runtime=asr_runtime,
                          emotion_runtime=emotion_runtime, emotion_model=emotion_model, cors_origins=tuple(cors),
-                         ui=not no_ui).validate()
+                         ui=not no_ui, keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention),
+                         job_lease_s=job_lease_s).validate()
     writable_folder(settings.root, option="--data-dir")  # exit 3 before models and the store are touched
     from callsense.store.db import open_store
 
@@ -88,6 +98,14 @@ def serve(
     app = create_app(settings)  # refuses a public address without keys
     typer.echo(f"callsense: serving on http://{host}:{port}/ (API docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _age_s(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from callsense.store.privacy import parse_age
+
+    return parse_age(text).total_seconds()
 
 
 @keys_app.command("create")

@@ -1,7 +1,9 @@
-"""Reading and writing analysed calls for the service: the store for queries, the call folders for files.
+"""Reading, writing and deleting analysed calls for the service: the store for queries, the call folders
+for files.
 
-Every analysed call has a folder ``calls/outputs_<call-id>/`` (result.json, the processed audio,
-embeddings.npy) and a row in the store (search, filters, aggregates).
+Every analysed call has a row in the store (search, filters, aggregates; the one truth of whether the
+call exists) and a folder ``calls/outputs_<call-id>/`` (result.json, the processed audio unless
+``keep_audio`` is off, embeddings.npy, the UI's report.html) recorded on that row.
 """
 
 from __future__ import annotations
@@ -47,52 +49,114 @@ def call_summary(result: Any) -> dict[str, Any]:
 
 
 class CallRepository:
+    """The service's calls: the store is the one truth of which calls exist; a call's folder only
+    holds its files (result.json, processed audio, embeddings, report) and is recorded on the call's
+    row (``output_dir``), so that deleting or purging the call — from this process or from
+    ``callsense purge`` — removes it too. See docs/privacy.md for the whole map."""
+
     def __init__(self, service: Any):
         self.service = service
         self.root: Path = service.settings.calls_dir
 
     # ---- files -----------------------------------------------------------------------------------
-    def folder(self, call_id: str) -> Path | None:
+    def folders(self, call_id: str) -> list[Path]:
+        """Every folder under ``calls/`` that belongs to ``call_id`` (compared literally: ids are not patterns)."""
         from callsense.pipeline.outputs import folder_name
 
-        if not call_id or "/" in call_id or "\\" in call_id or call_id.startswith("."):
-            return None
-        candidates = sorted(self.root.glob(folder_name(call_id) + "*"), key=lambda p: p.stat().st_mtime)
-        exact = [p for p in candidates if p.name == folder_name(call_id) or
-                 p.name.startswith(folder_name(call_id) + "-")]
-        return exact[-1] if exact else None
+        base = folder_name(call_id)
+        try:
+            entries = list(self.root.iterdir())
+        except FileNotFoundError:
+            return []
+        return [p for p in entries if p.name == base or (p.name.startswith(base + "-") and p.name[len(base) + 1:].isdigit())]
+
+    def folder(self, call_id: str) -> Path | None:
+        """The stored call's folder (None when the call is unknown or has none)."""
+        row = self._row(call_id)
+        return Path(row.output_dir) if row is not None and row.output_dir else None
+
+    def _row(self, call_id: str) -> Any:
+        from sqlalchemy import select
+
+        from callsense.store.models import Call
+
+        with self.store.session() as s:
+            return s.execute(select(Call.output_dir, Call.audio_deleted).where(Call.call_id == call_id)).first()
+
+    def _file(self, call_id: str, name: str, missing: str, hint: str) -> Path:
+        row = self._row(call_id)
+        if row is None:
+            raise NotFoundError(f"no call with id {call_id!r}", hint="list calls with GET /v1/calls")
+        path = Path(row.output_dir) / name if row.output_dir else None
+        if path is None or not path.is_file():
+            raise NotFoundError(f"call {call_id} has no {missing}", hint=hint)
+        return path
 
     def audio_path(self, call_id: str) -> Path:
         from callsense.pipeline.outputs import AUDIO_FILE
 
-        folder = self.folder(call_id)
-        if folder is None or not (folder / AUDIO_FILE).is_file():
-            self.get(call_id)  # 404 for unknown calls
-            raise NotFoundError(f"call {call_id} has no stored audio",
-                                hint="the audio was deleted after analysis (privacy setting)")
-        return folder / AUDIO_FILE
+        return self._file(call_id, AUDIO_FILE, "stored audio",
+                          "the audio was not kept or was deleted after analysis (privacy settings)")
 
     def embeddings_path(self, call_id: str) -> Path:
         from callsense.pipeline.outputs import EMBEDDINGS_FILE
 
-        folder = self.folder(call_id)
-        if folder is None or not (folder / EMBEDDINGS_FILE).is_file():
-            self.get(call_id)
-            raise NotFoundError(f"call {call_id} has no embeddings", hint="analyse with embeddings enabled")
-        return folder / EMBEDDINGS_FILE
+        return self._file(call_id, EMBEDDINGS_FILE, "embeddings", "analyse with embeddings enabled")
 
     # ---- records ---------------------------------------------------------------------------------
     @property
     def store(self) -> Any:
         return self.service.store
 
-    def save(self, run: Any, folder: Path) -> None:
-        from callsense.pipeline.outputs import AUDIO_FILE
-        from callsense.store import save_result
+    def validate_metadata(self, metadata: dict[str, Any]) -> None:
+        """Refuse bad metadata (422) before any work is done or anything is written."""
+        from callsense.store.metadata import normalize_metadata
 
-        audio = folder / AUDIO_FILE
-        save_result(self.store, run.result, embeddings=run.embeddings,
-                    audio_path=str(audio) if audio.is_file() else None)
+        normalize_metadata(metadata, source="metadata")
+
+    def persist(self, run: Any) -> tuple[Path, Any]:
+        """Write the call's folder and its row; returns the folder and the result as stored.
+
+        With ``redact`` the result is redacted before anything is written; without ``keep_audio`` no
+        audio is written at all. Folders of the result this one replaces (the same recording analysed
+        before) are removed once the new row is in; if storing fails, the new folder is removed (a
+        refused call leaves nothing)."""
+        import dataclasses
+
+        from callsense.pipeline.outputs import write_call_folder
+        from callsense.store import save_result
+        from callsense.store.privacy import remove_folders
+
+        settings = self.service.settings
+        if settings.redact:
+            from callsense.store.privacy import redact_result
+
+            run = dataclasses.replace(run, result=redact_result(run.result))
+        result = run.result
+        old = self._replaced_folders(result)
+        folder = write_call_folder(run, self.root, audio=settings.keep_audio)
+        try:
+            save_result(self.store, result, embeddings=run.embeddings, redact=bool(settings.redact),
+                        audio_path=None, output_dir=str(folder.resolve()))
+        except BaseException:
+            remove_folders([folder])
+            raise
+        remove_folders(p for p in old if p.resolve() != folder.resolve())
+        return folder, result
+
+    def _replaced_folders(self, result: Any) -> list[Path]:
+        """Folders of stored results that storing ``result`` replaces (same recording or same id)."""
+        from sqlalchemy import or_, select
+
+        from callsense.store.models import Call
+
+        with self.store.session() as s:
+            rows = s.execute(select(Call.call_id, Call.output_dir).where(or_(
+                Call.content_sha256 == result.source.sha256, Call.call_id == result.call_id))).all()
+        out = [Path(d) for _, d in rows if d]
+        for call_id in {result.call_id, *(c for c, _ in rows)}:
+            out.extend(self.folders(call_id))
+        return out
 
     def get(self, call_id: str) -> Any:
         from callsense.store import CallNotFoundError, get_result
@@ -100,21 +164,78 @@ class CallRepository:
         try:
             return get_result(self.store, call_id)
         except CallNotFoundError:
-            folder = self.folder(call_id)  # analysed here but not (or no longer) in the store
-            if folder is None:
-                raise NotFoundError(f"no call with id {call_id!r}", hint="list calls with GET /v1/calls") from None
-        from callsense.result.io import read_result
-
-        return read_result(folder)
+            raise NotFoundError(f"no call with id {call_id!r}", hint="list calls with GET /v1/calls") from None
 
     def delete(self, call_id: str) -> None:
-        from sqlalchemy import delete
+        """Delete the call everywhere: row (and jobs) first — from then on every route answers 404 —
+        then its folder(s), cached UI downloads, and nothing else."""
+        from callsense.store import CallNotFoundError
+        from callsense.store.privacy import delete_call, remove_folders
 
-        from callsense.store.models import Call
+        try:
+            delete_call(self.store, call_id)
+        except CallNotFoundError:
+            raise NotFoundError(f"no call with id {call_id!r}", hint="list calls with GET /v1/calls") from None
+        remove_folders(self.folders(call_id))  # folders written before rows recorded them
+        self.service_forget(call_id)
 
-        self.get(call_id)
+    def service_forget(self, call_id: str) -> None:
+        """Remove copies outside the call folder that carry the call id (the web UI's download cache)."""
+        cache = self.service.settings.ui_temp_dir
+        if not cache.is_dir() or not call_id:
+            return
+        for p in cache.rglob("*"):
+            if p.is_file() and p.name.startswith(call_id + "_"):
+                try:
+                    p.unlink()
+                except OSError as e:
+                    log.warning("could not delete %s: %s", p, e)
+
+    def sweep(self, min_age_s: float = 3600.0) -> int:
+        """Remove what no record or live job accounts for, older than ``min_age_s``: call folders of
+        deleted calls (a delete interrupted between the row and the files, or ``callsense purge`` run
+        elsewhere), half-written ``.partial`` folders, uploads of jobs that no longer exist, and stale UI
+        temp files. Returns the number of things removed."""
+        import time
+
+        from sqlalchemy import select
+
+        from callsense.store.models import Call, service_jobs
+        from callsense.store.privacy import remove_folders
+
+        settings = self.service.settings
+        cutoff = time.time() - min_age_s
+
+        def old(p: Path) -> bool:
+            try:
+                return p.stat().st_mtime < cutoff
+            except OSError:
+                return False
+
         with self.store.session() as s:
-            s.execute(delete(Call).where(Call.call_id == call_id))
+            known = {str(Path(d).resolve()) for (d,) in s.execute(select(Call.output_dir)
+                                                                  .where(Call.output_dir.is_not(None)))}
+            live = {str(Path(u).resolve()) for (u,) in s.execute(
+                select(service_jobs.c.upload_path).where(service_jobs.c.status.in_(("queued", "running"))))}
+        n = 0
+        if self.root.is_dir():
+            orphans = [p for p in self.root.iterdir() if p.is_dir() and p.name.startswith((".outputs_", "outputs_"))
+                       and str(p.resolve()) not in known and old(p)]
+            n += remove_folders(orphans)
+        for d in (settings.uploads_dir, settings.ui_temp_dir):
+            if not d.is_dir():
+                continue
+            for p in sorted(d.rglob("*"), key=lambda q: -len(q.parts)):
+                if str(p.resolve()) in live or not old(p):
+                    continue
+                try:
+                    p.rmdir() if p.is_dir() else p.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        if n:
+            log.info("sweep: removed %d file(s) no call or job accounts for", n)
+        return n
 
     def _query(self, **kw: Any) -> Any:
         from callsense.store import SearchQuery

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +122,10 @@ class Service:
             return self
         self._started = True
         self.jobs.start()
+        from callsense.service.retention import Housekeeper
+
+        self._housekeeper = Housekeeper(self)  # retention and the sweep of orphaned files
+        self._housekeeper.start()
         if self.settings.warm:
             threading.Thread(target=self.engines.warm, name="callsense-warm", daemon=True).start()
         else:
@@ -132,6 +135,8 @@ class Service:
     def stop(self) -> None:
         if self._jobs is not None:
             self._jobs.stop()
+        if getattr(self, "_housekeeper", None) is not None:
+            self._housekeeper.stop()
         self._started = False
 
     @property
@@ -167,7 +172,8 @@ class Service:
         if self._jobs is None:
             from callsense.service.jobs import JobQueue
 
-            self._jobs = JobQueue(self.store.engine, self._run_job, workers=self.settings.workers)
+            self._jobs = JobQueue(self.store.engine, self._run_job, workers=self.settings.workers,
+                                  lease_s=self.settings.job_lease_s)
         return self._jobs
 
     @property
@@ -197,6 +203,8 @@ class Service:
             request.validate()
             if mode not in MODES:
                 raise UsageError(f"mode must be auto, sync or async, not {mode!r}")
+            metadata = dict(metadata or {})
+            self.calls.validate_metadata(metadata)  # refused before any work: nothing is written
             duration = self.admission.duration(upload)
             if mode == "async" or (mode == "auto" and duration is not None and duration > self.settings.sync_max_s):
                 if self.engines.state == "failed" and self.engines.error is not None:
@@ -222,8 +230,8 @@ class Service:
         self.metrics.audio_seconds.labels(endpoint).inc(run.result.duration_ms / 1000)
         run = self._as_uploaded(run, upload)
         run = self._with_history(analyzer, run, request)
-        folder = self._persist(run)
-        return folder, run.result
+        folder, result = self.calls.persist(run)  # redacted there when --redact
+        return folder, result
 
     @staticmethod
     def _as_uploaded(run: CallRun, upload: Upload) -> CallRun:
@@ -261,13 +269,6 @@ class Service:
 
             changes["emotion_model"] = get_spec(request.emotion_model).name
         return changes
-
-    def _persist(self, run: CallRun) -> Path:
-        from callsense.pipeline.outputs import write_call_folder
-
-        folder = write_call_folder(run, self.settings.calls_dir, audio=True)
-        self.calls.save(run, folder)
-        return folder
 
     def _run_job(self, job: Any) -> str:
         path = Path(job.upload_path)
@@ -359,7 +360,5 @@ class Service:
         return self.audio_tokens.check(call_id, token)
 
     def purge(self, call_id: str) -> None:
-        folder = self.calls.folder(call_id)
+        """Delete the call everywhere (docs/privacy.md): from then on every route answers 404."""
         self.calls.delete(call_id)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)

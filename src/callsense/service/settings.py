@@ -32,7 +32,11 @@ class ServiceSettings:
     emotion_runtime: str = "onnx"
     emotion_model: str | None = None  # None: the catalogue default
     run_emotion: bool = True
-    keep_audio: bool = True  # False: the processed audio is deleted after analysis (privacy)
+    keep_audio: bool = True  # False: no audio is kept: uploads are deleted after analysis, none is written
+    redact: bool = False  # True: results are PII-redacted before anything is stored or answered
+    retention_s: float | None = None  # None: keep calls; else purge calls (and their files) older than this
+    job_lease_s: float = 30.0  # a running job's lease; its owner renews it every third of this
+    sweep_min_age_s: float = 3600.0  # files no call or job accounts for are removed once this old
     cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are listed
     ui: bool = True  # mount the Gradio web UI at "/"
     warm: bool = True  # load models at start (readiness waits for it)
@@ -64,6 +68,11 @@ class ServiceSettings:
         return self.root / "rules"
 
     @property
+    def ui_temp_dir(self) -> Path:
+        """The web UI's (Gradio's) upload and download cache: inside the data folder, swept and cleared."""
+        return self.root / "ui-tmp"
+
+    @property
     def keys_path(self) -> Path:
         return Path(self.keys_file).expanduser() if self.keys_file else self.root / "api-keys.json"
 
@@ -84,6 +93,10 @@ class ServiceSettings:
             raise UsageError(f"--workers must be at least 1, not {self.workers}")
         if self.max_queue < 0:
             raise UsageError(f"max_queue must be >= 0, not {self.max_queue}")
+        if self.retention_s is not None and self.retention_s <= 0:
+            raise UsageError(f"--retention must be positive, not {self.retention_s:g} s")
+        if self.job_lease_s < 1:
+            raise UsageError(f"job_lease_s must be at least 1 s, not {self.job_lease_s:g}")
         if not 0 < self.port < 65536:
             raise UsageError(f"--port must be 1..65535, not {self.port}")
         return self

@@ -1,8 +1,9 @@
 """Exports for BI tools (Metabase, Superset, spreadsheets): calls, segments or rule hits as CSV, JSONL
 or Parquet, with the columns listed in :data:`EXPORT_COLUMNS` (documented in docs/store.md).
 
-Transcripts and evidence texts are PII-redacted by default (``redact=False`` / ``--no-redact`` to keep
-them as stored). Parquet needs pyarrow (``pip install 'callsense[parquet]'``).
+Every text that can carry PII — transcripts, evidence texts, source names and paths, metadata fields
+(``customer_id`` included) — is PII-redacted by default (``redact=False`` / ``--no-redact`` to keep them as
+stored). Parquet needs pyarrow (``pip install 'callsense[parquet]'``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,14 @@ def _red(text: str | None, config: RedactionConfig | None) -> str | None:
     return redact_text(text, config)[0]
 
 
+def _red_value(value: Any, config: RedactionConfig | None) -> Any:
+    if config is None:
+        return value
+    from callsense.store.privacy import redact_value
+
+    return redact_value(value, config)
+
+
 def _calls_stmt(since: Any, until: Any) -> Any:
     from sqlalchemy import func, select
 
@@ -164,10 +173,10 @@ def _call_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None
         hh = hits.get(c.call_id, [])
         score = json.loads(c.result_json).get("score") or {}
         yield {
-            "call_id": c.call_id, "source_name": c.source_name, "source_path": c.source_path,
+            "call_id": c.call_id, "source_name": _red(c.source_name, red), "source_path": _red(c.source_path, red),
             "content_sha256": c.content_sha256, "duration_ms": c.duration_ms, "call_time": when,
             "started_at": c.started_at, "analyzed_at": c.analyzed_at,
-            **{k: getattr(c, k) for k in META_FIELDS},
+            **{k: _red_value(getattr(c, k), red) for k in META_FIELDS},
             "qa_score": score.get("score"), "qa_normalized": c.score_normalized, "passed": c.passed,
             "auto_failed": c.auto_failed, "scorecard_id": c.scorecard_id, "segments": len(ss),
             "agent_speech_ms": sum(x.duration_ms for x in ss if x.role == "agent"),
@@ -178,7 +187,8 @@ def _call_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None
             "rule_hits": len(hh), "critical_hits": sum(1 for h in hh if h.severity == "critical"),
             "rule_ids": ",".join(sorted({h.rule_id for h in hh})),
             "transcript": _red("\n".join(f"{x.role}: {x.text}" for x in ss if x.text), red),
-            "metadata": json.dumps(c.metadata_json or {}, ensure_ascii=False), "fingerprint": c.fingerprint,
+            "metadata": json.dumps(_red_value(c.metadata_json or {}, red), ensure_ascii=False),
+            "fingerprint": c.fingerprint,
             "redacted": bool(c.redacted or red is not None),
         }
 
@@ -198,7 +208,8 @@ def _segment_rows(store: Store, since: Any, until: Any, red: RedactionConfig | N
     for seg, call_time, agent_id, queue, category in rows:
         row = {c: getattr(seg, c) for c in EXPORT_COLUMNS["segments"] if hasattr(SegmentRow, c)}
         row.update(text=_red(seg.text, red), asr_events=seg.asr_events.strip().replace(" ", ","),
-                   call_time=call_time, agent_id=agent_id, queue=queue, category=category)
+                   call_time=call_time, agent_id=_red(agent_id, red), queue=_red(queue, red),
+                   category=_red(category, red))
         yield row
 
 
@@ -225,8 +236,8 @@ def _hit_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None)
             "evidence_segments": ",".join(ev["segment_id"] for ev in evidence if ev.get("segment_id")),
             "evidence_start_ms": evidence[0]["start_ms"] if evidence else None,
             "evidence_text": " | ".join(ev["text"] for ev in evidence if ev.get("text")),
-            "evidence": json.dumps(evidence, ensure_ascii=False), "call_time": call_time, "agent_id": agent_id,
-            "queue": queue,
+            "evidence": json.dumps(evidence, ensure_ascii=False), "call_time": call_time,
+            "agent_id": _red(agent_id, red), "queue": _red(queue, red),
         }
 
 

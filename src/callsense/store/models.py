@@ -90,6 +90,7 @@ class Call(Base):
     redacted: Mapped[bool] = mapped_column(Boolean, default=False)
     audio_path: Mapped[str | None] = mapped_column(Text)  # the copy kept by --copy-audio
     audio_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    output_dir: Mapped[str | None] = mapped_column(Text)  # the call's folder (service), removed with the record
     result_json: Mapped[str] = mapped_column(Text)
 
     segments: Mapped[list[SegmentRow]] = relationship(
@@ -381,5 +382,6 @@ service_jobs = Table(
     Column("call_id", String(64)),
     Column("error_json", Text),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("owner", String(255)),  # "host:pid" of the process running it
+    Column("owner", String(255)),  # "host:pid:nonce" of the process running it
+    Column("lease_until", Float),  # epoch seconds; the owner's heartbeat renews it (revision 0003)
 )

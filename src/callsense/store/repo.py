@@ -64,6 +64,7 @@ def save_result(
     audio_path: str | None = None,
     redact: RedactionConfig | bool = False,
     source_key: str | None = None,
+    output_dir: str | None = None,
 ) -> str:
     """Store ``result`` (and its segment embeddings, row i = ``segment.emotion.embedding_index`` i)
     atomically; returns the call id.
@@ -84,6 +85,7 @@ def save_result(
     now = datetime.now(timezone.utc).replace(tzinfo=None)
 
     call_row = _call_row(result, sha, fp, meta, now, run_id=run_id, audio_path=audio_path, redacted=bool(redact))
+    call_row["output_dir"] = output_dir
     segment_rows = [_segment_row(result.call_id, i, seg) for i, seg in enumerate(result.segments)]
     embedding_rows = _embedding_rows(result, embeddings)
 

@@ -7,6 +7,7 @@ queries on its own. Result panels are HTML rendered by :mod:`callsense.report` (
 from __future__ import annotations
 
 import logging
+import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,20 @@ def examples(service: Any) -> dict[str, Path]:
                                                                                   ".m4a")}
 
 
+def _forget_ui_file(service: Any, path: str | None) -> None:
+    """Delete Gradio's cached copy of an uploaded recording once the service has its own."""
+    if not path:
+        return
+    p = Path(path).resolve()
+    cache = service.settings.ui_temp_dir.resolve()
+    if p.is_relative_to(cache) and p.is_file():
+        p.unlink(missing_ok=True)
+        try:
+            p.parent.rmdir()
+        except OSError:
+            pass
+
+
 def role_of_user(service: Any, username: str | None) -> str:
     """The role of the signed-in user (the UI's user name is the key's name): the lowest role among the
     keys of that name, so a name shared by several keys never grants more than the weakest of them."""
@@ -186,7 +201,10 @@ def build_ui(service: Any) -> Any:
         if not audio_path:
             raise gr.Error("upload or record audio first 请先上传或录制音频")
         try:
-            upload = service.save_path(audio_path)
+            try:
+                upload = service.save_path(audio_path)
+            finally:
+                _forget_ui_file(service, audio_path)  # Gradio's copy of the recording: ours is in uploads/
             req = AnalyzeRequest(language=language, channels=tuple(channels.split(",")) if channels else None,
                                  granularity=granularity, embeddings=bool(export_emb),
                                  emotion_model=emotion_model or None).validate()
@@ -197,9 +215,16 @@ def build_ui(service: Any) -> Any:
         result, folder = outcome.result, outcome.folder
         from callsense.report import render_html
 
-        report = folder / "report.html"
+        # Downloads live in the call's folder and are named after the call, so that deleting the call
+        # also finds Gradio's cached copies of them (docs/privacy.md).
+        cid = result.call_id
+        report = folder / f"{cid}_report.html"
         report.write_text(render_html(result), encoding="utf-8")
-        files = [str(p) for p in (folder / "result.json", folder / "embeddings.npy", report) if p.is_file()]
+        files = [str(report)]
+        for name in ("result.json", "embeddings.npy"):
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, folder / f"{cid}_{name}")
+                files.insert(-1, str(folder / f"{cid}_{name}"))
         return (f'<div class="cs-call">{player_html(service, result.call_id)}{headline_html(result)}</div>',
                 timeline_html(result), transcript_html(result), hits_html(result), log_markdown(result), files)
 
@@ -403,6 +428,10 @@ def build_ui(service: Any) -> Any:
 
 def mount_ui(app: Any, service: Any) -> Any:
     """Mount the UI at ``/`` of ``app`` (API routes registered before keep precedence)."""
+    # Gradio's upload/download cache inside the data folder (swept, cleared on delete), not in /tmp.
+    # Gradio reads GRADIO_TEMP_DIR each time it saves an upload, so setting it here is in time.
+    service.settings.ui_temp_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(service.settings.ui_temp_dir)
     auth = None
     if service.settings.auth_required:
         def auth(username: str, password: str) -> bool:
