@@ -13,7 +13,7 @@
 * SQLite: ANALYZE, so the planner knows how selective each index is.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-10
 """
 
