@@ -13,6 +13,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   └── ResultFormatError                   result.json of another schema version
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
+    │   │   └── HubUnreachableError             not installed and no hub could be reached
     │   ├── ModelFormatError                    corrupt or incomplete model directory
     │   └── DependencyError                     an optional extra is not installed
     ├── RuleError                       exit 2  (rule files: location + expectation)
@@ -95,6 +96,10 @@ class ModelNotFoundError(ModelError):
     code = "model_not_found"
 
 
+class HubUnreachableError(ModelNotFoundError):
+    code = "hub_unreachable"
+
+
 class ModelFormatError(ModelError):
     code = "model_format"
 
@@ -122,6 +127,7 @@ __all__ = [
     "CallsenseError",
     "ChannelLayoutError",
     "DependencyError",
+    "HubUnreachableError",
     "InputError",
     "ModelError",
     "ModelFormatError",
