@@ -112,7 +112,7 @@ CATALOG: dict[str, ModelSpec] = {
                 ),
             },
         ),
-        _e2v("plus-large", 1200, "emotion2vec+ large (313 M params, 1024-dim): most accurate",
+        _e2v("plus-large", 1950, "emotion2vec+ large (313 M params, 1024-dim): most accurate",
              "iic/emotion2vec_plus_large", "emotion2vec/emotion2vec_plus_large"),
         _e2v("plus-base", 370, "emotion2vec+ base (94 M params, 768-dim): ~2.5x cheaper on CPU",
              "iic/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_base"),

@@ -107,7 +107,7 @@ def quiet_clients(debug: bool | None = None) -> None:
         os.environ.setdefault(key, value)
     level = logging.DEBUG if debug else logging.ERROR
     names = [n for n in list(logging.root.manager.loggerDict)
-             if n.split(".")[0] in ("modelscope", "modelscope_hub", "huggingface_hub", "httpx", "httpcore",
+             if n.split(".")[0] in ("modelscope", "modelscope_hub", "huggingface_hub", "httpx", "httpx2", "httpcore",
                                     "urllib3", "filelock")]
     for name in names + ["modelscope", "modelscope_hub", "huggingface_hub"]:
         logging.getLogger(name).setLevel(level)

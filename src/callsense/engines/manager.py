@@ -119,10 +119,10 @@ class ModelManager:
             source = self.find(spec.name, fmt.convert_from.split(":")[0])
             if source is not None:
                 return self.convert(spec.name, runtime, source.path)
-        pull = self.allow_download if pull is None else pull
-        if pull and (fmt.sources or fmt.convert_from):
+        if (self.allow_download if pull is None else pull) and (fmt.sources or fmt.convert_from):
             return self.pull(spec.name, runtime)
-        raise self.not_found(spec, runtime, None if pull is None or self.allow_download else "")
+        # pull=False is a caller's choice (e.g. `models path`), not the user's --offline: no reason then
+        raise self.not_found(spec, runtime, None if pull is None else "")
 
     def _looked(self, spec: ModelSpec, runtime: str) -> list[str]:
         fmt = spec.formats[runtime]
