@@ -260,15 +260,16 @@ def test_ensure_onnx_uses_an_installed_export(tmp_path, angry_dir):
     assert ensure_onnx(mm, "emotion2vec_plus_base") == root / "emotion2vec-plus-base" / "onnx"
 
 
-def test_ensure_onnx_without_torch_names_the_commands(tmp_path, monkeypatch):
-    import callsense.engines.emotion2vec as e2v
+def test_ensure_onnx_offline_names_the_ways_forward(tmp_path):
+    """No ONNX model, no checkpoint, downloads off: pull (networked) or import (air-gapped), no torch."""
     from callsense.engines.manager import ModelManager
 
-    monkeypatch.setattr(e2v, "torch_available", lambda: False)
     mm = ModelManager(home=tmp_path / "home", model_dirs=[], allow_download=False)
     with pytest.raises(ModelNotFoundError) as err:
         ensure_onnx(mm, "emotion2vec-plus-large")
-    assert "callsense[torch]" in err.value.hint and "models export emotion2vec-plus-large" in err.value.hint
+    hint = err.value.hint
+    assert "callsense models pull emotion2vec-plus-large" in hint and "callsense models import DIR" in hint
+    assert "torch" not in hint and "downloads are off" in err.value.message
 
 
 def test_window_spans_cover_the_segment():

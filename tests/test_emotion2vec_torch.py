@@ -128,8 +128,8 @@ def test_padded_batches_equal_one_by_one_on_the_real_architecture(exported):
             np.testing.assert_allclose(wx.scores, wy.scores, atol=1e-4)
 
 
-def test_first_use_exports_once_and_caches(tmp_path, checkpoint, monkeypatch):
-    import callsense.engines.emotion2vec.export as export_mod
+def test_first_use_converts_once_and_caches(tmp_path, checkpoint, monkeypatch):
+    import callsense.engines.emotion2vec.convert as convert_mod
     from callsense.engines.emotion2vec import ensure_onnx
     from callsense.engines.manager import ModelManager
 
@@ -138,8 +138,8 @@ def test_first_use_exports_once_and_caches(tmp_path, checkpoint, monkeypatch):
     (root / "emotion2vec-plus-base" / "funasr").symlink_to(checkpoint, target_is_directory=True)
     mm = ModelManager(home=tmp_path / "home", model_dirs=[root], allow_download=False)
     calls = []
-    real = export_mod.export_onnx
-    monkeypatch.setattr(export_mod, "export_onnx", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = convert_mod.convert_checkpoint
+    monkeypatch.setattr(convert_mod, "convert_checkpoint", lambda *a, **k: calls.append(a) or real(*a, **k))
     path = ensure_onnx(mm, "emotion2vec-plus-base")
     assert path == tmp_path / "home" / "models" / "emotion2vec-plus-base" / "onnx"
     assert {"model.onnx", "model.int8.onnx", "head.npz", "tokens.txt"} <= {p.name for p in path.iterdir()}

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from callsense.cli.app import main
-from callsense.engines.catalog import get_spec
-from callsense.engines.manager import ModelManager, detect_format, missing_files
+from callsense.engines.catalog import CATALOG, get_spec
+from callsense.engines.manager import ModelManager, detect_format
 from callsense.errors import ModelNotFoundError, UsageError
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def make_sherpa_dir(path):
@@ -93,18 +98,99 @@ def test_required_alternatives():
     assert fmt.required[0] == "model.int8.onnx|model.onnx"
 
 
-def test_pull_with_unreachable_hubs_fails_with_an_actionable_message(monkeypatch, tmp_path):
-    """Real hub clients, no network here: the user gets one message, never a stack trace."""
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    proc = subprocess.run(
-        [sys.executable, "-m", "callsense", "models", "pull", "sensevoice-small", "--hub", "huggingface"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 4
-    assert "could not download sensevoice-small" in proc.stderr
-    assert "huggingface" in proc.stderr and "callsense models import" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert not missing_files.__name__ == ""  # the helper stays importable for the CLI
+def offline_env(tmp_path, host: str = "127.0.0.1:9") -> dict[str, str]:
+    """A subprocess environment whose hubs point at a closed local port (or an address that never answers):
+    no network, deterministic. CALLSENSE_OFFLINE is unset, as on a fresh machine."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"CALLSENSE_OFFLINE", "HF_HUB_OFFLINE", "CALLSENSE_MODEL_DIR", "HTTPS_PROXY", "https_proxy",
+                        "HTTP_PROXY", "http_proxy", "MODELSCOPE_DOMAIN"}}
+    env.update(CALLSENSE_HOME=str(tmp_path / "home"), HF_HOME=str(tmp_path / "hf"),
+               MODELSCOPE_CACHE=str(tmp_path / "ms"), HF_ENDPOINT=f"http://{host}",
+               MODELSCOPE_ENDPOINT=f"http://{host}")
+    return env
+
+
+def run_offline(args, env, timeout=60):
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "callsense", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+    return proc, time.monotonic() - start
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:9", "hub.invalid"], ids=["refused", "unresolvable"])
+def test_first_analyze_offline_stops_in_seconds_with_one_message(tmp_path, host):
+    """The README's first command on a machine without network: exit 4, one message, under 5 s."""
+    proc, took = run_offline(["analyze", "examples/call_stereo.wav", "--out", str(tmp_path / "out")],
+                             offline_env(tmp_path, host))
+    assert proc.returncode == 4, proc.stderr
+    assert took < 5.0, f"took {took:.1f} s"
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr  # no hub client warnings, no retry lines, no emotion2vec warning
+    msg = lines[0]
+    assert msg.startswith("error: model sensevoice-small is not installed and no model hub is reachable")
+    assert "looked in: " + str(tmp_path / "home" / "models" / "sensevoice-small" / "onnx") in msg
+    assert msg.index("ModelScope (") < msg.index("Hugging Face (")  # the documented order
+    assert "callsense models pull sensevoice-small" in msg and "callsense models import DIR" in msg
+    assert 'README, "Try it without any download"' in msg
+    assert "--hub" not in msg and "Traceback" not in msg
+    assert msg.rstrip().endswith(")")  # whole: the hint closes the line, nothing was cut
+
+
+def test_pull_offline_names_both_hubs_and_the_readme_says_the_same_order(tmp_path):
+    proc, took = run_offline(["models", "pull", "emotion2vec-plus-base"], offline_env(tmp_path))
+    assert proc.returncode == 4 and took < 5.0
+    assert "iic/emotion2vec_plus_base" in proc.stderr and "emotion2vec/emotion2vec_plus_base" in proc.stderr
+    assert proc.stderr.index("ModelScope") < proc.stderr.index("Hugging Face")
+    readme = (REPO / "README.md").read_text("utf-8")
+    assert "ModelScope first, then Hugging Face" in readme
+    help_text = subprocess.run([sys.executable, "-m", "callsense", "models", "pull", "--help"], capture_output=True,
+                               text=True, env=offline_env(tmp_path)).stdout
+    assert "ModelScope first, then Hugging Face" in " ".join(help_text.split())
+    for spec in CATALOG.values():
+        for fmt in spec.formats.values():
+            assert [s.hub for s in fmt.sources] in ([], ["modelscope", "huggingface"]), spec.name
+
+
+def test_pull_from_one_unreachable_hub_offers_the_other(tmp_path):
+    proc, _ = run_offline(["models", "pull", "sensevoice-small", "--hub", "huggingface"], offline_env(tmp_path))
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr
+    assert "Hugging Face" in proc.stderr and "ModelScope (" not in proc.stderr
+    assert "callsense models import DIR" in proc.stderr
+
+
+def test_probe_reports_why_and_remembers(monkeypatch):
+    from callsense.engines import hubs
+
+    hubs.forget_probes()
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    first = hubs.unreachable("huggingface")
+    assert first == "127.0.0.1:9 unreachable (connection refused)"
+    monkeypatch.setattr(hubs, "_connect", lambda *a: pytest.fail("probed again"))
+    assert hubs.unreachable("huggingface") == first
+    hubs.forget_probes()
+
+
+def test_probe_never_waits_longer_than_its_timeout(monkeypatch):
+    """A DNS lookup or connection that hangs (blackholed network) still gives an answer in time."""
+    from callsense.engines import hubs
+
+    hubs.forget_probes()
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", "https://hangs.example")
+    monkeypatch.setattr(hubs.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    start = time.monotonic()
+    assert hubs.unreachable("modelscope", timeout=0.5) == "hangs.example:443 unreachable (no answer within 0.5 s)"
+    assert time.monotonic() - start < 1.5
+    hubs.forget_probes()
+
+
+def test_probe_goes_to_the_proxy_when_one_is_set(monkeypatch):
+    from callsense.engines import hubs
+
+    hubs.forget_probes()
+    monkeypatch.setenv("HF_ENDPOINT", "https://huggingface.co")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert hubs.unreachable("huggingface") == "proxy 127.0.0.1:9 unreachable (connection refused)"
+    hubs.forget_probes()
 
 
 def test_unknown_hub_is_a_usage_error(capsys):

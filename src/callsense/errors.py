@@ -15,6 +15,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   └── BadRequestError                     a request the service cannot use    (HTTP 400)
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
+    │   │   └── HubUnreachableError             not installed and no hub could be reached
     │   ├── ModelFormatError                    corrupt or incomplete model directory
     │   └── DependencyError                     a model runtime's package is not installed (torch, sherpa-onnx)
     ├── RuleError                       exit 2  (rule files: location + expectation)
@@ -107,6 +108,10 @@ class ModelError(CallsenseError):
 
 class ModelNotFoundError(ModelError):
     code = "model_not_found"
+
+
+class HubUnreachableError(ModelNotFoundError):
+    code = "hub_unreachable"
 
 
 class ModelFormatError(ModelError):
@@ -221,8 +226,7 @@ __all__ = [
     "CallsenseError",
     "ChannelLayoutError",
     "DependencyError",
-    "DiskFullError",
-    "ForbiddenError",
+    "HubUnreachableError",
     "InputError",
     "MissingExtraError",
     "ModelError",

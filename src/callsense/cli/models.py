@@ -47,9 +47,14 @@ def path(name: str, runtime: Optional[str] = typer.Option(None, "--runtime")) ->
 def pull(
     name: str,
     runtime: Optional[str] = typer.Option(None, "--runtime", help="onnx (default) or funasr."),
-    hub: Optional[str] = typer.Option(None, "--hub", help="modelscope (default first) or huggingface."),
+    hub: Optional[str] = typer.Option(None, "--hub", help="Only this hub: modelscope or huggingface "
+                                      "(default: ModelScope first, then Hugging Face)."),
 ) -> None:
-    """Download a model from ModelScope or Hugging Face into the callsense cache."""
+    """Download a model into the callsense cache (ModelScope first, then Hugging Face).
+
+    emotion2vec models are published as FunASR checkpoints: the checkpoint is downloaded and converted to
+    the ONNX format of the default runtime (no torch needed).
+    """
     from callsense.engines.manager import ModelManager
 
     located = ModelManager(allow_download=True).pull(name, runtime, hub)
@@ -60,10 +65,15 @@ def pull(
 def import_dir(
     directory: Path,
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: detected)."),
-    runtime: Optional[str] = typer.Option(None, "--runtime"),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Install as this runtime (default: the "
+                                          "model's default; a FunASR emotion2vec checkpoint is converted to onnx)."),
     link: bool = typer.Option(False, "--link", help="Symlink instead of copying."),
 ) -> None:
-    """Import a model directory downloaded or exported elsewhere (offline machines)."""
+    """Import a model folder downloaded or made elsewhere (air-gapped machines).
+
+    Accepts a sherpa-onnx SenseVoice folder, a FunASR checkpoint folder (config.yaml, model.pt, and for
+    emotion2vec tokens.txt; emotion2vec is converted to ONNX without torch) or a callsense ONNX export.
+    """
     from callsense.engines.manager import ModelManager
 
     located = ModelManager(allow_download=False).import_dir(directory, name, runtime, link=link)
@@ -75,19 +85,26 @@ def export(
     name: str,
     int8: bool = typer.Option(True, "--int8/--fp32", help="Also write the dynamic-int8 model."),
     source: Optional[Path] = typer.Option(None, "--from", help="FunASR checkpoint dir (default: installed one)."),
+    use_torch: bool = typer.Option(False, "--torch", help="Trace FunASR's model with torch (the reference; "
+                                   "needs the torch extra) instead of the torch-free conversion."),
 ) -> None:
-    """Convert a FunASR checkpoint into the ONNX format of the fast runtime (needs the torch extra)."""
+    """Make the ONNX format of a model from its FunASR checkpoint."""
     from callsense.engines.catalog import get_spec
     from callsense.engines.manager import ModelManager, write_manifest
 
     spec = get_spec(name)
     fmt = spec.formats.get("onnx")
-    if fmt is None or not fmt.export_from:
+    if fmt is None or not (fmt.export_from or fmt.convert_from):
         raise UsageError(f"{spec.name} has no ONNX export")
-    if importlib.util.find_spec("torch") is None:
-        raise DependencyError("exporting needs torch", hint="pip install 'callsense[torch]'")
-    src_runtime, module_name, fn_name = fmt.export_from.split(":")
     mm = ModelManager()
+    if fmt.convert_from and not use_torch:
+        src = source or mm.locate(spec.name, fmt.convert_from.split(":")[0]).path
+        located = mm.convert(spec.name, "onnx", Path(src), int8=int8)
+        typer.echo(f"{spec.name} (onnx) -> {located.path}")
+        return
+    if importlib.util.find_spec("torch") is None:
+        raise DependencyError("exporting with torch needs the torch extra", hint="pip install 'callsense[torch]'")
+    src_runtime, module_name, fn_name = fmt.export_from.split(":")
     src = source or mm.locate(spec.name, src_runtime).path
     out = mm.models_dir / spec.name / "onnx"
     fn = getattr(importlib.import_module(module_name), fn_name)

@@ -13,6 +13,8 @@ from callsense.errors import UsageError
 
 Hub = Literal["modelscope", "huggingface"]
 HUBS: tuple[Hub, ...] = ("modelscope", "huggingface")
+"""Every model lists its ModelScope source first: hubs are tried in this order."""
+HUB_NAMES: dict[str, str] = {"modelscope": "ModelScope", "huggingface": "Hugging Face"}
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,11 @@ class RuntimeFormat:
     runtime: str
     required: tuple[str, ...]
     sources: tuple[HubSource, ...] = ()
-    # How to make this format when no hub publishes it: "runtime:module:function" of a converter
-    # from another runtime's directory (e.g. the ONNX export of emotion2vec from its checkpoint).
+    # How to make this format when no hub publishes it, as "runtime:module:function" of a converter from
+    # another runtime's directory. ``convert_from`` needs nothing beyond the base install and runs by
+    # itself (after a pull, an import, or on first use); ``export_from`` is the torch export that
+    # ``callsense models export`` runs (the reference for the conversion, or the only way).
+    convert_from: str | None = None
     export_from: str | None = None
     note: str = ""
 
@@ -62,8 +67,9 @@ def _e2v(size: str, mb: int, desc: str, ms_repo: str, hf_repo: str) -> ModelSpec
             "onnx": RuntimeFormat(
                 "onnx",
                 required=("model.onnx|model.int8.onnx", "head.npz", "tokens.txt"),
+                convert_from="funasr:callsense.engines.emotion2vec.convert:convert_checkpoint",
                 export_from="funasr:callsense.engines.emotion2vec.export:export_onnx",
-                note="no ONNX export is published: made from the funasr checkpoint with the torch extra",
+                note="no ONNX export is published: converted from the funasr checkpoint (no torch needed)",
             ),
         },
     )
@@ -84,13 +90,13 @@ CATALOG: dict[str, ModelSpec] = {
                     required=("model.int8.onnx|model.onnx", "tokens.txt"),
                     sources=(
                         HubSource(
-                            "huggingface",
-                            "csukuangfj/sherpa-onnx-sense-voice-zh-en-ja-ko-yue-2024-07-17",
+                            "modelscope",
+                            "pengzhendong/sherpa-onnx-sense-voice-zh-en-ja-ko-yue-2024-07-17",
                             allow_patterns=("model.int8.onnx", "tokens.txt"),
                         ),
                         HubSource(
-                            "modelscope",
-                            "pengzhendong/sherpa-onnx-sense-voice-zh-en-ja-ko-yue-2024-07-17",
+                            "huggingface",
+                            "csukuangfj/sherpa-onnx-sense-voice-zh-en-ja-ko-yue-2024-07-17",
                             allow_patterns=("model.int8.onnx", "tokens.txt"),
                         ),
                     ),
@@ -106,7 +112,7 @@ CATALOG: dict[str, ModelSpec] = {
                 ),
             },
         ),
-        _e2v("plus-large", 1200, "emotion2vec+ large (313 M params, 1024-dim): most accurate",
+        _e2v("plus-large", 1950, "emotion2vec+ large (313 M params, 1024-dim): most accurate",
              "iic/emotion2vec_plus_large", "emotion2vec/emotion2vec_plus_large"),
         _e2v("plus-base", 370, "emotion2vec+ base (94 M params, 768-dim): ~2.5x cheaper on CPU",
              "iic/emotion2vec_plus_base", "emotion2vec/emotion2vec_plus_base"),

@@ -22,7 +22,7 @@ from callsense._version import PIPELINE_VERSION, __version__
 from callsense.audio.types import DecodedAudio
 from callsense.engines.base import EmotionOutput, Transcription
 from callsense.engines.manager import ModelManager
-from callsense.errors import ModelNotFoundError, UsageError
+from callsense.errors import HubUnreachableError, ModelNotFoundError, UsageError
 from callsense.pipeline import stages
 from callsense.pipeline.hooks import Hook, Hooks, StageTimer
 from callsense.pipeline.options import AnalyzeOptions
@@ -105,7 +105,8 @@ class Analyzer:
         try:
             path = self._locate_emotion()
         except ModelNotFoundError as e:
-            log.warning("emotion2vec skipped: %s", e)
+            # Offline, the ASR model's error says it all (one message): the result still lists this skip.
+            (log.debug if isinstance(e, HubUnreachableError) else log.warning)("emotion2vec skipped: %s", e)
             return None, Skipped("emotion2vec", e.message, e.hint)
         return registry.create("emotion", o.emotion_runtime, path, num_threads=o.num_threads, device=o.device), None
 

@@ -4,9 +4,10 @@
   real ``Emotion2vec`` model class with random weights: ``tiny`` (32-dim, 2 blocks: seconds, a few
   hundred kB) or ``full`` (base 768-dim / large 1024-dim: the real sizes and compute). Needs torch.
 * ``forge_onnx``: callsense's ONNX directory (``model.onnx`` [+ ``model.int8.onnx``], ``head.npz``,
-  ``tokens.txt``, ``emotion2vec.json``). ``tiny`` is built directly with ``onnx.helper`` (the same
-  strided convolutional front-end at 50 frames/s, then two dense layers) and needs no torch;
-  ``via="export"`` (and every ``full`` model) exports a forged FunASR checkpoint instead.
+  ``tokens.txt``, ``emotion2vec.json``): random weights of the real architecture (:func:`random_weights`)
+  through the same graph builder that converts published checkpoints
+  (:mod:`callsense.engines.emotion2vec.graph`), no torch, tiny or full; ``via="export"`` forges a FunASR
+  checkpoint and exports it with torch instead (the reference).
 
 Steering: ``label="angry"`` biases the classifier head so that class wins on any input (``margin`` is
 the bias in logits), so tests can assert labels. Outputs of forged models mean nothing; the speed and
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from callsense.engines.emotion2vec.head import CONV_SPEC, FRAME_RATE
+from callsense.engines.emotion2vec.head import read_tokens
 from callsense.errors import DependencyError, UsageError
 from callsense.labels import EMOTION_NAMES, EMOTIONS
 
@@ -115,27 +116,94 @@ def forge_funasr(out_dir: Path, size: str = "tiny", *, model: str = "emotion2vec
     return out_dir
 
 
+def random_weights(conf: dict[str, Any], *, n_labels: int = len(EMOTION_NAMES), label: str | None = None,
+                   margin: float = 6.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """A random state dict of FunASR's ``Emotion2vec`` for ``conf`` (same keys and shapes), without torch.
+
+    Linear and convolution weights follow torch's default initialisation scale; the ALiBi scales are
+    random in [0.5, 1.5] so every head path differs; ``label`` steers the head as in :func:`forge_funasr`.
+    """
+    from callsense.engines.emotion2vec.graph import ENC, parse_conv_spec
+
+    rng = np.random.default_rng(seed)
+    audio = conf["modalities"]["audio"]
+    dim, heads = int(conf["embed_dim"]), int(conf["num_heads"])
+    out: dict[str, np.ndarray] = {}
+
+    def uniform(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape).astype(np.float32)
+
+    def linear(key: str, n_out: int, n_in: int) -> None:
+        out[key + ".weight"], out[key + ".bias"] = uniform((n_out, n_in), n_in), uniform((n_out,), n_in)
+
+    def norm(key: str, n: int) -> None:
+        out[key + ".weight"] = (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+        out[key + ".bias"] = (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def block(pre: str) -> None:
+        norm(pre + "norm1", dim)
+        linear(pre + "attn.qkv", 3 * dim, dim)
+        linear(pre + "attn.proj", dim, dim)
+        norm(pre + "norm2", dim)
+        hidden = int(dim * float(conf.get("mlp_ratio", 4.0)))
+        linear(pre + "mlp.fc1", hidden, dim)
+        linear(pre + "mlp.fc2", dim, hidden)
+
+    extra = int(audio.get("num_extra_tokens", 0))
+    if extra:
+        out[ENC + "extra_tokens"] = rng.standard_normal((1, extra, dim)).astype(np.float32)
+    out[ENC + "alibi_scale"] = rng.uniform(0.5, 1.5, (1, 1, int(audio.get("num_alibi_heads", heads)), 1, 1)
+                                           ).astype(np.float32)
+    c_in = 1
+    for i, (c, k, _) in enumerate(parse_conv_spec(audio["feature_encoder_spec"])):
+        pre = f"{ENC}local_encoder.conv_layers.{i}."
+        out[pre + "0.weight"] = (rng.standard_normal((c, c_in, k)) * np.sqrt(2.0 / (c_in * k))).astype(np.float32)
+        norm(pre + "2.1", c)
+        c_in = c
+    norm(f"{ENC}project_features.1", c_in)
+    linear(f"{ENC}project_features.2", dim, c_in)
+    depth = int(audio["conv_pos_depth"])
+    k = max(3, int(audio["conv_pos_width"]) // depth)
+    groups = int(audio["conv_pos_groups"])
+    for j in range(depth):
+        pre = f"{ENC}relative_positional_encoder.{j + 1}.0."
+        out[pre + "weight"] = uniform((dim, dim // groups, k), dim // groups * k)
+        out[pre + "bias"] = uniform((dim,), dim // groups * k)
+    for i in range(int(audio.get("prenet_depth", 0))):
+        block(f"{ENC}context_encoder.blocks.{i}.")
+    norm(f"{ENC}context_encoder.norm", dim)
+    for i in range(int(conf["depth"])):
+        block(f"blocks.{i}.")
+    out["proj.weight"] = uniform((n_labels, dim), dim)
+    out["proj.bias"] = np.zeros(n_labels, np.float32)
+    index = _label_index(label)
+    if index is not None:
+        out["proj.bias"][index] = margin
+    else:
+        out["proj.bias"] = uniform((n_labels,), dim)
+    return out
+
+
 def forge_onnx(out_dir: Path, size: str = "tiny", *, model: str = "emotion2vec-plus-large",
                label: str | None = None, margin: float = 6.0, seed: int = 0, via: str | None = None,
                int8: bool | None = None, **_: Any) -> Path:
-    """callsense's ONNX emotion2vec directory with random weights.
+    """callsense's ONNX emotion2vec directory with random weights of the real architecture.
 
-    ``via``: ``"graph"`` (tiny only, no torch), ``"export"`` (forge a FunASR checkpoint, export it), or
-    ``None``: graph for tiny, export for full. ``int8`` (default: for ``full``) also writes
-    ``model.int8.onnx``, which the engine then prefers.
+    ``via``: ``"build"`` (default; random weights through the graph builder the checkpoint converter
+    uses, no torch) or ``"export"`` (forge a FunASR checkpoint with torch and export it with torch, the
+    reference path). ``int8`` (default: for ``full``) also writes ``model.int8.onnx``, which the engine
+    then prefers.
     """
     out_dir = Path(out_dir)
     int8 = (size == "full") if int8 is None else int8
-    via = via or ("graph" if size == "tiny" else "export")
-    if via == "graph":
-        if size != "tiny":
-            raise UsageError("only tiny emotion2vec ONNX models can be built without the real architecture")
-        return _forge_graph(out_dir, label=label, margin=margin, seed=seed, int8=int8)
+    via = via or "build"
+    if via in ("build", "graph"):
+        return _forge_built(out_dir, size, model=model, label=label, margin=margin, seed=seed, int8=int8)
     if via != "export":
-        raise UsageError(f"via must be graph or export, not {via!r}")
+        raise UsageError(f"via must be build or export, not {via!r}")
     if importlib.util.find_spec("torch") is None:
-        raise DependencyError(f"forging a {size} emotion2vec ONNX model exports the real architecture: needs torch",
-                              hint="pip install 'callsense[torch]'")
+        raise DependencyError("forging via the torch export needs torch", hint="pip install 'callsense[torch]'")
     from callsense.engines.emotion2vec.export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="forge-e2v-") as tmp:
@@ -144,71 +212,29 @@ def forge_onnx(out_dir: Path, size: str = "tiny", *, model: str = "emotion2vec-p
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in (Path(tmp) / "onnx").iterdir():
             shutil.copy2(f, out_dir / f.name)
-    facts = json.loads((out_dir / "emotion2vec.json").read_text("utf-8"))
-    facts.update(forged=True, exported_from=f"forge:{size}:{_arch(size, model)}")
-    (out_dir / "emotion2vec.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False), "utf-8")
+    _mark_forged(out_dir, f"forge:{size}:{_arch(size, model)}:export")
     return out_dir
 
 
-def _forge_graph(out_dir: Path, *, label: str | None, margin: float, seed: int, int8: bool) -> Path:
-    """A tiny emotion2vec-shaped ONNX graph: conv front-end (stride 320 -> 50 fps) + two dense layers."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    ch, dim = 16, 32
-    inits, nodes = [], []
-
-    def const(name: str, arr: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.asarray(arr), name))
-        return name
-
-    nodes.append(helper.make_node("Unsqueeze", ["samples", const("axis1", np.array([1], np.int64))], ["x0"]))
-    prev, c_in = "x0", 1
-    for i, (k, s) in enumerate(CONV_SPEC):
-        w = rng.standard_normal((ch, c_in, k)).astype(np.float32) * np.float32(2.0 / np.sqrt(c_in * k))
-        nodes.append(helper.make_node("Conv", [prev, const(f"conv{i}.w", w)], [f"c{i}"], strides=[s], kernel_shape=[k]))
-        nodes.append(helper.make_node("Tanh", [f"c{i}"], [f"a{i}"]))
-        prev, c_in = f"a{i}", ch
-    nodes.append(helper.make_node("Transpose", [prev], ["t"], perm=[0, 2, 1]))
-    w1 = rng.standard_normal((ch, dim)).astype(np.float32) / np.float32(np.sqrt(ch))
-    w2 = rng.standard_normal((dim, dim)).astype(np.float32) / np.float32(np.sqrt(dim))
-    nodes += [
-        helper.make_node("MatMul", ["t", const("fc1.w", w1)], ["h1"]),
-        helper.make_node("Add", ["h1", const("fc1.b", rng.standard_normal(dim).astype(np.float32) * 0.1)], ["h1b"]),
-        helper.make_node("Tanh", ["h1b"], ["h1a"]),
-        helper.make_node("MatMul", ["h1a", const("fc2.w", w2)], ["h2"]),
-        helper.make_node("Add", ["h2", const("fc2.b", rng.standard_normal(dim).astype(np.float32) * 0.1)], ["h2b"]),
-        helper.make_node("Tanh", ["h2b"], ["frames"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "emotion2vec_forged_tiny",
-        [helper.make_tensor_value_info("samples", TensorProto.FLOAT, ["batch", "samples"]),
-         helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])],
-        [helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["batch", "frames", dim])],
-        inits,
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="callsense-forge")
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx.save(m, str(out_dir / "model.onnx"))
-    # Each frame depends only on its own samples, so padding needs no mask: ``lengths`` is accepted
-    # (the format's contract) and the engine cuts each row at its own frame count.
-    weight = (rng.standard_normal((len(EMOTION_NAMES), dim)) / np.sqrt(dim)).astype(np.float32)
-    bias = np.zeros(len(EMOTION_NAMES), np.float32)
-    index = _label_index(label)
-    if index is not None:
-        bias[index] = margin
-    np.savez(out_dir / "head.npz", weight=weight, bias=bias)
-    (out_dir / "tokens.txt").write_text(TOKENS, "utf-8")
-    if int8:
-        from callsense.engines.emotion2vec.export import quantize_int8
-
-        quantize_int8(out_dir / "model.onnx", out_dir / "model.int8.onnx")
-    facts = {"format": "callsense-emotion2vec-onnx", "format_version": 1, "dim": dim, "frame_rate": FRAME_RATE,
-             "sample_rate": 16000, "conv_spec": [list(c) for c in CONV_SPEC], "inputs": ["samples", "lengths"],
-             "outputs": ["frames"], "normalize": "none", "labels": list(EMOTION_NAMES), "forged": True,
-             "exported_from": "forge:tiny:graph"}
+def _mark_forged(out_dir: Path, origin: str) -> None:
+    facts = json.loads((out_dir / "emotion2vec.json").read_text("utf-8"))
+    facts.update(forged=True, exported_from=origin)
     (out_dir / "emotion2vec.json").write_text(json.dumps(facts, indent=2, ensure_ascii=False), "utf-8")
+
+
+def _forge_built(out_dir: Path, size: str, *, model: str, label: str | None, margin: float, seed: int,
+                 int8: bool) -> Path:
+    from callsense.engines.emotion2vec.convert import write_onnx_dir
+    from callsense.engines.emotion2vec.graph import build_model, head_weights
+
+    conf = model_conf(_arch(size, model))
+    weights = random_weights(conf, label=label, margin=margin, seed=seed)
+    built = build_model(weights, conf, name=f"emotion2vec_forged_{size}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="forge-e2v-") as tmp:
+        tokens = Path(tmp) / "tokens.txt"
+        tokens.write_text(TOKENS, "utf-8")
+        write_onnx_dir(out_dir, built, head_weights(weights), read_tokens(tokens), conf, tokens, int8=int8,
+                       fp32=True, facts={})
+    _mark_forged(out_dir, f"forge:{size}:{_arch(size, model)}:build")
     return out_dir

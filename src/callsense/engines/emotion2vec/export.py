@@ -1,8 +1,10 @@
-"""Export an emotion2vec checkpoint (FunASR layout) to callsense's ONNX format. Needs the ``torch`` extra.
+"""Export an emotion2vec checkpoint (FunASR layout) to callsense's ONNX format with torch: the reference.
 
-No ONNX export of emotion2vec is published, so callsense makes its own::
-
-    callsense models export emotion2vec-plus-large [--int8]
+No ONNX export of emotion2vec is published, so callsense makes its own. Everyday use needs no torch:
+``callsense models pull`` / ``models import`` convert the checkpoint with
+:mod:`~callsense.engines.emotion2vec.convert` (numpy + ``onnx.helper``). This module traces FunASR's own
+model class instead (``callsense models export NAME --torch``, the ``torch`` extra) and is what the
+tests compare the conversion with.
 
 The ONNX directory holds:
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import warnings
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from callsense.engines.emotion2vec.graph import alibi_slopes
 from callsense.engines.emotion2vec.head import CONV_SPEC, FRAME_RATE, read_tokens
 from callsense.errors import DependencyError, ModelFormatError
 
@@ -79,7 +81,7 @@ def load_checkpoint(funasr_dir: Path) -> tuple[Any, dict[str, Any], tuple[str, .
     except Exception as e:  # torch raises many types for a bad pickle
         raise ModelFormatError(f"cannot load model.pt: {e}", source=funasr_dir / "model.pt",
                                hint="the download is incomplete or corrupt; pull it again") from e
-    for key in ("state_dict", "model"):
+    for key in ("state_dict", "model_state_dict", "model"):  # where FunASR's own loader looks
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
     # Official checkpoints may carry pre-training leftovers (EMA, decoder) or a DDP "module." prefix; only
@@ -94,18 +96,6 @@ def load_checkpoint(funasr_dir: Path) -> tuple[Any, dict[str, Any], tuple[str, .
     model.load_state_dict(state, strict=False)
     model.eval()
     return model, dict(config["model_conf"]), labels
-
-
-def alibi_slopes(heads: int) -> list[float]:
-    """ALiBi per-head slopes (the geometric sequence of the paper, with its non-power-of-2 rule)."""
-    def power_of_2(n: int) -> list[float]:
-        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
-        return [start * start**i for i in range(n)]
-
-    if math.log2(heads).is_integer():
-        return power_of_2(heads)
-    closest = 2 ** math.floor(math.log2(heads))
-    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: heads - closest]
 
 
 def make_export_module(model: Any, model_conf: dict[str, Any]):
