@@ -210,7 +210,7 @@ class ProcessingRun(Base):
     workers: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime())
-    status: Mapped[str] = mapped_column(String(16))  # running, finished, stopped
+    status: Mapped[str] = mapped_column(String(16))  # running, finished, stopped, interrupted
     done: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
