@@ -129,7 +129,7 @@ class CallRepository:
         meta = {k: str(f[k]) for k in ("agent_id", "queue", "category", "team", "customer_id") if k in f}
         q = self._query(
             meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
-            min_qa_score=_fraction(f.get("min_score")), max_qa_score=_fraction(f.get("max_score")),
+            min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
             role="customer" if f.get("emotion") else None, emotion=f.get("emotion"), limit=MAX_SCAN)
         ids = list(dict.fromkeys(h.call_id for h in search_calls(self.store, q)))  # segment hits: one per call
         items = []
@@ -176,11 +176,9 @@ class CallRepository:
         return compute(name, self.recent_results(), **params)
 
 
-def _fraction(score: Any) -> float | None:
-    """The API takes QA scores on 0-100 (as shown); the store keeps 0-1."""
-    if score is None:
-        return None
-    return float(score) / 100
+def _score(score: Any) -> float | None:
+    """QA scores are 0-100 (as shown) in the API and in the store alike."""
+    return None if score is None else float(score)
 
 
 def _day_after(day: Any) -> str | None:
