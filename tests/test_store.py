@@ -88,6 +88,33 @@ def empty_url(request, tmp_path):
             yield url
 
 
+def test_call_history_migration_keeps_stored_calls_as_their_first_analysis(empty_url):
+    """A database stored before call_analyses existed: each stored call gets its analysis as the first
+    entry of its history, and a re-analysis then keeps the call's id and adds the second."""
+    from callsense.store import call_analyses, get_result, open_store, save_result
+    from callsense.store.migrate import upgrade
+    from callsense.store.models import Call
+    from callsense.store.repo import _call_row
+
+    store = open_store(empty_url, migrate=False)
+    try:
+        upgrade(store, "0002")
+        old = call("old-id", "e" * 64, [seg("customer", 0, 1000, "我要投诉", emotion_="angry")], qa=True)
+        now = datetime(2026, 1, 5, 10, 0)
+        with store.engine.begin() as conn:  # what an older callsense stored (no history table yet)
+            conn.execute(Call.__table__.insert().values(**_call_row(old, "e" * 64, "fp-old", {}, now, run_id=None,
+                                                                   audio_path=None, redacted=False)))
+        upgrade(store)
+        [first] = call_analyses(store, "old-id")
+        assert (first.fingerprint, first.score) == ("fp-old", old.score.normalized)
+        again = dataclasses.replace(old, call_id="new-id")
+        assert save_result(store, again, fingerprint="fp-new") == "old-id"
+        assert [a.fingerprint for a in call_analyses(store, "old-id")] == ["fp-old", "fp-new"]
+        assert get_result(store, "old-id").call_id == "old-id"
+    finally:
+        store.close()
+
+
 def test_service_jobs_migration_keeps_a_table_the_service_made_itself(empty_url):
     """Before revision 0002 the service created ``service_jobs`` with create_all on a 0001 database:
     upgrading such a database keeps the table and its jobs, and ends with the schema of the models."""
@@ -109,7 +136,7 @@ def test_service_jobs_migration_keeps_a_table_the_service_made_itself(empty_url)
                                              upload_path="/u/j1.upload", options_json="{}", metadata_json="{}",
                                              attempts=0))
         assert upgrade(store) == "0001"
-        assert current_revision(store) == head_revision() == "0002"
+        assert current_revision(store) == head_revision()
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(service_jobs)).scalar() == 1
             diff = compare_metadata(MigrationContext.configure(
@@ -179,18 +206,29 @@ def test_save_and_get_round_trip_with_every_part(store):
         assert s.execute(select(RuleHitRow.severity)).scalars().all() == ["critical"]
 
 
-def test_saving_the_same_recording_again_replaces_it(store):
-    from callsense.store import count_calls, get_result, save_result
+def test_saving_the_same_recording_again_replaces_it_under_the_same_id(store):
+    """A re-analysis (which the analyzer gave a new id) updates the stored call: same call id, the new
+    result, and the history of both analyses."""
+    from callsense.store import CallNotFoundError, call_analyses, count_calls, get_result, keep_identity, save_result
     from callsense.store.search import SearchQuery, search
 
-    first = call("c1", "b" * 64, [seg("customer", 0, 1000, "first version", emotion_="sad")])
+    first = call("c1", "b" * 64, [seg("customer", 0, 1000, "first version", emotion_="sad")], qa=True)
     save_result(store, first, fingerprint="v1")
-    second = call("c1-new", "b" * 64, [seg("customer", 0, 1000, "second version", emotion_="happy")])
-    save_result(store, second, fingerprint="v2")
+    second = call("c1-new", "b" * 64, [seg("customer", 0, 1000, "second version 投诉", emotion_="angry")], qa=True)
+    assert keep_identity(store, second).call_id == "c1"
+    assert keep_identity(store, second, source_name="客户.wav").source.name == "客户.wav"
+    assert save_result(store, second, fingerprint="v2") == "c1"
     assert count_calls(store) == 1
-    assert get_result(store, "c1-new").segments[0].text == "second version"
+    back = get_result(store, "c1")
+    assert (back.call_id, back.segments[0].text) == ("c1", "second version 投诉")
+    with pytest.raises(CallNotFoundError, match="callsense search"):
+        get_result(store, "c1-new")
     assert search(store, SearchQuery(text="first")) == []  # the old transcript left the search index too
-    assert [h.call_id for h in search(store, SearchQuery(text="second"))] == ["c1-new"]
+    assert [h.call_id for h in search(store, SearchQuery(text="second"))] == ["c1"]
+    history = call_analyses(store, "c1")
+    assert [(a.fingerprint, a.score) for a in history] == [("v1", first.score.normalized),
+                                                             ("v2", second.score.normalized)]
+    assert history[0].score != history[1].score
 
 
 def test_a_failing_save_leaves_nothing_behind(store, monkeypatch):

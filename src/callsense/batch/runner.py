@@ -232,7 +232,9 @@ def process_item(item: WorkItem) -> ItemOutcome:
                 e = InputError("out of memory while analysing this recording", source=item.path)
             release(store, sha, owner)
             return failed(e, "analyze", sha)
-        result = run.result
+        from callsense.store.repo import keep_identity
+
+        result = keep_identity(store, run.result)  # a re-analysed recording keeps its call id
         ruleset = getattr(_analyzer(), "ruleset", None)  # analyzers without QA (test doubles) have none
         if ruleset is not None:  # cross-call rules need the stored history of this agent / customer
             from callsense.store.history import apply_history_rules

@@ -86,12 +86,13 @@ class CallRepository:
     def store(self) -> Any:
         return self.service.store
 
-    def save(self, run: Any, folder: Path) -> None:
+    def save(self, run: Any, folder: Path, *, fingerprint: str | None = None) -> None:
+        """Store ``run`` with the analyzer's ``fingerprint`` (the one the batch runner compares with)."""
         from callsense.pipeline.outputs import AUDIO_FILE
         from callsense.store import save_result
 
         audio = folder / AUDIO_FILE
-        save_result(self.store, run.result, embeddings=run.embeddings,
+        save_result(self.store, run.result, embeddings=run.embeddings, fingerprint=fingerprint,
                     audio_path=str(audio) if audio.is_file() else None)
 
     def get(self, call_id: str) -> Any:

@@ -6,6 +6,7 @@ and the UI are thin adapters over :class:`Service`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -267,8 +268,11 @@ class Service:
             raise
         self.metrics.analyses.labels(endpoint, "ok").inc()
         self.metrics.audio_seconds.labels(endpoint).inc(run.result.duration_ms / 1000)
+        from callsense.store.repo import keep_identity  # the stored call's id, the client's file name
+
+        run = dataclasses.replace(run, result=keep_identity(self.store, run.result, source_name=filename))
         run = self._with_history(analyzer, run, request)
-        folder = self._persist(run)
+        folder = self._persist(run, fingerprint=analyzer.fingerprint)
         return run.result.call_id, folder, run.result
 
     def _with_history(self, analyzer: Any, run: Any, request: AnalyzeRequest) -> Any:
@@ -306,11 +310,11 @@ class Service:
             changes["emotion_model"] = get_spec(request.emotion_model).name
         return changes
 
-    def _persist(self, run: Any) -> Path:
+    def _persist(self, run: Any, fingerprint: str | None = None) -> Path:
         from callsense.pipeline.outputs import write_call_folder
 
         folder = write_call_folder(run, self.settings.calls_dir, audio=True)
-        self.calls.save(run, folder)
+        self.calls.save(run, folder, fingerprint=fingerprint)
         return folder
 
     def _run_job(self, job: Any) -> str:
