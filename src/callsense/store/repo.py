@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("callsense")
 
 
-LIST_CALLS_HINT = "list stored calls with `callsense search` (no arguments: the newest calls)"
+LIST_CALLS_HINT = "run `callsense search` with no arguments to list the stored calls"
 
 _CALL_CHILDREN = (CallMeta, SegmentRow, EventRow, MetricRow, RuleHitRow, EmbeddingRow)
 """Tables holding parts of one analysis: replaced on re-analysis (``call_analyses`` is kept)."""
