@@ -222,6 +222,80 @@ def test_kill_9_mid_batch_then_rerun_gives_exactly_one_result_per_file(tmp_path,
     assert len(rows) == 8 and len({sha for sha, _ in rows}) == 8
 
 
+def _children(pid: int) -> dict[int, str]:
+    """Live (not zombie) child processes of ``pid``: {pid: command line}."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+            if int(stat[1]) == pid and stat[0] not in (b"Z", b"X"):
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+def _runs(url: str) -> list[tuple[int, str, int]]:
+    from sqlalchemy import select
+
+    from callsense.store import open_store
+    from callsense.store.models import ProcessingRun
+
+    s = open_store(url)
+    try:
+        with s.session() as ses:
+            return [tuple(r) for r in ses.execute(select(ProcessingRun.id, ProcessingRun.status, ProcessingRun.pid)
+                                                  .order_by(ProcessingRun.id)).all()]
+    finally:
+        s.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_workers_die_with_their_batch_and_the_next_run_marks_it_interrupted(tmp_path, sqlite_url):
+    """kill -9 of the batch process alone (not its group): its workers exit within seconds instead of
+    analysing on, and the next run records the killed run as interrupted."""
+    folder = make_folder(tmp_path / "in", n=12, broken=0)
+    log = tmp_path / "analysed.log"
+    env = {"CALLSENSE_FAKE_DELAY_S": "0.5", "CALLSENSE_FAKE_LOG": str(log)}
+    p = cli("batch", str(folder), "--analyzer", FAKE, "--db", sqlite_url, "--workers", "2", "--no-progress", env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(_count_or_zero(sqlite_url)) < 2:
+        time.sleep(0.1)
+    assert p.poll() is None, p.communicate()
+    workers = [pid for pid, cmd in _children(p.pid).items() if "spawn_main" in cmd]
+    assert len(workers) == 2, _children(p.pid)
+    [(killed_run, status, pid)] = _runs(sqlite_url)
+    assert (status, pid) == ("running", p.pid)
+
+    os.kill(p.pid, signal.SIGKILL)  # the parent only: the workers must notice by themselves
+    p.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "worker processes outlived their batch"
+    analysed = log.read_text().count("\n")
+    time.sleep(1.0)  # nobody is analysing any more
+    assert log.read_text().count("\n") == analysed < 12
+    assert _runs(sqlite_url)[0][1] == "running"  # a killed batch cannot record its own end
+
+    p = cli("batch", str(folder), "--analyzer", FAKE, "--db", sqlite_url, "--json", "--no-progress")
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert json.loads(out)["failed"] == 0
+    runs = _runs(sqlite_url)
+    assert [(r[0], r[1]) for r in runs] == [(killed_run, "interrupted"), (runs[1][0], "finished")]
+    assert len(stored(sqlite_url)) == 12
+
+
 def _count_or_zero(url: str) -> list:
     try:
         return stored(url)

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from callsense.errors import UsageError
-from callsense.result.qa import Evidence, QAScore, RuleHit
-from callsense.testing.results import make_result, seg
+from callsense.result.qa import Evidence, RuleHit
+from callsense.testing.results import make_result, scored, seg
 from callsense.testing.store import fresh_postgres_database
 
 
@@ -32,10 +32,11 @@ def store(request, tmp_path_factory):
         ctx.__exit__(None, None, None)
 
 
-def _call(call_id, sha, segments, *, meta, hits=(), qa=None):
+def _call(call_id, sha, segments, *, meta, hits=(), qa=True):
+    """A stored fixture; its QA score is the real scorer's (default pack and scorecard), 0-100."""
     r = make_result(segments, call_id=call_id, metadata=meta)
-    return dataclasses.replace(r, source=dataclasses.replace(r.source, sha256=sha * 64), rule_hits=tuple(hits),
-                               score=None if qa is None else QAScore("default", "1", qa * 100, 100, qa, qa >= 0.6))
+    r = dataclasses.replace(r, source=dataclasses.replace(r.source, sha256=sha * 64))
+    return scored(r, hits=hits) if qa else dataclasses.replace(r, rule_hits=tuple(hits))
 
 
 CALLS = [
@@ -44,16 +45,15 @@ CALLS = [
                            asr_emotion="ANGRY", asr_events=("Cough",))],
           meta={"agent_id": "a1", "queue": "vip", "started_at": "2026-01-05T09:00:00Z", "region": "north"},
           hits=[RuleHit("complaint", "1", "complaint", "service", "critical",
-                        evidence=(Evidence("s0002", 3000, 9000, text="服务太差"),))], qa=0.3),
+                        evidence=(Evidence("s0002", 3000, 9000, text="服务太差"),))]),
     _call("zh2", "2", [seg("agent", 0, 2000, "退款已经处理好了", emotion_="happy"),
                        seg("customer", 2000, 4000, "好的谢谢", emotion_={"happy": 0.6, "angry": 0.4})],
-          meta={"agent_id": "a2", "queue": "normal", "started_at": "2026-01-06T09:00:00Z", "region": "south"},
-          qa=0.9),
+          meta={"agent_id": "a2", "queue": "normal", "started_at": "2026-01-06T09:00:00Z", "region": "south"},),
     _call("en1", "3", [seg("agent", 0, 2000, "Hello, how can I help you?", emotion_="neutral"),
                        seg("customer", 2000, 30000, "I want a REFUND for order 100% now", emotion_="angry",
                            asr_events=("BGM",))],
           meta={"agent_id": "a1", "queue": "vip", "started_at": "2026-01-07T09:00:00Z"},
-          hits=[RuleHit("dead_air", "1", "dead air", "flow", "info")], qa=0.6),
+          hits=[RuleHit("dead_air", "1", "dead air", "flow", "info")]),
 ]
 
 
@@ -108,9 +108,32 @@ def test_call_filters(store):
     assert [h.call_id for h in find(store, since="2026-01-06T00:00:00Z", until="2026-01-07T00:00:00Z")] == ["zh2"]
     assert [h.call_id for h in find(store, min_duration_ms=20_000)] == ["en1"]
     assert [h.call_id for h in find(store, max_duration_ms=5_000)] == ["zh2"]
-    assert [h.call_id for h in find(store, min_qa_score=0.5, max_qa_score=0.7)] == ["en1"]
+    assert [h.call_id for h in find(store, min_qa_score=50, max_qa_score=95)] == qa_between(50, 95) == ["zh2"]
     assert ids(find(store, text="退款", meta={"queue": "vip"})) == [("zh1", "s0002")]
     assert [h.segment_id for h in find(store, call_id="zh1", role="customer")] == ["s0002"]
+
+
+def qa_between(lo, hi):
+    """The fixture calls whose QA score (as the real scorer gave it, 0-100) lies in [lo, hi], newest first."""
+    return [r.call_id for r in reversed(CALLS) if lo <= r.score.normalized <= hi]
+
+
+def test_qa_filters_use_the_score_as_shown(store, capsys):
+    """One QA scale: the 0-100 score the scorer gives is what the filters compare with and what
+    --json shows as qa_score."""
+    from callsense.cli.app import main
+
+    assert {r.call_id: r.score.normalized for r in CALLS}.keys() == {"zh1", "zh2", "en1"}
+    assert 0 < len(qa_between(50, 100)) < len(CALLS)  # the fixtures straddle the threshold
+    assert [h.call_id for h in find(store, min_qa_score=50)] == qa_between(50, 100)
+    assert [h.call_id for h in find(store, max_qa_score=50)] == qa_between(0, 50)
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--min-qa", "50", "--db", store.url, "--json"])
+    assert e.value.code == 0
+    shown = {json.loads(line)["call_id"]: json.loads(line)["qa_score"] for line in capsys.readouterr().out.splitlines()}
+    assert shown == {r.call_id: r.score.normalized for r in CALLS if r.score.normalized >= 50}
+    with pytest.raises(UsageError, match="between 0 and 100"):
+        find(store, min_qa_score=150)
 
 
 def test_limit_offset_and_bad_queries(store):

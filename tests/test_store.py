@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from callsense.errors import DependencyError, StoreError
-from callsense.result.qa import Evidence, QAScore, RuleHit
-from callsense.testing.results import event, make_result, seg
+from callsense.result.qa import Evidence, RuleHit
+from callsense.testing.results import event, make_result, scored, seg
 from callsense.testing.store import fresh_postgres_database
 
 
@@ -41,10 +41,11 @@ def with_embeddings(result):
     return dataclasses.replace(result, segments=segs)
 
 
-def call(call_id, sha, segments, *, metadata=None, hits=(), score=None, events=(), started="2026-01-05T09:30:00Z"):
+def call(call_id, sha, segments, *, metadata=None, hits=(), qa=False, events=(), started="2026-01-05T09:30:00Z"):
+    """A result to store; ``qa=True`` scores it with the real scorer (0-100), then sets ``hits``."""
     r = make_result(segments, call_id=call_id, metadata=metadata or {}, events=events, started_at=started)
-    r = dataclasses.replace(r, source=dataclasses.replace(r.source, sha256=sha, name=f"{call_id}.wav"),
-                            rule_hits=tuple(hits), score=score)
+    r = dataclasses.replace(r, source=dataclasses.replace(r.source, sha256=sha, name=f"{call_id}.wav"))
+    r = scored(r, hits=hits) if qa else dataclasses.replace(r, rule_hits=tuple(hits))
     return with_embeddings(r)
 
 
@@ -52,11 +53,6 @@ def hit(rule_id, severity="warning", seg_id="s0002", text=None):
     return RuleHit(rule_id=rule_id, rule_version="1", name=rule_id.replace("_", " "), category="service",
                    severity=severity, score_delta=-5.0,
                    evidence=(Evidence(segment_id=seg_id, start_ms=1500, end_ms=4000, text=text),))
-
-
-def score(normalized):
-    return QAScore(scorecard_id="default", scorecard_version="1", score=normalized * 100, potential=100.0,
-                   normalized=normalized, passed=normalized >= 0.6)
 
 
 def emb(result, seed):
@@ -90,6 +86,33 @@ def empty_url(request, tmp_path):
     else:
         with fresh_postgres_database() as url:
             yield url
+
+
+def test_call_history_migration_keeps_stored_calls_as_their_first_analysis(empty_url):
+    """A database stored before call_analyses existed: each stored call gets its analysis as the first
+    entry of its history, and a re-analysis then keeps the call's id and adds the second."""
+    from callsense.store import call_analyses, get_result, open_store, save_result
+    from callsense.store.migrate import upgrade
+    from callsense.store.models import Call
+    from callsense.store.repo import _call_row
+
+    store = open_store(empty_url, migrate=False)
+    try:
+        upgrade(store, "0002")
+        old = call("old-id", "e" * 64, [seg("customer", 0, 1000, "我要投诉", emotion_="angry")], qa=True)
+        now = datetime(2026, 1, 5, 10, 0)
+        with store.engine.begin() as conn:  # what an older callsense stored (no history table yet)
+            conn.execute(Call.__table__.insert().values(**_call_row(old, "e" * 64, "fp-old", {}, now, run_id=None,
+                                                                   audio_path=None, redacted=False)))
+        upgrade(store)
+        [first] = call_analyses(store, "old-id")
+        assert (first.fingerprint, first.score) == ("fp-old", old.score.normalized)
+        again = dataclasses.replace(old, call_id="new-id")
+        assert save_result(store, again, fingerprint="fp-new") == "old-id"
+        assert [a.fingerprint for a in call_analyses(store, "old-id")] == ["fp-old", "fp-new"]
+        assert get_result(store, "old-id").call_id == "old-id"
+    finally:
+        store.close()
 
 
 def test_service_jobs_migration_keeps_a_table_the_service_made_itself(empty_url):
@@ -159,7 +182,7 @@ def test_save_and_get_round_trip_with_every_part(store):
     r = call("c1", "a" * 64, [seg("agent", 0, 2000, "您好，请问有什么可以帮您", emotion_="happy"),
                               seg("customer", 2500, 6000, "我要投诉", emotion_="angry", asr_events=("Cough",))],
              metadata={"agent_id": "a7", "queue": "vip", "started_at": "2026-01-05T17:30:00+08:00", "vip": True},
-             hits=[hit("complaint", "critical", text="投诉")], score=score(0.4),
+             hits=[hit("complaint", "critical", text="投诉")], qa=True,
              events=[event("Cough", 3000, 3500, role="customer", segment_id="s0002")])
     r = dataclasses.replace(r, metrics=compute_metrics(r))
     e = emb(r, 1)
@@ -169,7 +192,7 @@ def test_save_and_get_round_trip_with_every_part(store):
     assert back.segments == r.segments and back.rule_hits == r.rule_hits and back.score == r.score
     assert back.metadata["started_at"] == "2026-01-05T09:30:00Z"  # normalised to UTC
     [rec] = list_calls(store)
-    assert (rec.agent_id, rec.fingerprint, rec.score) == ("a7", "fp1", 0.4)
+    assert (rec.agent_id, rec.fingerprint, rec.score) == ("a7", "fp1", r.score.normalized)
     assert rec.started_at == datetime(2026, 1, 5, 9, 30)
     vectors = get_embeddings(store, "c1")
     assert set(vectors) == {"s0001", "s0002", "call", "call:agent", "call:customer"}
@@ -184,18 +207,29 @@ def test_save_and_get_round_trip_with_every_part(store):
         assert s.execute(select(RuleHitRow.severity)).scalars().all() == ["critical"]
 
 
-def test_saving_the_same_recording_again_replaces_it(store):
-    from callsense.store import count_calls, get_result, save_result
+def test_saving_the_same_recording_again_replaces_it_under_the_same_id(store):
+    """A re-analysis (which the analyzer gave a new id) updates the stored call: same call id, the new
+    result, and the history of both analyses."""
+    from callsense.store import CallNotFoundError, call_analyses, count_calls, get_result, keep_identity, save_result
     from callsense.store.search import SearchQuery, search
 
-    first = call("c1", "b" * 64, [seg("customer", 0, 1000, "first version", emotion_="sad")])
+    first = call("c1", "b" * 64, [seg("customer", 0, 1000, "first version", emotion_="sad")], qa=True)
     save_result(store, first, fingerprint="v1")
-    second = call("c1-new", "b" * 64, [seg("customer", 0, 1000, "second version", emotion_="happy")])
-    save_result(store, second, fingerprint="v2")
+    second = call("c1-new", "b" * 64, [seg("customer", 0, 1000, "second version 投诉", emotion_="angry")], qa=True)
+    assert keep_identity(store, second).call_id == "c1"
+    assert keep_identity(store, second, source_name="客户.wav").source.name == "客户.wav"
+    assert save_result(store, second, fingerprint="v2") == "c1"
     assert count_calls(store) == 1
-    assert get_result(store, "c1-new").segments[0].text == "second version"
+    back = get_result(store, "c1")
+    assert (back.call_id, back.segments[0].text) == ("c1", "second version 投诉")
+    with pytest.raises(CallNotFoundError, match="callsense search"):
+        get_result(store, "c1-new")
     assert search(store, SearchQuery(text="first")) == []  # the old transcript left the search index too
-    assert [h.call_id for h in search(store, SearchQuery(text="second"))] == ["c1-new"]
+    assert [h.call_id for h in search(store, SearchQuery(text="second"))] == ["c1"]
+    history = call_analyses(store, "c1")
+    assert [(a.fingerprint, a.score) for a in history] == [("v1", first.score.normalized),
+                                                             ("v2", second.score.normalized)]
+    assert history[0].score != history[1].score
 
 
 def test_a_failing_save_leaves_nothing_behind(store, monkeypatch):
@@ -245,18 +279,20 @@ def filled(store):
         call("c1", "1" * 64, [seg("agent", 0, 3000, "您好", emotion_="neutral"),
                               seg("customer", 3000, 7000, "我要投诉", emotion_="angry")],
              metadata={"agent_id": "a1", "category": "billing", "started_at": "2026-01-05T09:00:00Z"},
-             hits=[hit("complaint", "critical")], score=score(0.3)),
-        call("c2", "2" * 64, [seg("agent", 0, 1000, "hello", emotion_="happy"),
+             hits=[hit("complaint", "critical")], qa=True),
+        call("c2", "2" * 64, [seg("agent", 0, 1000, "hello, how can I help you", emotion_="happy"),
                               seg("customer", 1000, 4000, "thanks a lot", emotion_="happy")],
              metadata={"agent_id": "a1", "category": "billing", "started_at": "2026-01-06T09:00:00Z"},
-             score=score(0.9)),
+             qa=True),
         call("c3", "3" * 64, [seg("agent", 0, 2000, "hi", emotion_="neutral"),
                               seg("customer", 2000, 4000, "this is bad", emotion_="sad")],
              metadata={"agent_id": "a2", "category": "tech", "started_at": "2026-01-06T10:00:00Z"},
-             hits=[hit("complaint", "warning"), hit("dead_air", "info")], score=score(0.6)),
+             hits=[hit("complaint", "warning"), hit("dead_air", "info")], qa=True),
     ]
     for i, c in enumerate(calls):
         save_result(store, c, embeddings=emb(c, i))
+    store.fixture_scores = {c.call_id: c.score.normalized for c in calls}  # the real scorer's, 0-100
+    assert len(set(store.fixture_scores.values())) == 3  # distinct, so an average can tell them apart
     return store
 
 
@@ -265,7 +301,8 @@ def test_agent_scorecards(filled):
 
     t = agent_scorecards(filled)
     rows = {r["agent_id"]: r for r in t.to_dicts()}
-    assert rows["a1"]["calls"] == 2 and rows["a1"]["avg_score"] == pytest.approx(0.6)
+    qa = filled.fixture_scores
+    assert rows["a1"]["calls"] == 2 and rows["a1"]["avg_score"] == pytest.approx((qa["c1"] + qa["c2"]) / 2)
     assert rows["a1"]["critical_hits"] == 1
     assert rows["a1"]["customer_negative_share"] == pytest.approx(4000 / 7000, abs=1e-3)  # angry 4 s of 7 s
     assert rows["a1"]["talk_ratio"] == pytest.approx(4000 / 11000, abs=1e-3)
@@ -283,7 +320,8 @@ def test_emotion_heatmap_rule_counts_and_daily_trends(filled):
     assert counts == {"complaint": (2, 2), "dead_air": (1, 1)}
     days = {r["day"]: r for r in daily_trends(filled).to_dicts()}
     assert days["2026-01-05"]["calls"] == 1 and days["2026-01-06"]["calls"] == 2
-    assert days["2026-01-06"]["avg_score"] == pytest.approx(0.75)
+    qa = filled.fixture_scores
+    assert days["2026-01-06"]["avg_score"] == pytest.approx((qa["c2"] + qa["c3"]) / 2)
     only_6th = daily_trends(filled, since="2026-01-06T00:00:00Z").column("day")
     assert only_6th == ["2026-01-06"]
 
@@ -360,6 +398,33 @@ def test_export_csv_jsonl_redacted_by_default(filled, tmp_path):
     export_calls(filled, buf, format="jsonl", what="rule_hits")
     hits = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert sorted(h["rule_id"] for h in hits) == ["complaint", "complaint", "dead_air"]
+
+
+def test_one_qa_scale_in_search_export_and_listing(filled):
+    """The score users see (0-100) is what search filters compare with, what search --json and export
+    call qa_score, and what list_calls gives; export's qa_points are the raw points behind it."""
+    import subprocess
+    import sys
+
+    from callsense.store import list_calls
+
+    qa = filled.fixture_scores
+    assert {r.call_id: r.score for r in list_calls(filled)} == qa
+    run = lambda *a: subprocess.run([sys.executable, "-m", "callsense", *a, "--db", filled.url],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    out = run("export", "--what", "calls", "--format", "jsonl")
+    assert out.returncode == 0, out.stderr
+    exported = {r["call_id"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert {k: r["qa_score"] for k, r in exported.items()} == qa
+    assert all(r["qa_points"] is not None and r["qa_points"] != r["qa_score"] for r in exported.values()
+               if r["qa_score"] in (0.0, 90.0))  # auto-failed / partial: raw points differ from the score
+    threshold = sorted(qa.values())[1]  # the middle score: some calls above, some below
+    out = run("search", "--min-qa", str(threshold), "--json")
+    assert out.returncode == 0, out.stderr
+    shown = {h["call_id"]: h["qa_score"] for h in map(json.loads, out.stdout.splitlines())}
+    assert shown == {k: v for k, v in qa.items() if v >= threshold} and 0 < len(shown) < len(qa)
+    help_text = run("search", "--help").stdout
+    assert "0-100" in help_text and "(0-1)" not in help_text
 
 
 def test_parquet_export_needs_pyarrow_or_writes_a_file(filled, tmp_path):

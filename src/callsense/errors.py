@@ -140,10 +140,16 @@ class DiskFullError(StoreError):
     code = "disk_full"
 
 
+LIST_CALLS_HINT = "run `callsense search` with no arguments to list the stored calls"
+
+
 class CallNotFoundError(StoreError):
     exit_code = 3
     status = 404
     code = "call_not_found"
+
+    def __init__(self, message: str, *, hint: str | None = LIST_CALLS_HINT, source: str | Path | None = None):
+        super().__init__(message, hint=hint, source=source)
 
 
 class BatchStopped(StoreError):

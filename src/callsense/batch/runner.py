@@ -114,13 +114,51 @@ _W: dict[str, Any] = {}
 
 
 def _init_worker(db_url: str | None, factory: AnalyzerFactory, options: BatchOptions, fingerprint: str,
-                 run_id: int | None) -> None:
+                 run_id: int | None, parent_pid: int | None = None) -> None:
     from callsense.store.db import open_store
     from callsense.store.work import Owner
 
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     _W.clear()
     _W.update(store=open_store(db_url, migrate=False), factory=factory, analyzer=None, options=options,
               fingerprint=fingerprint, run_id=run_id, owner=Owner())
+
+
+PARENT_POLL_S = 0.5
+"""How often a worker checks that its batch process is still there (where the kernel cannot tell it)."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when the batch process that started it ends, however it ends.
+
+    A worker left behind by a ``kill -9`` of its batch would go on analysing and storing for minutes,
+    holding its models' memory, with nobody to collect its results. On Linux the kernel kills us the
+    moment the parent dies (``PR_SET_PDEATHSIG``); everywhere (and should the parent have died before
+    the request took effect) a daemon thread also watches the parent pid and exits the process.
+    """
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError) as e:  # no libc prctl: the watcher below still works
+            log.debug("PR_SET_PDEATHSIG unavailable: %s", e)
+    if os.getppid() != parent_pid:  # died while this process was starting
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:  # re-parented: the batch process is gone
+                os._exit(1)
+
+    threading.Thread(target=watch, name="callsense-parent-watch", daemon=True).start()
 
 
 def _analyzer() -> Any:
@@ -188,7 +226,9 @@ def process_item(item: WorkItem) -> ItemOutcome:
                 e = InputError("out of memory while analysing this recording", source=item.path)
             release(store, sha, owner)
             return failed(e, "analyze", sha)
-        result = run.result
+        from callsense.store.repo import keep_identity
+
+        result = keep_identity(store, run.result)  # a re-analysed recording keeps its call id
         ruleset = getattr(_analyzer(), "ruleset", None)  # analyzers without QA (test doubles) have none
         if ruleset is not None:  # cross-call rules need the stored history of this agent / customer
             from callsense.store.history import apply_history_rules
@@ -332,7 +372,7 @@ def _run_pool(items: list[WorkItem], url: str, factory: AnalyzerFactory, options
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=options.workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(url, factory, options, fingerprint, run_id))
+                                   initargs=(url, factory, options, fingerprint, run_id, os.getpid()))
 
     queue: list[tuple[WorkItem, int]] = [(it, 0) for it in reversed(items)]  # pop() from the end
     window = options.workers * 2

@@ -7,7 +7,6 @@ QA live in their own packages, and progress/timing are hooks.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -211,17 +210,13 @@ class Analyzer:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies what produced a result: pipeline, models and rules (batch skips on equality)."""
+        """Identifies what produced a result: pipeline, models, output-shaping options and rule content
+        (:func:`callsense.pipeline.fingerprint.analysis_fingerprint`; batch skips on equality)."""
+        from callsense.pipeline.fingerprint import analysis_fingerprint
+
         o = self.options
-        parts = [PIPELINE_VERSION, SCHEMA_VERSION, repr(o.to_log())]
-        for located in (self._find(o.asr_model, o.asr_runtime), self._find(o.emotion_model, o.emotion_runtime)):
-            parts.append(str(located))
-        if o.rules:
-            try:
-                parts.append(hashlib.sha256(o.rules.read_bytes()).hexdigest())
-            except OSError:
-                parts.append(str(o.rules))
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        return analysis_fingerprint(o, (self._find(o.asr_model, o.asr_runtime),
+                                        self._find(o.emotion_model, o.emotion_runtime)))
 
     def _find(self, name: str, runtime: str) -> str | None:
         try:

@@ -187,12 +187,16 @@ class SectionScore:
     normalized: float | None  # 0-100, None when every item is N/A
 
 
+# A call's scorecard result. ``normalized`` is *the* QA score: 0-100, as shown to users and as stored
+# (``calls.score_normalized``), filtered (``search --min-qa``, ``/v1/calls?min_score``) and exported
+# (``qa_score``). ``score`` / ``potential`` are the raw points behind it (``qa_points``). (A comment, not a
+# docstring: docstrings become the shipped JSON schema's descriptions.)
 @dataclass(frozen=True)
 class QAScore:
     scorecard_id: str
     scorecard_version: str
-    score: float
-    potential: float
+    score: float  # raw points earned
+    potential: float  # raw points possible
     normalized: float  # 0-100, weighted over sections
     passed: bool
     auto_failed: bool = False

@@ -114,13 +114,14 @@ class CallRepository:
 
         normalize_metadata(metadata, source="metadata")
 
-    def persist(self, run: Any) -> tuple[Path, Any]:
+    def persist(self, run: Any, *, fingerprint: str | None = None) -> tuple[Path, Any]:
         """Write the call's folder and its row; returns the folder and the result as stored.
 
         With ``redact`` the result is redacted before anything is written; without ``keep_audio`` no
         audio is written at all. Folders of the result this one replaces (the same recording analysed
         before) are removed once the new row is in; if storing fails, the new folder is removed (a
-        refused call leaves nothing)."""
+        refused call leaves nothing). ``fingerprint`` is the analyzer's (the one the batch runner compares
+        with, so a batch never re-analyses what the service stored)."""
         import dataclasses
 
         from callsense.pipeline.outputs import write_call_folder
@@ -136,7 +137,8 @@ class CallRepository:
         old = self._replaced_folders(result)
         folder = write_call_folder(run, self.root, audio=settings.keep_audio)
         try:
-            save_result(self.store, result, embeddings=run.embeddings, redact=bool(settings.redact),
+            save_result(self.store, result, embeddings=run.embeddings, fingerprint=fingerprint,
+                        redact=bool(settings.redact),
                         audio_path=None, output_dir=str(folder.resolve()))
         except BaseException:
             remove_folders([folder])
@@ -250,7 +252,7 @@ class CallRepository:
         meta = {k: str(f[k]) for k in ("agent_id", "queue", "category", "team", "customer_id") if k in f}
         q = self._query(
             meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
-            min_qa_score=_fraction(f.get("min_score")), max_qa_score=_fraction(f.get("max_score")),
+            min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
             role="customer" if f.get("emotion") else None, emotion=f.get("emotion"), limit=MAX_SCAN)
         ids = list(dict.fromkeys(h.call_id for h in search_calls(self.store, q)))  # segment hits: one per call
         items = []
@@ -297,11 +299,9 @@ class CallRepository:
         return compute(name, self.recent_results(), **params)
 
 
-def _fraction(score: Any) -> float | None:
-    """The API takes QA scores on 0-100 (as shown); the store keeps 0-1."""
-    if score is None:
-        return None
-    return float(score) / 100
+def _score(score: Any) -> float | None:
+    """QA scores are 0-100 (as shown) in the API and in the store alike."""
+    return None if score is None else float(score)
 
 
 def _day_after(day: Any) -> str | None:

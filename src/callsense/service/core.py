@@ -228,9 +228,12 @@ class Service:
             run = analyzer.run(upload.path, metadata={"filename": upload.filename, **metadata})
         self.metrics.analyses.labels(endpoint, "ok").inc()
         self.metrics.audio_seconds.labels(endpoint).inc(run.result.duration_ms / 1000)
+        from callsense.store.repo import keep_identity  # the stored call's id (a re-analysis keeps it)
+
         run = self._as_uploaded(run, upload)
+        run = dataclasses.replace(run, result=keep_identity(self.store, run.result))
         run = self._with_history(analyzer, run, request)
-        folder, result = self.calls.persist(run)  # redacted there when --redact
+        folder, result = self.calls.persist(run, fingerprint=analyzer.fingerprint)  # redacted there when --redact
         return folder, result
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any
 _EXPORTS = {
     "Store": "db", "open_store": "db", "database_url": "db", "DiskFullError": "db", "is_disk_full": "db",
     "save_result": "repo", "get_result": "repo", "get_embeddings": "repo", "list_calls": "repo",
+    "keep_identity": "repo", "call_analyses": "repo", "AnalysisRecord": "repo",
     "count_calls": "repo", "CallRecord": "repo", "CallNotFoundError": "repo", "result_fingerprint": "repo",
     "search_calls": "search:search", "SearchQuery": "search", "SearchHit": "search",
     "find_similar": "similar:similar", "SimilarHit": "similar",

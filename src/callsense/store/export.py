@@ -33,7 +33,7 @@ FORMATS = ("csv", "jsonl", "parquet")
 _CALL_TIME = ("call_time", "started_at", "analyzed_at")
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "calls": ("call_id", "source_name", "source_path", "content_sha256", "duration_ms", *_CALL_TIME,
-              *META_FIELDS, "qa_score", "qa_normalized", "passed", "auto_failed", "scorecard_id", "segments",
+              *META_FIELDS, "qa_score", "qa_points", "passed", "auto_failed", "scorecard_id", "segments",
               "agent_speech_ms", "customer_speech_ms", "customer_negative_share", "first_customer_emotion",
               "last_customer_emotion", "rule_hits", "critical_hits", "rule_ids", "transcript", "metadata",
               "fingerprint", "redacted"),
@@ -177,7 +177,7 @@ def _call_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None
             "content_sha256": c.content_sha256, "duration_ms": c.duration_ms, "call_time": when,
             "started_at": c.started_at, "analyzed_at": c.analyzed_at,
             **{k: _red_value(getattr(c, k), red) for k in META_FIELDS},
-            "qa_score": score.get("score"), "qa_normalized": c.score_normalized, "passed": c.passed,
+            "qa_score": c.score_normalized, "qa_points": score.get("score"), "passed": c.passed,
             "auto_failed": c.auto_failed, "scorecard_id": c.scorecard_id, "segments": len(ss),
             "agent_speech_ms": sum(x.duration_ms for x in ss if x.role == "agent"),
             "customer_speech_ms": sum(x.duration_ms for x in cust),

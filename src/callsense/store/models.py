@@ -105,6 +105,24 @@ class Call(Base):
     )
 
 
+class CallAnalysisRow(Base):
+    """One analysis stored for a call: a recording keeps its call id across re-analyses (batch ``--force``,
+    a new pipeline, an upload of the same audio), and this table keeps the history of those runs.
+    Deleted with the call."""
+
+    __tablename__ = "call_analyses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    analyzed_at: Mapped[datetime] = mapped_column(DateTime())
+    stored_at: Mapped[datetime] = mapped_column(DateTime())
+    fingerprint: Mapped[str] = mapped_column(String(256))
+    pipeline_version: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(Integer)  # the batch run (processing_runs.id), if any
+    score: Mapped[float | None] = mapped_column(Float)  # QA score 0-100 of that analysis
+    rule_hits: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CallMeta(Base):
     """Every metadata key/value of a call as text, for ``--meta key=value`` filters on any field."""
 
@@ -322,7 +340,7 @@ class ProcessingRun(Base):
     workers: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime())
-    status: Mapped[str] = mapped_column(String(16))  # running, finished, stopped
+    status: Mapped[str] = mapped_column(String(16))  # running, finished, stopped, interrupted
     done: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)

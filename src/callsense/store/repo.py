@@ -1,8 +1,10 @@
 """Storing and reading results: :func:`save_result` (one transaction), :func:`get_result`, :func:`list_calls`.
 
 A stored call is keyed by the content hash of its recording: saving a result for a recording that is
-already stored replaces the old result (``--force``, or a new pipeline version), in the same
-transaction, so there is always exactly one result per recording and never a half-written one.
+already stored replaces the old result (``--force``, a new pipeline version, an upload of the same
+audio), in the same transaction, so there is always exactly one result per recording and never a
+half-written one. The call keeps its id across re-analyses (:func:`keep_identity`), and every analysis
+stored for it is listed by :func:`call_analyses`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from callsense.errors import CallNotFoundError
+from callsense.errors import LIST_CALLS_HINT, CallNotFoundError
 from callsense.labels import EMOTION_NAMES
 from callsense.store.metadata import KNOWN_FIELDS, normalize_metadata, utc_naive
 from callsense.store.models import (
     EMOTION_COLUMNS,
     META_FIELDS,
     Call,
+    CallAnalysisRow,
     CallMeta,
     Claim,
     EmbeddingRow,
@@ -43,9 +46,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("callsense")
 
 
+_CALL_CHILDREN = (CallMeta, SegmentRow, EventRow, MetricRow, RuleHitRow, EmbeddingRow)
+"""Tables holding parts of one analysis: replaced on re-analysis (``call_analyses`` is kept)."""
+
+
 def result_fingerprint(result: CallAnalysis) -> str:
-    """A fingerprint from the result's own provenance (pipeline version, models, rule versions), used
-    when the caller has no ``Analyzer.fingerprint`` at hand."""
+    """A stand-in fingerprint for results that no :class:`~callsense.pipeline.Analyzer` produced
+    (hand-built or imported ones), from the result's provenance. Analyses store
+    ``Analyzer.fingerprint`` (:func:`callsense.pipeline.fingerprint.analysis_fingerprint`), the one
+    batch and service share."""
     proc = result.processing
     parts = [proc.pipeline_version] + [f"{m.task}:{m.name}:{m.runtime}:{m.version}" for m in proc.models]
     if result.score is not None:
@@ -71,9 +80,12 @@ def save_result(
 
     Replaces any stored result of the same recording (same ``content_sha256``, default
     ``result.source.sha256``) or the same call id; clears the recording's failure record (and
-    ``source_key``'s) and its batch claim, all in the same transaction.
+    ``source_key``'s) and its batch claim, all in the same transaction. A recording already stored keeps
+    its call id (the one returned, whatever ``result.call_id`` says: use :func:`keep_identity` first
+    to have it in the result you show or write), and the analysis is added to its
+    :func:`call_analyses`.
     """
-    from sqlalchemy import delete, insert, or_
+    from sqlalchemy import delete, insert, or_, select, update
 
     if redact:
         from callsense.store.privacy import RedactionConfig, redact_result
@@ -84,14 +96,27 @@ def save_result(
     fp = fingerprint or result_fingerprint(result)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
 
-    call_row = _call_row(result, sha, fp, meta, now, run_id=run_id, audio_path=audio_path, redacted=bool(redact))
-    call_row["output_dir"] = output_dir
-    segment_rows = [_segment_row(result.call_id, i, seg) for i, seg in enumerate(result.segments)]
-    embedding_rows = _embedding_rows(result, embeddings)
-
     with store.session() as s:
-        s.execute(delete(Call).where(or_(Call.content_sha256 == sha, Call.call_id == result.call_id)))
-        s.execute(insert(Call).values(**call_row))
+        stored_id = s.execute(select(Call.call_id).where(Call.content_sha256 == sha)).scalar()
+        if stored_id is not None and stored_id != result.call_id:
+            result = _with_call_id(result, stored_id)  # the recording keeps its identity
+        call_row = _call_row(result, sha, fp, meta, now, run_id=run_id, audio_path=audio_path,
+                             redacted=bool(redact))
+        call_row["output_dir"] = output_dir
+        segment_rows = [_segment_row(result.call_id, i, seg) for i, seg in enumerate(result.segments)]
+        embedding_rows = _embedding_rows(result, embeddings)
+        # Another recording stored under this id (ids are time + hash prefix: practically never) goes.
+        s.execute(delete(Call).where(Call.call_id == result.call_id, Call.content_sha256 != sha))
+        if stored_id is None:
+            s.execute(insert(Call).values(**call_row))
+        else:  # update in place: the call's history of analyses hangs off this row
+            for table in _CALL_CHILDREN:
+                s.execute(delete(table).where(table.call_id == stored_id))
+            s.execute(update(Call).where(Call.call_id == stored_id).values(**call_row))
+        s.execute(insert(CallAnalysisRow).values(
+            call_id=result.call_id, analyzed_at=call_row["analyzed_at"], stored_at=now, fingerprint=fp[:256],
+            pipeline_version=call_row["pipeline_version"], run_id=run_id, score=call_row["score_normalized"],
+            rule_hits=len(result.rule_hits)))
         if meta:
             s.execute(insert(CallMeta), [{"call_id": result.call_id, "key": k, "value": _meta_text(v)}
                                          for k, v in meta.items()])
@@ -122,7 +147,8 @@ def save_result(
         keys = [k for k in (source_key, result.source.path) if k]
         s.execute(delete(Failure).where(or_(Failure.content_sha256 == sha, Failure.source_key.in_(keys))))
         s.execute(delete(Claim).where(Claim.content_sha256 == sha))
-    log.debug("stored call %s (%d segments)", result.call_id, len(segment_rows))
+    log.debug("stored call %s (%d segments%s)", result.call_id, len(segment_rows),
+              ", re-analysed" if stored_id is not None else "")
     return result.call_id
 
 
@@ -149,8 +175,60 @@ def get_result(store: Store, call_id: str) -> CallAnalysis:
     with store.session() as s:
         text = s.execute(select(Call.result_json).where(Call.call_id == call_id)).scalar_one_or_none()
     if text is None:
-        raise CallNotFoundError(f"no stored call {call_id!r}", hint="list stored calls with `callsense report`")
+        raise CallNotFoundError(f"no stored call {call_id!r}")
     return result_from_dict(json.loads(text), source=f"store:{call_id}")
+
+
+def keep_identity(store: Store, result: CallAnalysis, *, source_name: str | None = None) -> CallAnalysis:
+    """``result`` as the store will know it: with the call id of the stored call of the same recording
+    (same content hash), if there is one, so a re-analysis — by batch, API or UI — keeps the call's id;
+    and with ``source_name`` (the client's file name of an upload) instead of the name the file had
+    where it was analysed. Call it before writing or showing the result; :func:`save_result` keeps
+    the stored id either way."""
+    from sqlalchemy import select
+
+    with store.session() as s:
+        stored_id = s.execute(select(Call.call_id).where(Call.content_sha256 == result.source.sha256)).scalar()
+    if stored_id is not None and stored_id != result.call_id:
+        result = _with_call_id(result, stored_id)
+    if source_name and source_name != result.source.name:
+        import dataclasses
+
+        result = dataclasses.replace(result, source=dataclasses.replace(result.source, name=source_name))
+    return result
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    """One analysis stored for a call (see :func:`call_analyses`)."""
+
+    call_id: str
+    analyzed_at: datetime
+    stored_at: datetime
+    fingerprint: str
+    pipeline_version: str
+    run_id: int | None
+    score: float | None  # QA score 0-100
+    rule_hits: int
+
+
+def call_analyses(store: Store, call_id: str) -> list[AnalysisRecord]:
+    """Every analysis stored for ``call_id``, oldest first (the last one is the stored result)."""
+    from sqlalchemy import select
+
+    with store.session() as s:
+        if s.execute(select(Call.call_id).where(Call.call_id == call_id)).first() is None:
+            raise CallNotFoundError(f"no stored call {call_id!r}")
+        rows = s.execute(select(CallAnalysisRow).where(CallAnalysisRow.call_id == call_id)
+                         .order_by(CallAnalysisRow.stored_at, CallAnalysisRow.id)).scalars()
+        return [AnalysisRecord(r.call_id, r.analyzed_at, r.stored_at, r.fingerprint, r.pipeline_version, r.run_id,
+                               r.score, r.rule_hits) for r in rows]
+
+
+def _with_call_id(result: CallAnalysis, call_id: str) -> CallAnalysis:
+    import dataclasses
+
+    return dataclasses.replace(result, call_id=call_id)
 
 
 def get_embeddings(store: Store, call_id: str) -> dict[str, np.ndarray]:
@@ -383,6 +461,10 @@ def _meta_text(v: Any) -> str:
 
 __all__ = [
     "KNOWN_FIELDS",
+    "LIST_CALLS_HINT",
+    "AnalysisRecord",
+    "call_analyses",
+    "keep_identity",
     "CallNotFoundError",
     "CallRecord",
     "count_calls",

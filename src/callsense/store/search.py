@@ -47,7 +47,7 @@ class SearchQuery:
     until: datetime | str | None = None  # call time < until
     min_duration_ms: int | None = None
     max_duration_ms: int | None = None
-    min_qa_score: float | None = None  # normalised QA score (0..1)
+    min_qa_score: float | None = None  # QA score 0-100, as shown (QAScore.normalized)
     max_qa_score: float | None = None
     call_id: str | None = None
     limit: int = 50
@@ -63,6 +63,10 @@ class SearchQuery:
             raise UsageError(f"unknown severity {self.severity!r}; valid: {', '.join(SEVERITIES)}")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
             raise UsageError("min_score must be between 0 and 1")
+        for name in ("min_qa_score", "max_qa_score"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 100.0:
+                raise UsageError(f"{name} must be a QA score between 0 and 100 (as shown), not {value:g}")
         if self.limit < 1:
             raise UsageError("limit must be at least 1")
 
@@ -89,7 +93,7 @@ class SearchHit:
     call_time: datetime | None  # started_at, else analysis time (naive UTC)
     duration_ms: int
     agent_id: str | None
-    qa_score: float | None
+    qa_score: float | None  # 0-100, as shown
     segment_id: str | None = None
     start_ms: int | None = None
     end_ms: int | None = None

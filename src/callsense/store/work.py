@@ -198,7 +198,29 @@ def list_failures(store: Store, *, limit: int = 1000) -> list[FailureRecord]:
 # ---------------------------------------------------------------- runs
 
 
+def mark_interrupted_runs(store: Store) -> int:
+    """Mark as ``interrupted`` the runs still recorded as ``running`` whose batch process is gone
+    (same host, pid dead): a batch killed with ``kill -9`` or by a power cut cannot record its own end.
+    Returns how many were marked. Runs of other hosts cannot be checked from here and are left as they are."""
+    from sqlalchemy import select, update
+
+    host = socket.gethostname()
+    with store.session() as s:
+        rows = s.execute(select(ProcessingRun.id, ProcessingRun.pid)
+                         .where(ProcessingRun.status == "running", ProcessingRun.host == host)).all()
+        dead = [run_id for run_id, pid in rows if pid != os.getpid() and not _pid_alive(pid)]
+        if dead:
+            s.execute(update(ProcessingRun).where(ProcessingRun.id.in_(dead), ProcessingRun.status == "running")
+                      .values(status="interrupted", finished_at=_now()))
+    if dead:
+        log.info("marked %d earlier batch run(s) as interrupted (their process is gone): %s",
+                 len(dead), ", ".join(map(str, dead)))
+    return len(dead)
+
+
 def start_run(store: Store, *, source: str, fingerprint: str, workers: int, owner: Owner) -> int:
+    """Record a new run (status ``running``), after marking earlier runs whose process died as interrupted."""
+    mark_interrupted_runs(store)
     with store.session() as s:
         run = ProcessingRun(source=source[:4000], fingerprint=fingerprint, host=owner.host, pid=owner.pid,
                             workers=workers, started_at=_now(), status="running", done=0, skipped=0, failed=0,

@@ -10,7 +10,8 @@
     )
 
 Segments get ids ``s0001``, ``s0002``... in start-time order and the channel of their role in the
-channel map. ``hypothesis_results()`` is a hypothesis strategy of valid results (needs hypothesis).
+channel map. ``scored(result)`` adds metrics, rule hits and the QA score from the real scorer.
+``hypothesis_results()`` is a hypothesis strategy of valid results (needs hypothesis).
 """
 
 from __future__ import annotations
@@ -123,6 +124,18 @@ def make_result(
         metadata=dict(metadata or {}),
     )
     return dataclasses.replace(result, **fields) if fields else result
+
+
+def scored(result: CallAnalysis, *, ruleset: Any = None, scorecard: Any = None,
+           hits: Iterable[Any] | None = None) -> CallAnalysis:
+    """``result`` with metrics, rule hits and QA score filled by the real scorer
+    (:func:`callsense.rules.apply_qa`; the default pack and scorecard unless given), so a stored fixture
+    has a score on the scale users see (0-100). ``hits`` then replaces the rule hits (for tests about how
+    hits are stored); the score stays the scorer's."""
+    from callsense.rules import apply_qa
+
+    out = apply_qa(result, ruleset=ruleset, scorecard=scorecard)
+    return dataclasses.replace(out, rule_hits=tuple(hits)) if hits is not None else out
 
 
 def _channel(role: str, cmap: Sequence[str]) -> int:
