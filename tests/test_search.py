@@ -130,7 +130,7 @@ def test_qa_filters_use_the_score_as_shown(store, capsys):
     with pytest.raises(SystemExit) as e:
         main(["search", "--min-qa", "50", "--db", store.url, "--json"])
     assert e.value.code == 0
-    shown = {json.loads(line)["call_id"]: json.loads(line)["qa_score"] for line in capsys.readouterr().out.splitlines()}
+    shown = {h["call_id"]: h["qa_score"] for h in json.loads(capsys.readouterr().out)}
     assert shown == {r.call_id: r.score.normalized for r in CALLS if r.score.normalized >= 50}
     with pytest.raises(UsageError, match="between 0 and 100"):
         find(store, min_qa_score=150)

@@ -95,15 +95,17 @@ def test_call_history_migration_keeps_stored_calls_as_their_first_analysis(empty
     from callsense.store.migrate import upgrade
     from callsense.store.models import Call
     from callsense.store.repo import _call_row
+    from sqlalchemy import inspect
 
     store = open_store(empty_url, migrate=False)
     try:
-        upgrade(store, "0002")
+        upgrade(store, "0003")
         old = call("old-id", "e" * 64, [seg("customer", 0, 1000, "我要投诉", emotion_="angry")], qa=True)
         now = datetime(2026, 1, 5, 10, 0)
         with store.engine.begin() as conn:  # what an older callsense stored (no history table yet)
-            conn.execute(Call.__table__.insert().values(**_call_row(old, "e" * 64, "fp-old", {}, now, run_id=None,
-                                                                   audio_path=None, redacted=False)))
+            have = {c["name"] for c in inspect(conn).get_columns("calls")}  # columns of revision 0003
+            row = _call_row(old, "e" * 64, "fp-old", {}, now, run_id=None, audio_path=None, redacted=False)
+            conn.execute(Call.__table__.insert().values(**{k: v for k, v in row.items() if k in have}))
         upgrade(store)
         [first] = call_analyses(store, "old-id")
         assert (first.fingerprint, first.score) == ("fp-old", old.score.normalized)
@@ -421,7 +423,7 @@ def test_one_qa_scale_in_search_export_and_listing(filled):
     threshold = sorted(qa.values())[1]  # the middle score: some calls above, some below
     out = run("search", "--min-qa", str(threshold), "--json")
     assert out.returncode == 0, out.stderr
-    shown = {h["call_id"]: h["qa_score"] for h in map(json.loads, out.stdout.splitlines())}
+    shown = {h["call_id"]: h["qa_score"] for h in json.loads(out.stdout)}
     assert shown == {k: v for k, v in qa.items() if v >= threshold} and 0 < len(shown) < len(qa)
     help_text = run("search", "--help").stdout
     assert "0-100" in help_text and "(0-1)" not in help_text
