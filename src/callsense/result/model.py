@@ -46,12 +46,26 @@ class TrackInfo:
 
 
 @dataclass(frozen=True)
-class Separation:
-    """How speech was attributed to roles."""
+class SpeakerInfo:
+    """One diarized speaker of a mono call and how its role was decided (docs/diarization.md)."""
 
-    method: Literal["channel_map", "mono"]
+    speaker: int  # 0, 1, ... in order of first appearance; Segment.speaker
+    role: Role
+    confidence: float | None = None  # None where the role stayed unknown
+    evidence: tuple[str, ...] = ()  # "agent lexicon: 您好", "voiceprint of agent a17: cosine 0.83", ...
+    talk_ms: int = 0
+    agent_id: str | None = None  # the enrolled voiceprint it matched
+
+
+@dataclass(frozen=True)
+class Separation:
+    """How speech was attributed to roles: a stereo channel map, or diarization (+ role inference) on mono."""
+
+    method: Literal["channel_map", "mono", "diarization", "diarization+roles"]
     channel_map: tuple[Role, ...]  # role of channel 0, 1, ...
     confidence: float | None = None  # 1.0 for a configured map; a score where inferred
+    speakers: tuple[SpeakerInfo, ...] = ()  # diarized speakers (mono)
+    role_method: str | None = None  # what decided the roles: lexicon, first_speaker, voiceprint, override
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class Segment:
     level_dbfs: float | None = None
     peak_dbfs: float | None = None
     redactions: tuple[str, ...] = ()
+    speaker: int | None = None  # diarized speaker (mono calls), see Separation.speakers
 
     @property
     def duration_ms(self) -> int:
@@ -100,7 +115,7 @@ class AudioEvent:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    task: Literal["vad", "asr", "emotion"]
+    task: Literal["vad", "asr", "emotion", "diarization"]
     name: str  # catalogue name, e.g. "sensevoice-small"
     runtime: str  # "onnx", "funasr", ...
     path: str | None = None
