@@ -171,3 +171,30 @@ def test_corrupt_diarization_model_exits_4_naming_file_and_key(models, mono, tmp
     proc = _analyze(_write(tmp_path / "mono.wav", mono[0]), copy, tmp_path / "o")
     assert proc.returncode == 4, proc.stderr
     assert "window_size" in proc.stderr and "model.onnx" in proc.stderr
+
+
+def test_enrolled_agent_is_matched_and_fills_agent_id(models, mono, tmp_path):
+    samples, truth = mono
+    home = tmp_path / "home"
+    # enrol the *customer's* voice as agent c9: the voiceprint must outweigh the first-speaker prior
+    t = truth["channels"][1]["turns"][0]
+    clip = _write(tmp_path / "c9.wav", samples[t["start_ms"] * 16:t["end_ms"] * 16])
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models), "CALLSENSE_HOME": str(home)}
+    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
+                              capture_output=True, text=True, env=env, timeout=300)
+    assert enrolled.returncode == 0, enrolled.stderr
+    data = json.loads(_analyze(_write(tmp_path / "mono.wav", samples), models, tmp_path / "o", home=home).stdout)
+    assert data["metadata"]["agent_id"] == "c9"
+    agent = next(s for s in data["separation"]["speakers"] if s["role"] == "agent")
+    assert agent["agent_id"] == "c9" and any("voiceprint" in e for e in agent["evidence"])
+    first = min(data["segments"], key=lambda s: s["start_ms"])
+    assert first["role"] == "customer"
+
+
+def test_roles_override(models, mono, tmp_path):
+    proc = _analyze(_write(tmp_path / "mono.wav", mono[0]), models, tmp_path / "o", "--roles", "customer,agent")
+    data = json.loads(proc.stdout)
+    assert data["separation"]["role_method"] == "override"
+    assert min(data["segments"], key=lambda s: s["start_ms"])["role"] == "customer"
+    bad = _analyze(_write(tmp_path / "m2.wav", mono[0]), models, tmp_path / "o2", "--roles", "boss")
+    assert bad.returncode == 2 and "--roles" in bad.stderr
