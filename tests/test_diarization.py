@@ -198,3 +198,14 @@ def test_roles_override(models, mono, tmp_path):
     assert min(data["segments"], key=lambda s: s["start_ms"])["role"] == "customer"
     bad = _analyze(_write(tmp_path / "m2.wav", mono[0]), models, tmp_path / "o2", "--roles", "boss")
     assert bad.returncode == 2 and "--roles" in bad.stderr
+
+
+def test_models_import_tells_segmentation_from_embedding(models, tmp_path):
+    env = {**os.environ, "CALLSENSE_HOME": str(tmp_path / "home")}
+    for name, src in (("pyannote-segmentation-3-0", _seg(models).parent), ("eres2net-base-3dspeaker", _emb(models).parent)):
+        proc = subprocess.run([sys.executable, "-m", "callsense", "models", "import", str(src)], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        path = subprocess.run([sys.executable, "-m", "callsense", "models", "path", name], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert path.returncode == 0 and name in path.stdout, path.stderr

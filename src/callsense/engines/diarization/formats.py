@@ -122,3 +122,23 @@ def validate_embedding(path: str | Path) -> EmbeddingFormat:
     if isinstance(out_dim, int) and out_dim != dim:
         raise ModelFormatError(f"output has {out_dim} dimensions, metadata 'output_dim' says {dim}", source=path)
     return EmbeddingFormat(path, dim, meta["framework"], norm, fnt)
+
+
+def directory_kind(directory: str | Path) -> str | None:
+    """"segmentation" / "speaker-embedding" / None for a model directory, from its ONNX metadata
+    (``models import`` tells the two apart: both are a bare ``model.onnx``)."""
+    directory = Path(directory)
+    if (directory / "tokens.txt").is_file():  # SenseVoice and emotion2vec exports carry tokens.txt
+        return None
+    import onnx
+
+    for path in sorted(directory.glob("*.onnx")):
+        try:
+            keys = {p.key for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception:  # noqa: BLE001 - not ONNX: not ours
+            continue
+        if "receptive_field_size" in keys:
+            return "segmentation"
+        if "framework" in keys or "output_dim" in keys:
+            return "speaker-embedding"
+    return None
