@@ -23,8 +23,8 @@ import numpy as np
 
 from callsense.analysis.roles import RoleInference, RoleOptions, SpeakerTurnText, infer_roles
 from callsense.engines.catalog import DEFAULT_EMBEDDING_MODEL, DEFAULT_SEGMENTATION_MODEL, get_spec
-from callsense.engines.diarization.sherpa import Diarization, Diarizer
-from callsense.result.model import ModelInfo, Separation, SpeakerInfo
+from callsense.engines.diarization.sherpa import Diarization, Diarizer, SpeakerTurn
+from callsense.result.model import ModelInfo, Separation, SpeakerInfo, SpeakerOverlap
 
 log = logging.getLogger("callsense")
 
@@ -103,6 +103,22 @@ def split_spans(spans: Sequence[tuple[int, int]], diarization: Diarization) -> l
     return out
 
 
+def speaker_overlaps(turns: Sequence[SpeakerTurn]) -> tuple[SpeakerOverlap, ...]:
+    """Where two speakers' turns overlap (sherpa-onnx emits overlapping turns from the segmentation's
+    two-speaker frames): the one whose turn started later talked over the other; on equal starts the
+    higher speaker number is taken as the interrupter."""
+    out = []
+    ordered = sorted(turns, key=lambda t: (t.start_ms, t.speaker))
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if b.start_ms >= a.end_ms:
+                break
+            lo, hi = b.start_ms, min(a.end_ms, b.end_ms)
+            if a.speaker != b.speaker and hi > lo:
+                out.append(SpeakerOverlap(lo, hi, b.speaker, a.speaker))
+    return tuple(sorted(out, key=lambda o: (o.start_ms, o.end_ms, o.speaker)))
+
+
 def plan(diarizer: Diarizer, samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> DiarizationPlan:
     diarization = diarizer.process(samples)
     info = ModelInfo("diarization", f"{DEFAULT_SEGMENTATION_MODEL}+{DEFAULT_EMBEDDING_MODEL}", "onnx",
@@ -129,10 +145,11 @@ def assign(p: DiarizationPlan, texts: Sequence[tuple[int | None, int, str]], *, 
     """Roles per speaker and the call's Separation. ``texts``: (speaker, start_ms, text) per segment."""
     speakers = p.diarization.speakers
     talk = {s: sum(t.end_ms - t.start_ms for t in p.diarization.turns if t.speaker == s) for s in speakers}
+    overlaps = speaker_overlaps(p.diarization.turns)
     if override:
         roles = {s: (override[i] if i < len(override) else "unknown") for i, s in enumerate(speakers)}
         infos = tuple(SpeakerInfo(s, roles[s], 1.0, ("--roles override",), talk[s]) for s in speakers)
-        return roles, Separation("diarization+roles", ("unknown",), 1.0, infos, "override"), None
+        return roles, Separation("diarization+roles", ("unknown",), 1.0, infos, "override", overlaps), None
     inference = infer_roles([SpeakerTurnText(s, a, t) for s, a, t in texts if s is not None],
                             RoleOptions(direction=direction), embeddings=p.diarization.embeddings,
                             voiceprints=voiceprints)
@@ -145,7 +162,7 @@ def assign(p: DiarizationPlan, texts: Sequence[tuple[int | None, int, str]], *, 
     confidence = min((i.confidence for i in infos if i.confidence is not None), default=None)
     return roles, Separation("diarization+roles" if decided else "diarization", ("unknown",), confidence,
                              tuple(sorted(infos, key=lambda i: i.speaker)),
-                             inference.method if decided else None), inference
+                             inference.method if decided else None, overlaps), inference
 
 
 def apply_roles(p: DiarizationPlan, seg_audio: Sequence, transcripts: Sequence, options, metadata, manager):

@@ -58,6 +58,17 @@ class SpeakerInfo:
 
 
 @dataclass(frozen=True)
+class SpeakerOverlap:
+    """Two diarized speakers at once (the segmentation's overlapped-speech frames): ``speaker`` started
+    while ``other`` was already talking. Segments never overlap on mono, so talk-over is kept here."""
+
+    start_ms: int
+    end_ms: int
+    speaker: int  # the one who started second (the interrupter)
+    other: int
+
+
+@dataclass(frozen=True)
 class Separation:
     """How speech was attributed to roles: a stereo channel map, or diarization (+ role inference) on mono."""
 
@@ -66,6 +77,7 @@ class Separation:
     confidence: float | None = None  # 1.0 for a configured map; a score where inferred
     speakers: tuple[SpeakerInfo, ...] = ()  # diarized speakers (mono)
     role_method: str | None = None  # what decided the roles: lexicon, first_speaker, voiceprint, override
+    overlaps: tuple[SpeakerOverlap, ...] = ()  # diarized talk-over (mono), sorted by start
 
 
 @dataclass(frozen=True)
