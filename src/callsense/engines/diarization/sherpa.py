@@ -14,6 +14,7 @@ log = logging.getLogger("callsense")
 
 SAMPLE_RATE = 16_000
 MIN_EMBED_MS = 300  # shorter than this a speaker embedding is noise
+MAX_VOICEPRINT_S = 30  # a speaker's voiceprint needs no more audio; more only costs time and memory
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class Diarizer:
         turns = []
         for seg in raw:
             speaker = order.setdefault(int(seg.speaker), len(order))
-            a, b = int(round(seg.start * 1000)), int(round(seg.end * 1000))
+            a, b = round(seg.start * 1000), round(seg.end * 1000)
             if b > a:
                 turns.append(SpeakerTurn(speaker, a, b))
         turns.sort(key=lambda t: (t.start_ms, t.speaker))
@@ -114,7 +115,7 @@ class Diarizer:
         for speaker in {t.speaker for t in turns}:
             mine = sorted((t for t in turns if t.speaker == speaker), key=lambda t: t.end_ms - t.start_ms,
                           reverse=True)[:5]
-            clip = np.concatenate([samples[t.start_ms * 16:t.end_ms * 16] for t in mine])
+            clip = np.concatenate([samples[t.start_ms * 16:t.end_ms * 16] for t in mine])[:MAX_VOICEPRINT_S * SAMPLE_RATE]
             v = self.embedder.embed(clip)
             if v is not None:
                 out[speaker] = v
