@@ -21,5 +21,5 @@ def test_smoke_measures_the_stage_and_mono_against_stereo(tmp_path):
     assert targets["mono_over_stereo"]["value"] > 0 and isinstance(targets["mono_over_stereo"]["met"], bool)
     doc = json.loads((BENCH.parent / "work" / "diarization.smoke.json").read_text(encoding="utf-8"))
     assert doc["e2e"]["mono (diarized)"]["separation"].startswith("diarization")
-    assert doc["e2e"]["stereo"]["separation"] == "channel_map"
+    assert doc["e2e"]["stereo"]["separation"] == "stereo"
     assert results.read_text(encoding="utf-8") == before  # --smoke never rewrites the recorded figures

@@ -138,7 +138,7 @@ def _overlaps(result: CallAnalysis, segs: Sequence[Segment], spans: dict[str, tu
     sep = result.separation
     if sep.method in DIARIZED:
         return _diarized_overlaps(sep, segs, spans, options), len(sep.speakers) >= 2
-    measurable = sep.method == "channel_map" and len(set(sep.channel_map)) >= 2
+    measurable = sep.method in ("stereo", "channel_map") and len(set(sep.channel_map)) >= 2
     if not measurable:
         return (), False
     out = []

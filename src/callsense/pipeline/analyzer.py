@@ -337,7 +337,7 @@ class Analyzer:
             call_id=call_id or make_call_id(audio.source.sha256, started),
             source=audio.source,
             separation=separation or Separation(
-                method="channel_map" if len(audio.tracks) > 1 else "mono",
+                method="stereo" if len(audio.tracks) > 1 else "mono",
                 channel_map=tuple(audio.channel_map),
                 confidence=1.0 if len(audio.tracks) > 1 else None,
             ),

@@ -30,6 +30,9 @@ def result_from_dict(data: dict[str, Any], source: str | None = None) -> CallAna
         )
     from pydantic import ValidationError
 
+    sep = data.get("separation")
+    if isinstance(sep, dict) and sep.get("method") == "channel_map":  # the name before issue 14
+        data = {**data, "separation": {**sep, "method": "stereo"}}
     try:
         return _adapter().validate_python(data)
     except ValidationError as e:

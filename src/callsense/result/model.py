@@ -72,7 +72,8 @@ class SpeakerOverlap:
 class Separation:
     """How speech was attributed to roles: a stereo channel map, or diarization (+ role inference) on mono."""
 
-    method: Literal["channel_map", "mono", "diarization", "diarization+roles"]
+    # "channel_map" is what results before issue 14 called "stereo": still valid, read back as "stereo"
+    method: Literal["stereo", "mono", "diarization", "diarization+roles", "channel_map"]
     channel_map: tuple[Role, ...]  # role of channel 0, 1, ...
     confidence: float | None = None  # 1.0 for a configured map; a score where inferred
     speakers: tuple[SpeakerInfo, ...] = ()  # diarized speakers (mono)
