@@ -18,7 +18,7 @@ def small_result() -> CallAnalysis:
         call_id="20261121_101500_abcdef12",
         source=SourceInfo(name="a.wav", path="/x/a.wav", sha256="ab" * 32, size_bytes=10, container="wav",
                           codec="pcm_s16le", sample_rate=8000, channels=2, duration_ms=5000, narrowband=True),
-        separation=Separation(method="channel_map", channel_map=("agent", "customer"), confidence=1.0),
+        separation=Separation(method="stereo", channel_map=("agent", "customer"), confidence=1.0),
         tracks=(TrackInfo(0, "agent", 5000, 1000), TrackInfo(1, "customer", 5000, 900)),
         segments=(Segment(id="s0001", channel=0, role="agent", start_ms=100, end_ms=1100, text="您好",
                           language="zh", asr_status="ok"),),
@@ -61,3 +61,18 @@ def test_not_json_is_a_clear_error(tmp_path):
     (tmp_path / "result.json").write_text("{nope")
     with pytest.raises(ResultFormatError, match="not valid JSON"):
         read_result(tmp_path / "result.json")
+
+
+def test_stereo_results_say_stereo_and_old_channel_map_results_still_read():
+    import json
+
+    from callsense.result import result_from_dict
+    from callsense.result.schema import validate
+    from callsense.testing.results import make_result
+
+    new = make_result([], duration_ms=1000)
+    assert new.separation.method == "stereo"
+    old = json.loads(json.dumps(new.to_dict()))
+    old["separation"]["method"] = "channel_map"  # what results before issue 14 wrote
+    validate(old)
+    assert result_from_dict(old).separation.method == "stereo"

@@ -230,10 +230,10 @@ rules:
 def test_scorecard_weights_na_and_auto_fail():
     rs, card = load_ruleset_text(RULES), load_scorecard_text(CARD)
     assert card.version == "2"
-    mono = make_result([seg("unknown", 0, 2000, "您好"), seg("unknown", 3000, 4000, "滚")], stereo=False)
+    mono = make_result([seg("unknown", 0, 2000, "喂"), seg("unknown", 3000, 4000, "滚")], stereo=False)
     score = score_call(evaluate_outcomes(mono, rs), card, rs)
     items = {i.item_id: i for i in score.items}
-    assert items["greet"].status == "lost"  # mono: no agent segment, greeting not found
+    assert items["greet"].status == "lost"  # mono: agent rules run on the unknown speakers; nobody greets
     assert items["rude"].points == 6 and items["rude"].status == "lost"
     assert items["overlap"].status == "na" and items["overlap"].potential == 0
     assert score.potential == 20 and score.score == 6

@@ -4,7 +4,8 @@
 :class:`~callsense.result.CallAnalysis` and returns a :class:`~callsense.result.CallMetrics`.
 The exact definition of every number is in docs/metrics.md; thresholds are :class:`MetricsOptions`.
 Anything that cannot be measured (no speech of a role, mono audio for talk-over, no loudness or
-emotion data) is ``None``, never an invented zero.
+emotion data) is ``None``, never an invented zero. On a diarized mono call talk-over comes from the
+diarization's overlapped speech (``separation.overlaps``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from callsense.analysis.common import (
     total,
     valence,
 )
-from callsense.result.model import CallAnalysis, Segment
+from callsense.result.model import CallAnalysis, Segment, Separation
 from callsense.result.qa import (
     CallMetrics,
     EmotionShares,
@@ -42,6 +43,7 @@ from callsense.result.qa import (
 )
 
 MAIN_ROLES = ("agent", "customer")
+DIARIZED = ("diarization", "diarization+roles")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,9 @@ def _dead_air(segs: Sequence[Segment], spans: dict[str, tuple[int, int]], speech
 def _overlaps(result: CallAnalysis, segs: Sequence[Segment], spans: dict[str, tuple[int, int]],
               options: MetricsOptions) -> tuple[tuple[Overlap, ...], bool]:
     sep = result.separation
-    measurable = sep.method == "channel_map" and len(set(sep.channel_map)) >= 2
+    if sep.method in DIARIZED:
+        return _diarized_overlaps(sep, segs, spans, options), len(sep.speakers) >= 2
+    measurable = sep.method in ("stereo", "channel_map") and len(set(sep.channel_map)) >= 2
     if not measurable:
         return (), False
     out = []
@@ -153,6 +157,32 @@ def _overlaps(result: CallAnalysis, segs: Sequence[Segment], spans: dict[str, tu
             out.append(Overlap(lo, hi, b.role, a.role, b.id, a.id, hi - lo >= options.interruption_min_ms))
     out.sort(key=lambda o: (o.start_ms, o.end_ms))
     return tuple(out), True
+
+
+def _diarized_overlaps(sep: Separation, segs: Sequence[Segment], spans: dict[str, tuple[int, int]],
+                       options: MetricsOptions) -> tuple[Overlap, ...]:
+    """Talk-over on a diarized mono call, from the overlapped-speech stretches the diarization kept in
+    ``separation.overlaps`` (its segments never overlap: overlapped audio went to the one already talking).
+    The interrupted segment is the one under the overlap's start; the interrupter's is its own segment
+    nearest the overlap (usually the one that begins as the overlap ends)."""
+    role_of = {s.speaker: s.role for s in sep.speakers}
+    out = []
+    for ov in sep.overlaps:
+        mid = (ov.start_ms + ov.end_ms) / 2
+        under = _nearest(segs, spans, mid, ov.other) or _nearest(segs, spans, mid, None)
+        mine = _nearest(segs, spans, mid, ov.speaker) or under
+        if under is None or mine is None:
+            continue
+        out.append(Overlap(ov.start_ms, ov.end_ms, role_of.get(ov.speaker, "unknown"), role_of.get(ov.other, "unknown"),
+                           mine.id, under.id, ov.end_ms - ov.start_ms >= options.interruption_min_ms))
+    return tuple(out)
+
+
+def _nearest(segs: Sequence[Segment], spans: dict[str, tuple[int, int]], ms: float,
+             speaker: int | None) -> Segment | None:
+    """The segment (of ``speaker``, or of anyone) closest to the instant ``ms``; 0 distance when it covers it."""
+    pool = [x for x in segs if speaker is None or x.speaker == speaker]
+    return min(pool, key=lambda x: (max(spans[x.id][0] - ms, ms - spans[x.id][1], 0), spans[x.id][0]), default=None)
 
 
 def _segment_metrics(segs: Sequence[Segment], spans: dict[str, tuple[int, int]], overlap_of: dict[str, int],

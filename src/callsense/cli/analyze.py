@@ -26,6 +26,17 @@ def parse_metadata(items: list[str]) -> dict[str, str]:
     return meta
 
 
+def parse_roles(spec: Optional[str]) -> tuple[str, ...]:
+    """``--roles agent,customer`` -> ("agent", "customer"); refuses anything but agent/customer/unknown."""
+    if not spec:
+        return ()
+    roles = tuple(r.strip() for r in spec.split(","))
+    bad = [r for r in roles if r not in ("agent", "customer", "unknown")]
+    if bad:
+        raise UsageError(f"--roles: unknown role {', '.join(bad)}; valid: agent, customer, unknown (e.g. customer,agent)")
+    return roles
+
+
 def build_options(*, language: str, channels: Optional[str], asr_runtime: str, emotion_model: Optional[str],
                   emotion_runtime: str, threads: int, device: str, no_emotion: bool, no_qa: bool,
                   rules: Optional[Path], offline: bool, itn: bool, both_itn: bool, granularity: str,
@@ -121,6 +132,9 @@ def analyze(
                                                  help="Refuse longer recordings."),
     max_size: Optional[float] = typer.Option(None, "--max-size", metavar="MB", help="Refuse larger files."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not write the processed 16 kHz audio."),
+    roles: Optional[str] = typer.Option(None, "--roles", help="Mono calls: roles of diarized speakers 0,1,... "
+                                                             "in order of first speech, e.g. agent,customer."),
+    no_diarize: bool = typer.Option(False, "--no-diarize", help="Mono calls: one unknown speaker, no diarization."),
 ) -> None:
     """Analyse call recordings: transcript, language, emotion, events, metrics and QA rule hits per call.
 
@@ -147,6 +161,8 @@ def analyze(
 
         parse_webhooks(webhook)  # validate before any audio is touched
         options = options.replace(webhooks=tuple(webhook))
+    if roles or no_diarize:
+        options = options.replace(roles=parse_roles(roles), diarize=not no_diarize)
     metadata = parse_metadata(meta)
     writable_folder(out, option="--out")  # before the models load: a bad --out costs nothing
     paths, source_failures = expand_sources(files)

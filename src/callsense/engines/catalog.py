@@ -42,7 +42,7 @@ class RuntimeFormat:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    task: Literal["asr", "emotion"]
+    task: Literal["asr", "emotion", "segmentation", "speaker-embedding"]
     description: str
     download_mb: int
     formats: dict[str, RuntimeFormat]
@@ -120,11 +120,38 @@ CATALOG: dict[str, ModelSpec] = {
              "iic/emotion2vec_plus_seed", "emotion2vec/emotion2vec_plus_seed"),
         _e2v("base-finetuned", 370, "emotion2vec base fine-tuned (94 M params, 768-dim)",
              "iic/emotion2vec_base_finetuned", "emotion2vec/emotion2vec_base_finetuned"),
+        # Speaker diarization of mono calls (docs/diarization.md): both as sherpa-onnx publishes them.
+        ModelSpec(
+            name="pyannote-segmentation-3-0",
+            task="segmentation",
+            description="pyannote segmentation-3.0 (ONNX, 1.5 M params): speech, speaker turns and overlap",
+            download_mb=6,
+            aliases=("pyannote-segmentation", "segmentation-3.0"),
+            formats={"onnx": RuntimeFormat(
+                "onnx", required=("model.onnx|model.int8.onnx",),
+                sources=(HubSource("huggingface", "csukuangfj/sherpa-onnx-pyannote-segmentation-3-0",
+                                   allow_patterns=("model.onnx", "model.int8.onnx", "LICENSE", "README.md")),),
+            )},
+        ),
+        ModelSpec(
+            name="eres2net-base-3dspeaker",
+            task="speaker-embedding",
+            description="3D-Speaker ERes2Net-base speaker embedding (ONNX, zh-cn): who is speaking",
+            download_mb=38,
+            aliases=("3dspeaker", "speaker-embedding", "eres2net"),
+            formats={"onnx": RuntimeFormat(
+                "onnx", required=("model.onnx|3dspeaker_speech_eres2net_base_sv_zh-cn_3dspeaker_16k.onnx",),
+                sources=(HubSource("huggingface", "csukuangfj/speaker-embedding-models",
+                                   allow_patterns=("3dspeaker_speech_eres2net_base_sv_zh-cn_3dspeaker_16k.onnx",)),),
+            )},
+        ),
     )
 }
 
 DEFAULT_ASR_MODEL = "sensevoice-small"
 DEFAULT_EMOTION_MODEL = "emotion2vec-plus-large"
+DEFAULT_SEGMENTATION_MODEL = "pyannote-segmentation-3-0"
+DEFAULT_EMBEDDING_MODEL = "eres2net-base-3dspeaker"
 """large is the most accurate emotion2vec+ (EmoBox 4-class UA 81.4 vs 80.0 base); base is ~2.5x cheaper."""
 
 

@@ -313,6 +313,11 @@ def detect_format(directory: Path, name: str | None = None) -> list[tuple[ModelS
         for runtime, fmt in spec.formats.items():
             if missing_files(directory, fmt):
                 continue
+            if spec.task in ("segmentation", "speaker-embedding"):
+                from callsense.engines.diarization.formats import directory_kind
+
+                if directory_kind(directory) != spec.task:
+                    continue
             if spec.task == "asr" and runtime == "onnx" and (directory / "head.npz").is_file():
                 continue  # a callsense emotion2vec export (model.onnx + tokens.txt + head.npz)
             if runtime == "funasr":

@@ -248,7 +248,18 @@ class Analyzer:
         h.end("decode", audio)
 
         h.start("vad")
-        seg_audio, speech_ms = stages.speech_segments(audio, o.vad)
+        pieces: list[tuple[int, int, int]] = []  # (track index, start_ms, end_ms)
+        speech_ms: dict[int, int] = {}
+        for ti, track in enumerate(audio.tracks):
+            spans = stages.speech_spans(track, o.vad)
+            speech_ms[track.channel] = sum(b - a for a, b in spans)
+            pieces += [(ti, a, b) for a, b in spans]
+        pieces.sort(key=lambda p: (p[1], audio.tracks[p[0]].channel))
+        dplan = self._diarize(audio, [(audio.tracks[ti].channel, audio.tracks[ti].role, a, b) for ti, a, b in pieces],
+                              h, warnings)  # mono + models installed: pieces per speaker
+        if dplan is not None:
+            pieces = [(0, x.start_ms, x.end_ms) for x in dplan.pieces]
+        seg_audio = [stages.cut_segment(audio.tracks[ti], a, b, f"s{n + 1:04d}") for n, (ti, a, b) in enumerate(pieces)]
         h.end("vad", seg_audio)
 
         models: list[ModelInfo] = [ModelInfo("vad", "silero-vad", "onnx", options={"threshold": o.vad.threshold})]
@@ -293,7 +304,15 @@ class Analyzer:
             skipped.append(Skipped("emotion2vec", "disabled by option", "drop --no-emotion"))
         emotion_engine = self._emotion if o.run_emotion else None
 
+        separation = None
+        if dplan is not None:
+            from callsense.pipeline import diarize
+
+            seg_audio, separation = diarize.apply_roles(dplan, seg_audio, transcripts, o, metadata, self.manager)
+            models.append(dplan.info)
         segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
+        if dplan is not None:
+            segments = tuple(replace(s, speaker=dplan.pieces[i].speaker) for i, s in enumerate(segments))
         events = stages.audio_events(segments)
         emotion_model = self.options.emotion_model if emotion_engine is not None else None
         call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
@@ -304,8 +323,8 @@ class Analyzer:
             schema_version=SCHEMA_VERSION,
             call_id=call_id or make_call_id(audio.source.sha256, started),
             source=audio.source,
-            separation=Separation(
-                method="channel_map" if len(audio.tracks) > 1 else "mono",
+            separation=separation or Separation(
+                method="stereo" if len(audio.tracks) > 1 else "mono",
                 channel_map=tuple(audio.channel_map),
                 confidence=1.0 if len(audio.tracks) > 1 else None,
             ),
@@ -322,7 +341,7 @@ class Analyzer:
                 started_at=started.isoformat(timespec="seconds"), options=o.to_log(), models=tuple(models),
                 warnings=tuple(warnings), skipped=tuple(skipped),
             ),
-            metadata=dict(metadata or {}),
+            metadata={**(metadata or {}), **_matched_agent(separation, metadata)},
         )
         if o.run_qa:
             h.start("qa")
@@ -331,6 +350,23 @@ class Analyzer:
         timings = dict(timer.timings_ms)
         result = replace(result, processing=replace(result.processing, timings_ms=timings))
         return CallRun(result=result, embeddings=embeddings, audio=audio)
+
+    def _diarize(self, audio: DecodedAudio, pieces: list, h: Hooks, warnings: list[str]) -> Any:
+        """The diarization plan of a mono call, or None (stereo, disabled, or models not installed)."""
+        if len(audio.tracks) != 1 or not self.options.diarize:
+            return None
+        from callsense.pipeline import diarize
+
+        if not hasattr(self, "_diarizer"):
+            self._diarizer = diarize.load_diarizer(self.manager, num_threads=self.options.num_threads)
+        if self._diarizer is None:
+            return None
+        h.start("diarization")
+        dplan = diarize.plan(self._diarizer, audio.tracks[0].samples, [(p[2], p[3]) for p in pieces])
+        h.end("diarization", dplan)
+        if not dplan.diarization.turns:
+            warnings.append("diarization found no speaker (silence or music only): call invalid")
+        return dplan
 
     def _apply_qa(self, result: CallAnalysis) -> CallAnalysis:
         from callsense import rules
@@ -363,6 +399,12 @@ def parse_webhooks(specs: Sequence[str]) -> list[Any]:
         else:
             raise UsageError(f"webhook {spec!r}: expected [FORMAT:]URL with FORMAT one of {', '.join(ALERT_FORMATS)}")
     return targets
+
+
+def _matched_agent(separation: Separation | None, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """An enrolled agent voiceprint that matched fills ``agent_id`` unless the caller gave one."""
+    agent = next((s.agent_id for s in (separation.speakers if separation else ()) if s.agent_id), None)
+    return {"agent_id": agent} if agent and not (metadata or {}).get("agent_id") else {}
 
 
 def make_call_id(sha256: str, when: datetime) -> str:

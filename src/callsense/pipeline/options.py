@@ -31,6 +31,8 @@ class AnalyzeOptions:
     webhooks: tuple[str, ...] = ()  # extra alert targets "[FORMAT:]URL" (formats: generic, wecom, dingtalk, feishu, slack)
     send_alerts: bool = True  # deliver alerting hits to the rule file's and these webhooks
     allow_download: bool | None = None  # None: unless CALLSENSE_OFFLINE=1
+    diarize: bool = True  # mono input: diarize when the diarization models are installed (docs/diarization.md)
+    roles: tuple[str, ...] = ()  # --roles: role of diarized speaker 0, 1, ... (overrides inference)
 
     def to_log(self) -> dict[str, Any]:
         """The options as recorded in the result's processing log (JSON types only)."""

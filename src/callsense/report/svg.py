@@ -50,12 +50,12 @@ BARS_CSS = """
 
 
 def timeline_svg(result: Any, *, width: int = 900, lane_height: int = 46) -> str:
-    """Emotion over the call, one lane per role: blocks coloured by the top emotion (opacity = its
+    """Emotion over the call, one lane per role (per diarized speaker on a mono call, "S1 agent"): blocks coloured by the top emotion (opacity = its
     score), and a valence line (P(positive) − P(negative)) across each lane. Uses the emotion2vec
     timeline when there is one, else one block per segment."""
     duration = max(1, result.duration_ms)
     points = _points(result)
-    roles = [r for r in ROLE_ORDER if any(p["role"] == r for p in points)] or ["unknown"]
+    roles = _lanes(result, points)
     left, top, axis_h = 80, 8, 22
     plot_w = width - left - 10
     height = top + lane_height * len(roles) + axis_h
@@ -70,7 +70,7 @@ def timeline_svg(result: Any, *, width: int = 900, lane_height: int = 46) -> str
         y0 = top + i * lane_height
         parts.append(f'<rect x="{left}" y="{y0}" width="{plot_w}" height="{lane_height - 6}" fill="#f6f6f6"/>')
         parts.append(f'<text x="{left - 6}" y="{y0 + lane_height / 2}" text-anchor="end">{escape(role)}</text>')
-        lane = sorted((p for p in points if p["role"] == role), key=lambda p: p["start_ms"])
+        lane = sorted((p for p in points if p["lane"] == role), key=lambda p: p["start_ms"])
         for p in lane:
             x0, x1 = x(p["start_ms"]), x(p["end_ms"])
             label = p["label"]
@@ -114,19 +114,35 @@ def _valence(scores: tuple[float, ...] | list[float]) -> float:
     return max(-1.0, min(1.0, pos - neg))
 
 
+def _lanes(result: Any, points: list[dict[str, Any]]) -> list[str]:
+    speakers = getattr(getattr(result, "separation", None), "speakers", ())
+    if speakers:  # diarized mono: one lane per speaker, in order of first appearance
+        names = [_speaker_lane(s.speaker, s.role) for s in sorted(speakers, key=lambda s: s.speaker)]
+        return [n for n in names if any(p["lane"] == n for p in points)] + sorted(
+            {p["lane"] for p in points} - set(names)) or ["unknown"]
+    return [r for r in ROLE_ORDER if any(p["lane"] == r for p in points)] or ["unknown"]
+
+
+def _speaker_lane(speaker: int | None, role: str) -> str:
+    return role if speaker is None else f"S{speaker + 1} {role}"
+
+
 def _points(result: Any) -> list[dict[str, Any]]:
     out = []
+    diarized = bool(getattr(getattr(result, "separation", None), "speakers", ()))
+    speaker_of = {s.id: getattr(s, "speaker", None) for s in result.segments} if diarized else {}
     timeline = result.emotion.timeline if result.emotion is not None else ()
     if timeline:
         for p in timeline:
             best = max(range(len(p.scores)), key=lambda i: p.scores[i])
-            out.append({"role": p.role, "start_ms": p.start_ms, "end_ms": p.end_ms, "label": EMOTION_NAMES[best],
+            out.append({"role": p.role, "lane": _speaker_lane(speaker_of.get(p.segment_id), p.role),
+                        "start_ms": p.start_ms, "end_ms": p.end_ms, "label": EMOTION_NAMES[best],
                         "score": float(p.scores[best]), "valence": _valence(p.scores)})
         return out
     for s in result.segments:
         if s.emotion is None:
             continue
-        out.append({"role": s.role, "start_ms": s.start_ms, "end_ms": s.end_ms, "label": s.emotion.label,
+        out.append({"role": s.role, "lane": _speaker_lane(speaker_of.get(s.id), s.role), "start_ms": s.start_ms, "end_ms": s.end_ms, "label": s.emotion.label,
                     "score": float(s.emotion.confidence), "valence": _valence(s.emotion.scores)})
     return out
 

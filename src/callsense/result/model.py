@@ -48,12 +48,39 @@ class TrackInfo:
 
 
 @dataclass(frozen=True)
-class Separation:
-    """How speech was attributed to roles."""
+class SpeakerInfo:
+    """One diarized speaker of a mono call and how its role was decided (docs/diarization.md)."""
 
-    method: Literal["channel_map", "mono"]
+    speaker: int  # 0, 1, ... in order of first appearance; Segment.speaker
+    role: Role
+    confidence: float | None = None  # None where the role stayed unknown
+    evidence: tuple[str, ...] = ()  # "agent lexicon: 您好", "voiceprint of agent a17: cosine 0.83", ...
+    talk_ms: int = 0
+    agent_id: str | None = None  # the enrolled voiceprint it matched
+
+
+@dataclass(frozen=True)
+class SpeakerOverlap:
+    """Two diarized speakers at once (the segmentation's overlapped-speech frames): ``speaker`` started
+    while ``other`` was already talking. Segments never overlap on mono, so talk-over is kept here."""
+
+    start_ms: int
+    end_ms: int
+    speaker: int  # the one who started second (the interrupter)
+    other: int
+
+
+@dataclass(frozen=True)
+class Separation:
+    """How speech was attributed to roles: a stereo channel map, or diarization (+ role inference) on mono."""
+
+    # "channel_map" is what results before issue 14 called "stereo": still valid, read back as "stereo"
+    method: Literal["stereo", "mono", "diarization", "diarization+roles", "channel_map"]
     channel_map: tuple[Role, ...]  # role of channel 0, 1, ...
     confidence: float | None = None  # 1.0 for a configured map; a score where inferred
+    speakers: tuple[SpeakerInfo, ...] = ()  # diarized speakers (mono)
+    role_method: str | None = None  # what decided the roles: lexicon, first_speaker, voiceprint, override
+    overlaps: tuple[SpeakerOverlap, ...] = ()  # diarized talk-over (mono), sorted by start
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,7 @@ class Segment:
     level_dbfs: float | None = None
     peak_dbfs: float | None = None
     redactions: tuple[str, ...] = ()
+    speaker: int | None = None  # diarized speaker (mono calls), see Separation.speakers
 
     @property
     def duration_ms(self) -> int:
@@ -102,7 +130,7 @@ class AudioEvent:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    task: Literal["vad", "asr", "emotion"]
+    task: Literal["vad", "asr", "emotion", "diarization"]
     name: str  # catalogue name, e.g. "sensevoice-small"
     runtime: str  # "onnx", "funasr", ...
     path: str | None = None
@@ -175,6 +203,9 @@ class CallAnalysis:
             )
         from pydantic import ValidationError  # deferred: ~0.2 s, and most runs only write results
 
+        sep = data.get("separation")
+        if isinstance(sep, dict) and sep.get("method") == "channel_map":  # the name before issue 14
+            data = {**data, "separation": {**sep, "method": "stereo"}}
         try:
             return _adapter().validate_python(data)
         except ValidationError as e:

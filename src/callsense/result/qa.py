@@ -39,7 +39,7 @@ class Interval:
 
 @dataclass(frozen=True)
 class Overlap:
-    """Both parties speaking at once (stereo only). ``interrupter`` started while the other spoke."""
+    """Both parties speaking at once (stereo, or diarized mono). ``interrupter`` started while the other spoke."""
 
     start_ms: int
     end_ms: int
@@ -121,7 +121,7 @@ class CallMetrics:
     dead_air_ms: int = 0
     leading_silence_ms: int | None = None  # start of call -> first speech
     trailing_silence_ms: int | None = None  # last speech -> end of recording
-    overlap_measurable: bool = False  # stereo with two roles
+    overlap_measurable: bool = False  # stereo with two roles, or mono diarized into two or more speakers
     overlaps: tuple[Overlap, ...] = ()
     overlap_ms: int = 0  # union of overlapping time
     interruptions: int = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from callsense.analysis.common import call_events, clip
@@ -19,9 +19,12 @@ from callsense.result.model import CallAnalysis
 from callsense.result.qa import Evidence, RuleHit
 from callsense.rules import expr as _expr
 from callsense.rules import model as m
-from callsense.rules.context import Context, Outcome, resolve_scope, scope_evidence
+from callsense.rules.context import Context, Outcome, Scoped, resolve_scope, scope_evidence
 
 log = logging.getLogger("callsense")
+
+PARTY_ROLES = ("agent", "customer")
+ROLE_NOT_ESTABLISHED = "role not established"
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def evaluate_rule(ctx: Context, rule: m.Rule, ruleset: m.Ruleset | None = None) 
     outcomes: dict[int, Outcome] = {}
     for n in _order(rule):
         cond = rule.conditions[n]
-        scoped = resolve_scope(
+        scoped = _resolve(
             ctx,
             cond.role or rule.scope.role,
             cond.window if cond.window is not None else rule.scope.window,
@@ -118,7 +121,8 @@ def evaluate_rule(ctx: Context, rule: m.Rule, ruleset: m.Ruleset | None = None) 
     present, absent = _expr.support(tree, values)
     evidence: list[Evidence] = []
     for n in sorted(present):
-        evidence += outcomes[n].evidence
+        o = outcomes[n]
+        evidence += _mark_unestablished(o.evidence) if o.scope and o.scope.label.endswith(_FALLBACK_TAG) else o.evidence
     if not evidence:
         for n in sorted(absent):
             o = outcomes[n]
@@ -141,6 +145,38 @@ def evaluate_rule(ctx: Context, rule: m.Rule, ruleset: m.Ruleset | None = None) 
         ruleset_version=ruleset.version if ruleset else None,
     )
     return RuleOutcome(rule.id, "hit", hit=hit)
+
+
+_FALLBACK_TAG = f"({ROLE_NOT_ESTABLISHED})"
+
+
+def unestablished_roles(ctx: Context) -> frozenset[str]:
+    """Party roles no segment of the call carries while some speech has role ``unknown`` (a mono call
+    without diarization, or a diarized speaker whose role could not be inferred)."""
+    roles = {s.role for s in ctx.segments}
+    if "unknown" not in roles:
+        return frozenset()
+    return frozenset(r for r in PARTY_ROLES if r not in roles)
+
+
+def _resolve(ctx: Context, role: str, window: m.Window, min_chars: int, anchors: dict[int, Outcome]) -> Scoped:
+    """``resolve_scope``, except that a rule scoped to a party whose role the call never established is
+    evaluated on every speaker of unknown role: a customer's complaint on a mono call must not pass
+    silently because nobody could say which voice was the customer. Its evidence says so."""
+    if role in PARTY_ROLES and role in unestablished_roles(ctx):
+        scoped = resolve_scope(ctx, "unknown", window, min_chars, anchors)
+        # role stays "unknown": evaluators that filter events or overlaps by role look at those speakers
+        return replace(scoped, label=scoped.label.replace("unknown", role, 1) + f" {_FALLBACK_TAG}")
+    return resolve_scope(ctx, role, window, min_chars, anchors)
+
+
+def _mark_unestablished(evidence: Sequence[Evidence]) -> tuple[Evidence, ...]:
+    out = []
+    for e in evidence:
+        note = ROLE_NOT_ESTABLISHED if not e.note else (
+            e.note if ROLE_NOT_ESTABLISHED in e.note else f"{e.note}; {ROLE_NOT_ESTABLISHED}")
+        out.append(replace(e, note=note))
+    return tuple(out)
 
 
 def _could_fire(tree: _expr.Expr, values: dict[int, bool], unknown: list[int]) -> bool:

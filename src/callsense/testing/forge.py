@@ -32,9 +32,12 @@ FORGERS: dict[tuple[str, str], str] = {
     ("emotion2vec-plus-seed", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
     ("emotion2vec-base-finetuned", "onnx"): "callsense.testing.forge_emotion2vec:forge_onnx",
     ("emotion2vec-base-finetuned", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
+    ("pyannote-segmentation-3-0", "onnx"): "callsense.testing.forge_diarization:forge_segmentation",
+    ("eres2net-base-3dspeaker", "onnx"): "callsense.testing.forge_diarization:forge_embedding",
 }
 TORCH_RUNTIMES = {"funasr"}
 DEFAULT_MODELS = ("sensevoice-small", "emotion2vec-plus-large")
+DIARIZATION_MODELS = ("pyannote-segmentation-3-0", "eres2net-base-3dspeaker")  # forged on request: --models
 
 
 def has_torch() -> bool:

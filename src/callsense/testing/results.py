@@ -114,7 +114,7 @@ def make_result(
         schema_version=SCHEMA_VERSION,
         call_id=call_id,
         source=source,
-        separation=Separation(method="channel_map" if stereo else "mono", channel_map=cmap,  # type: ignore[arg-type]
+        separation=Separation(method="stereo" if stereo else "mono", channel_map=cmap,  # type: ignore[arg-type]
                               confidence=1.0 if stereo else None),
         tracks=tracks,
         segments=tuple(built),

@@ -1,0 +1,178 @@
+"""The diarization stage of the pipeline: mono track → speaker-labelled speech pieces → roles.
+
+Runs only on mono input and only when both diarization models are installed (``callsense models pull
+pyannote-segmentation-3-0`` and ``eres2net-base-3dspeaker``); otherwise the call keeps one ``unknown``
+track as before, and QA rules scoped to a party run on the unknown speaker (rules/evaluate.py).
+
+Two steps around ASR, because roles need the text:
+
+1. :func:`plan` (before ASR): diarize, then cut each VAD span at the speaker changes inside it;
+2. :func:`assign` (after ASR): infer roles (analysis/roles.py) from the lexicon, the turn order and
+   enrolled agent voiceprints, or take ``--roles`` as given, and build :class:`Separation`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from callsense.analysis.roles import RoleInference, RoleOptions, SpeakerTurnText, infer_roles
+from callsense.engines.catalog import DEFAULT_EMBEDDING_MODEL, DEFAULT_SEGMENTATION_MODEL, get_spec
+from callsense.engines.diarization.sherpa import Diarization, Diarizer, SpeakerTurn
+from callsense.result.model import ModelInfo, Separation, SpeakerInfo, SpeakerOverlap
+
+log = logging.getLogger("callsense")
+
+MIN_PIECE_MS = 250  # a speaker change that leaves less than this on one side is not cut
+
+
+@dataclass(frozen=True)
+class Piece:
+    start_ms: int
+    end_ms: int
+    speaker: int | None
+
+
+@dataclass(frozen=True)
+class DiarizationPlan:
+    diarization: Diarization
+    pieces: tuple[Piece, ...]
+    info: ModelInfo
+
+
+def model_file(directory: Path, name: str) -> Path:
+    """The ONNX file of a located model directory (the catalogue's first alternative that exists)."""
+    spec = get_spec(name)
+    for alt in spec.formats["onnx"].required[0].split("|"):
+        if (directory / alt).is_file():
+            return directory / alt
+    return directory / spec.formats["onnx"].required[0].split("|")[0]
+
+
+def load_diarizer(manager, *, num_threads: int = 1) -> Diarizer | None:
+    """A Diarizer when both models are installed, else None (mono calls then stay ``unknown``)."""
+    seg = manager.find(DEFAULT_SEGMENTATION_MODEL, "onnx")
+    emb = manager.find(DEFAULT_EMBEDDING_MODEL, "onnx")
+    if seg is None or emb is None:
+        return None
+    threshold = float(os.environ.get("CALLSENSE_DIARIZATION_THRESHOLD", "0.5"))
+    return Diarizer(model_file(seg.path, DEFAULT_SEGMENTATION_MODEL), model_file(emb.path, DEFAULT_EMBEDDING_MODEL),
+                    num_threads=num_threads, threshold=threshold)
+
+
+def split_spans(spans: Sequence[tuple[int, int]], diarization: Diarization) -> list[Piece]:
+    """Each VAD span cut where the diarized speaker changes; a span no turn covers keeps speaker None."""
+    out: list[Piece] = []
+    turns = diarization.turns
+    for a, b in spans:
+        parts = sorted((max(a, t.start_ms), min(b, t.end_ms), t.speaker) for t in turns
+                       if min(b, t.end_ms) - max(a, t.start_ms) > 0)
+        if not parts:
+            out.append(Piece(a, b, None))
+            continue
+        cuts: list[list] = []
+        for s, e, spk in parts:  # overlapped speech goes to the speaker already talking
+            if cuts and s < cuts[-1][1]:
+                if e > cuts[-1][1] and spk != cuts[-1][2]:
+                    s = cuts[-1][1]
+                elif spk == cuts[-1][2] or e <= cuts[-1][1]:
+                    cuts[-1][1] = max(cuts[-1][1], e)
+                    continue
+            if cuts and cuts[-1][2] == spk:
+                cuts[-1][1] = e
+            else:
+                cuts.append([s, e, spk])
+        merged: list[list] = []
+        for c in cuts:
+            if merged and c[1] - c[0] < MIN_PIECE_MS:
+                merged[-1][1] = c[1]
+            else:
+                merged.append(c)
+        if len(merged) > 1 and merged[0][1] - merged[0][0] < MIN_PIECE_MS:
+            merged[1][0] = merged[0][0]
+            merged.pop(0)
+        merged[0][0], merged[-1][1] = a, b  # the VAD's outer edges stand
+        for i in range(1, len(merged)):
+            merged[i][0] = merged[i - 1][1]
+        out += [Piece(s, e, spk) for s, e, spk in merged if e > s]
+    return out
+
+
+def speaker_overlaps(turns: Sequence[SpeakerTurn]) -> tuple[SpeakerOverlap, ...]:
+    """Where two speakers' turns overlap (sherpa-onnx emits overlapping turns from the segmentation's
+    two-speaker frames): the one whose turn started later talked over the other; on equal starts the
+    higher speaker number is taken as the interrupter."""
+    out = []
+    ordered = sorted(turns, key=lambda t: (t.start_ms, t.speaker))
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if b.start_ms >= a.end_ms:
+                break
+            lo, hi = b.start_ms, min(a.end_ms, b.end_ms)
+            if a.speaker != b.speaker and hi > lo:
+                out.append(SpeakerOverlap(lo, hi, b.speaker, a.speaker))
+    return tuple(sorted(out, key=lambda o: (o.start_ms, o.end_ms, o.speaker)))
+
+
+def plan(diarizer: Diarizer, samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> DiarizationPlan:
+    diarization = diarizer.process(samples)
+    info = ModelInfo("diarization", f"{DEFAULT_SEGMENTATION_MODEL}+{DEFAULT_EMBEDDING_MODEL}", "onnx",
+                     path=str(diarizer.segmentation_format.path.parent), options=dict(diarizer.options))
+    pieces = tuple(split_spans(spans, diarization)) if diarization.turns else ()
+    return DiarizationPlan(diarization, pieces, info)
+
+
+def load_voiceprints(home: Path) -> dict[str, np.ndarray]:
+    """Enrolled agents: ``<CALLSENSE_HOME>/agents/<AGENT_ID>.npy`` (``callsense agents enroll``)."""
+    folder = home / "agents"
+    out = {}
+    for path in sorted(folder.glob("*.npy")) if folder.is_dir() else ():
+        try:
+            out[path.stem] = np.load(path).astype(np.float32).reshape(-1)
+        except (OSError, ValueError) as e:
+            log.warning("voiceprint %s unreadable, ignored: %s", path, e)
+    return out
+
+
+def assign(p: DiarizationPlan, texts: Sequence[tuple[int | None, int, str]], *, direction: str | None,
+           override: Sequence[str] = (), voiceprints: Mapping[str, np.ndarray] | None = None,
+           ) -> tuple[dict[int, str], Separation, RoleInference | None]:
+    """Roles per speaker and the call's Separation. ``texts``: (speaker, start_ms, text) per segment."""
+    speakers = p.diarization.speakers
+    talk = {s: sum(t.end_ms - t.start_ms for t in p.diarization.turns if t.speaker == s) for s in speakers}
+    overlaps = speaker_overlaps(p.diarization.turns)
+    if override:
+        roles = {s: (override[i] if i < len(override) else "unknown") for i, s in enumerate(speakers)}
+        infos = tuple(SpeakerInfo(s, roles[s], 1.0, ("--roles override",), talk[s]) for s in speakers)
+        return roles, Separation("diarization+roles", ("unknown",), 1.0, infos, "override", overlaps), None
+    inference = infer_roles([SpeakerTurnText(s, a, t) for s, a, t in texts if s is not None],
+                            RoleOptions(direction=direction), embeddings=p.diarization.embeddings,
+                            voiceprints=voiceprints)
+    roles = {s: inference.role_of(s) for s in speakers}
+    infos = tuple(SpeakerInfo(d.speaker, d.role, d.confidence, d.evidence, talk.get(d.speaker, 0), d.agent_id)
+                  for d in inference.decisions)
+    infos += tuple(SpeakerInfo(s, "unknown", None, ("no transcribed speech",), talk[s]) for s in speakers
+                   if all(i.speaker != s for i in infos))
+    decided = any(r != "unknown" for r in roles.values())
+    confidence = min((i.confidence for i in infos if i.confidence is not None), default=None)
+    return roles, Separation("diarization+roles" if decided else "diarization", ("unknown",), confidence,
+                             tuple(sorted(infos, key=lambda i: i.speaker)),
+                             inference.method if decided else None, overlaps), inference
+
+
+def apply_roles(p: DiarizationPlan, seg_audio: Sequence, transcripts: Sequence, options, metadata, manager):
+    """The segments' audio with the inferred roles, and the call's Separation (the analyzer's hook)."""
+    from dataclasses import replace
+
+    texts = [(p.pieces[i].speaker, sa.start_ms, (tr.text if tr is not None else ""))
+             for i, (sa, tr) in enumerate(zip(seg_audio, transcripts))]
+    direction = str((metadata or {}).get("direction") or "") or None
+    roles, separation, _ = assign(p, texts, direction=direction, override=tuple(options.roles),
+                                  voiceprints=load_voiceprints(manager.home))
+    out = [replace(sa, role=roles.get(p.pieces[i].speaker, "unknown")) for i, sa in enumerate(seg_audio)]
+    return out, separation

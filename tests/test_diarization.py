@@ -1,0 +1,218 @@
+"""Diarization of mono calls: forged sherpa-onnx models, role inference, bad models (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from callsense.analysis.roles import RoleOptions, SpeakerTurnText, infer_roles
+from callsense.engines.diarization import Diarizer, validate_embedding, validate_segmentation
+from callsense.errors import ModelFormatError
+from callsense.testing.forge import DIARIZATION_MODELS, forge
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TOLERANCE_MS = 300
+COMPLAINT = "我要投诉，不发货我就要退款"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("forge-diar")
+    forge(out, size="tiny", runtimes=("onnx",), models=("sensevoice-small", "emotion2vec-plus-large",
+                                                        *DIARIZATION_MODELS),
+          lang="zh", emotion="ANGRY", text=COMPLAINT, label="angry")
+    return out
+
+
+def _seg(models: Path) -> Path:
+    return models / "pyannote-segmentation-3-0" / "onnx" / "model.onnx"
+
+
+def _emb(models: Path) -> Path:
+    return models / "eres2net-base-3dspeaker" / "onnx" / "model.onnx"
+
+
+@pytest.fixture(scope="module")
+def mono() -> tuple[np.ndarray, dict]:
+    """The committed two-voice espeak call mixed to one channel, with its per-turn truth."""
+    with wave.open(str(EXAMPLES / "call_stereo.wav"), "rb") as f:
+        pcm = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").reshape(-1, 2).astype(np.float32) / 32768
+    return pcm.sum(axis=1), json.loads((EXAMPLES / "call_stereo.truth.json").read_text())
+
+
+def _write(path: Path, samples: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(16000)
+        f.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_two_voices_found_with_turn_times_near_the_truth(models, mono):
+    samples, truth = mono
+    d = Diarizer(_seg(models), _emb(models)).process(samples)
+    assert len(d.speakers) == 2
+    overlapped = [(o["start_ms"], o["end_ms"]) for o in truth["overlaps"]]
+    speaker_of_role = {}
+    for ch in truth["channels"]:
+        for t in ch["turns"]:
+            if any(a < t["end_ms"] and t["start_ms"] < b for a, b in overlapped):
+                continue  # a turn that starts inside the other's speech: its start is not a boundary
+            near = [x for x in d.turns if abs(x.start_ms - t["start_ms"]) <= TOLERANCE_MS]
+            assert near, f"no turn starts near {t['start_ms']} ms: {d.turns}"
+            x = near[0]
+            assert abs(x.end_ms - t["end_ms"]) <= TOLERANCE_MS, (t, x)
+            speaker_of_role.setdefault(ch["role"], set()).add(x.speaker)
+    assert all(len(v) == 1 for v in speaker_of_role.values()), speaker_of_role
+    assert speaker_of_role["agent"] != speaker_of_role["customer"]
+    assert set(d.embeddings) == {0, 1}
+    assert float(np.dot(d.embeddings[0], d.embeddings[1])) < 0.5
+
+
+def test_one_voice_is_one_speaker_and_silence_is_none(models, mono):
+    samples, truth = mono
+    diarizer = Diarizer(_seg(models), _emb(models))
+    agent = truth["channels"][0]["turns"][0]
+    one = diarizer.process(samples[agent["start_ms"] * 16:agent["end_ms"] * 16])
+    assert len(one.speakers) == 1
+    rng = np.random.default_rng(0)
+    assert diarizer.process((rng.standard_normal(16000 * 5) * 1e-4).astype(np.float32)).turns == ()
+    assert diarizer.process(np.zeros(16000 * 3, dtype=np.float32)).turns == ()
+
+
+@pytest.mark.parametrize("which,key", [("seg", "receptive_field_shift"), ("seg", "num_classes"),
+                                       ("emb", "framework"), ("emb", "output_dim")])
+def test_missing_metadata_key_is_refused_with_file_and_key(models, tmp_path, which, key):
+    src = _seg(models) if which == "seg" else _emb(models)
+    m = onnx.load(str(src))
+    keep = [p for p in m.metadata_props if p.key != key]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    bad = tmp_path / "model.onnx"
+    onnx.save(m, str(bad))
+    with pytest.raises(ModelFormatError) as e:
+        (validate_segmentation if which == "seg" else validate_embedding)(bad)
+    assert key in str(e.value) and str(bad) in str(e.value)
+
+
+def test_forged_formats_validate(models):
+    s = validate_segmentation(_seg(models))
+    assert (s.num_speakers, s.powerset_max_classes, s.num_classes) == (3, 2, 7)
+    assert validate_embedding(_emb(models)).framework in ("3d-speaker", "wespeaker")
+
+
+# ---- role inference (pure) -----------------------------------------------------------------------
+def test_roles_from_the_lexicon_beat_turn_order():
+    turns = [SpeakerTurnText(0, 0, "喂，我的快递呢"), SpeakerTurnText(1, 2000, "您好，欢迎致电，工号1234"),
+             SpeakerTurnText(0, 5000, COMPLAINT)]
+    r = infer_roles(turns)
+    assert r.role_of(1) == "agent" and r.role_of(0) == "customer" and "lexicon" in r.method
+    assert any("欢迎致电" in e for d in r.decisions if d.speaker == 1 for e in d.evidence)
+
+
+def test_first_speaker_prior_depends_on_direction():
+    turns = [SpeakerTurnText(0, 0, "嗯"), SpeakerTurnText(1, 2000, "好的")]
+    assert infer_roles(turns, RoleOptions(direction="inbound")).role_of(0) == "agent"
+    assert infer_roles(turns, RoleOptions(direction="outbound")).role_of(1) == "agent"
+    low = infer_roles(turns, RoleOptions(min_margin=1.0))
+    assert {d.role for d in low.decisions} == {"unknown"}  # the prior alone is too weak for that margin
+
+
+def test_enrolled_voiceprint_names_the_agent():
+    a, b = np.array([1.0, 0.0, 0.1]), np.array([-1.0, 0.2, 0.1])
+    turns = [SpeakerTurnText(0, 0, "嗯"), SpeakerTurnText(1, 2000, "嗯")]
+    r = infer_roles(turns, embeddings={0: a, 1: b}, voiceprints={"a17": np.array([-0.9, 0.25, 0.1])})
+    assert r.role_of(1) == "agent" and r.agent_id == "a17" and r.method.startswith("voiceprint")
+
+
+# ---- end to end ----------------------------------------------------------------------------------
+def _analyze(call: Path, models: Path, out: Path, *extra: str, home: Path | None = None):
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models)}
+    if home is not None:
+        env["CALLSENSE_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(out), "--json",
+                           *extra], check=False, capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_mono_call_diarized_roles_and_complaint(models, mono, tmp_path):
+    call = _write(tmp_path / "mono.wav", mono[0])
+    proc = _analyze(call, models, tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    sep = data["separation"]
+    assert sep["method"] == "diarization+roles" and len(sep["speakers"]) == 2
+    assert {s["role"] for s in data["segments"]} == {"agent", "customer"}
+    first = min(data["segments"], key=lambda s: s["start_ms"])
+    assert first["role"] == "agent"  # the first speaker on an inbound call (every segment says the same text)
+    assert any(h["rule_id"] == "risk.complaint" for h in data["rule_hits"])
+    assert any(m["task"] == "diarization" for m in data["processing"]["models"])
+    # metrics per diarized role: the talk ratio follows the truth's turns, talk-over is measurable
+    truth = mono[1]
+    talk = {c["role"]: sum(t["end_ms"] - t["start_ms"] for t in c["turns"]) for c in truth["channels"]}
+    metrics = data["metrics"]
+    assert metrics["overlap_measurable"] is True
+    assert metrics["agent_talk_ratio"] == pytest.approx(talk["agent"] / (talk["agent"] + talk["customer"]), abs=0.1)
+
+
+def test_corrupt_diarization_model_exits_4_naming_file_and_key(models, mono, tmp_path):
+    import shutil
+
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    seg = _seg(copy)
+    m = onnx.load(str(seg))
+    keep = [p for p in m.metadata_props if p.key != "window_size"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    onnx.save(m, str(seg))
+    proc = _analyze(_write(tmp_path / "mono.wav", mono[0]), copy, tmp_path / "o")
+    assert proc.returncode == 4, proc.stderr
+    assert "window_size" in proc.stderr and "model.onnx" in proc.stderr
+
+
+def test_enrolled_agent_is_matched_and_fills_agent_id(models, mono, tmp_path):
+    samples, truth = mono
+    home = tmp_path / "home"
+    # enrol the *customer's* voice as agent c9: the voiceprint must outweigh the first-speaker prior
+    t = truth["channels"][1]["turns"][0]
+    clip = _write(tmp_path / "c9.wav", samples[t["start_ms"] * 16:t["end_ms"] * 16])
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models), "CALLSENSE_HOME": str(home)}
+    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
+                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert enrolled.returncode == 0, enrolled.stderr
+    data = json.loads(_analyze(_write(tmp_path / "mono.wav", samples), models, tmp_path / "o", home=home).stdout)
+    assert data["metadata"]["agent_id"] == "c9"
+    agent = next(s for s in data["separation"]["speakers"] if s["role"] == "agent")
+    assert agent["agent_id"] == "c9" and any("voiceprint" in e for e in agent["evidence"])
+    first = min(data["segments"], key=lambda s: s["start_ms"])
+    assert first["role"] == "customer"
+
+
+def test_roles_override(models, mono, tmp_path):
+    proc = _analyze(_write(tmp_path / "mono.wav", mono[0]), models, tmp_path / "o", "--roles", "customer,agent")
+    data = json.loads(proc.stdout)
+    assert data["separation"]["role_method"] == "override"
+    assert min(data["segments"], key=lambda s: s["start_ms"])["role"] == "customer"
+    bad = _analyze(_write(tmp_path / "m2.wav", mono[0]), models, tmp_path / "o2", "--roles", "boss")
+    assert bad.returncode == 2 and "--roles" in bad.stderr
+
+
+def test_models_import_tells_segmentation_from_embedding(models, tmp_path):
+    env = {**os.environ, "CALLSENSE_HOME": str(tmp_path / "home")}
+    for name, src in (("pyannote-segmentation-3-0", _seg(models).parent), ("eres2net-base-3dspeaker", _emb(models).parent)):
+        proc = subprocess.run([sys.executable, "-m", "callsense", "models", "import", str(src)], check=False,
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        path = subprocess.run([sys.executable, "-m", "callsense", "models", "path", name], check=False,
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert path.returncode == 0 and name in path.stdout, path.stderr
