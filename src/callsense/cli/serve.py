@@ -32,6 +32,7 @@ def serve(
                                                 "become jobs."),
     threads: int = typer.Option(2, help="Intra-op threads per model."),
     runtime: str = typer.Option("onnx", help="Model runtime: onnx or funasr."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (pip install 'callsense[gpu]')."),
     emotion_model: str | None = typer.Option(None, help="emotion2vec model (default: the catalogue's)."),
     cors: list[str] = typer.Option([], help="Allowed CORS origin (repeatable); CORS is off by default."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve only the REST API."),
@@ -51,7 +52,7 @@ def serve(
     settings = _settings(host=host, port=port, workers=workers, max_queue=max_queue,
                          auth="off" if no_auth else ("on" if auth else "auto"), data_dir=data_dir,
                          database_url=database_url, max_upload_mb=max_upload_mb, max_duration_s=max_duration_s,
-                         sync_max_s=sync_max_s, num_threads=threads, asr_runtime=runtime, emotion_runtime=runtime,
+                         sync_max_s=sync_max_s, num_threads=threads, asr_runtime=runtime, emotion_runtime=runtime, device=device,
                          emotion_model=emotion_model, cors_origins=tuple(cors), ui=not no_ui).validate()
     fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
     root = logging.getLogger()
