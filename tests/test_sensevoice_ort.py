@@ -162,3 +162,23 @@ def test_analyze_on_cuda_path_equals_cpu(with_models, tmp_path, capsys, monkeypa
     assert {m["task"]: m["runtime"] for m in cpu["processing"]["models"]}["asr"] == "onnx"
     key = [(s["start_ms"], s["text"], s.get("language")) for s in cpu["segments"]]
     assert key and key == [(s["start_ms"], s["text"], s.get("language")) for s in gpu["segments"]]
+
+
+@pytest.mark.slow
+def test_gpu_check_smoke_reports_no_gpu(tmp_path):
+    """bench/gpu_check.sh --smoke: tiny models, the CUDA path on the CPU provider, "no GPU" said plainly."""
+    import os
+    import subprocess
+    import sys
+
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():  # pragma: no cover - a GPU build
+        pytest.skip("a GPU build of onnxruntime is installed")
+    proc = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--smoke"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["gpu"] is False and "CUDAExecutionProvider" in report["gpu_reason"]
+    assert report["x_real_time"] > 0 and report["audio_h_per_h"] > 0 and "no GPU present" in report["note"]
+    assert set(report["targets"]) == {"x_real_time", "audio_h_per_h"}
