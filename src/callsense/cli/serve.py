@@ -37,14 +37,16 @@ def serve(
     sync_max_s: float = typer.Option(60.0, "--sync-max-s", metavar="SECONDS",
                                      help="Recordings up to this long are answered inline; longer ones become jobs."),
     threads: int = typer.Option(2, "--threads", metavar="N", help="Intra-op threads per model."),
-    asr_runtime: str = typer.Option("onnx", "--asr-runtime", metavar="onnx|funasr",
-                                    help="SenseVoice runtime: onnx (sherpa-onnx) or funasr (torch)."),
+    asr_runtime: str = typer.Option("onnx", "--asr-runtime", metavar="onnx|ort|funasr",
+                                    help="SenseVoice runtime: onnx (sherpa-onnx), ort (onnxruntime) or funasr (torch)."),
     emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", metavar="onnx|funasr",
                                         help="emotion2vec runtime: onnx or funasr (torch)."),
     emotion_model: str | None = typer.Option(None, "--emotion-model", metavar="NAME",
                                              help="emotion2vec model (default: the catalogue's)."),
     cors: list[str] = typer.Option([], "--cors", metavar="ORIGIN",
                                    help="Allowed CORS origin (repeatable); CORS is off by default."),
+    device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]",
+                               help="cpu, cuda or cuda:N (pip install 'callsense[gpu]')."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Serve only the REST API."),
     keep_audio: bool = typer.Option(True, "--keep-audio/--no-keep-audio",
                                     help="Keep each call's processed audio (players, downloads); "
@@ -82,7 +84,7 @@ def serve(
                          sync_max_s=sync_max_s, num_threads=threads, asr_runtime=asr_runtime,
                          emotion_runtime=emotion_runtime, emotion_model=emotion_model, cors_origins=tuple(cors),
                          ui=not no_ui, keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention),
-                         job_lease_s=job_lease_s).validate()
+                         job_lease_s=job_lease_s, device=device).validate()
     writable_folder(settings.root, option="--data-dir")  # exit 3 before models and the store are touched
     from callsense.store.db import open_store
 

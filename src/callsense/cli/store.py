@@ -69,17 +69,25 @@ def batch(
     database_url: str | None = deprecated_option("--database-url", "--db"),
     language: str = typer.Option("auto", "--language", "-l", help="auto|zh|en|yue|ja|ko"),
     channels: str | None = typer.Option(None, "--channels", help="Stereo role map, e.g. customer,agent."),
-    asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx or funasr (torch)."),
+    asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx (sherpa-onnx), ort (onnxruntime) or funasr (torch)."),
     emotion_model: str | None = typer.Option(None, "--emotion-model", help="emotion2vec-plus-large (default)..."),
     emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", help="onnx or funasr (torch)."),
     threads: int = typer.Option(2, "--threads", help="Threads per model in each worker."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda (funasr runtime)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (pip install 'callsense[gpu]')."),
     no_emotion: bool = typer.Option(False, "--no-emotion", help="Skip emotion2vec (SenseVoice tags only)."),
     no_qa: bool = typer.Option(False, "--no-qa", help="Skip metrics and QA rules."),
     rules: Path | None = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs and summary only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    use_ray: bool = typer.Option(False, "--ray", help="Run as a Ray Data job (pip install 'callsense[ray]')."),
+    ray_address: str | None = typer.Option(None, "--ray-address",
+                                           help="With --ray: an existing cluster (auto, ray://HOST:10001); "
+                                                "default: a local Ray on this machine's cores."),
+    actors: int = typer.Option(1, "--actors", help="With --ray: analysis actors (each loads the models once)."),
+    cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", help="With --ray: CPUs reserved per actor."),
+    gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor",
+                                         help="With --ray: GPUs per actor (default 1 with --device cuda)."),
     analyzer: str | None = typer.Option(None, "--analyzer", hidden=True,
                                            help="module:callable building the analyzer (tests, plugins)."),
 ) -> None:
@@ -116,8 +124,19 @@ def batch(
                         delete_audio_after=delete_audio_after, redact=redact)
     console = _console(stderr=as_json)
     with BatchProgress(console, len(items), enabled=not no_progress) as bar:
-        summary = run_batch(items, analyzer_factory=factory, db_url=db, options=opts,
-                            source_label=source or "--retry-failed", on_outcome=bar.update)
+        if use_ray:  # Ray is imported only here
+            from callsense.batch.ray_runner import RayOptions, run_batch_ray
+
+            if actors < 1:
+                raise UsageError("--actors must be at least 1")
+            gpus = gpus_per_actor or (1.0 if device.startswith("cuda") else 0.0)
+            ropts = RayOptions(address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor,
+                               gpus_per_actor=gpus)
+            summary = run_batch_ray(items, analyzer_factory=factory, db_url=db, options=opts, ray_options=ropts,
+                                    source_label=source or "--retry-failed", on_outcome=bar.update)
+        else:
+            summary = run_batch(items, analyzer_factory=factory, db_url=db, options=opts,
+                                source_label=source or "--retry-failed", on_outcome=bar.update)
     if as_json:
         sys.stdout.write(json.dumps({
             "total": summary.total, "done": summary.done, "skipped": summary.skipped, "busy": summary.busy,

@@ -16,10 +16,20 @@ Task = Literal["asr", "emotion"]
 
 _FACTORIES: dict[tuple[str, str], str] = {
     ("asr", "onnx"): "callsense.engines.sensevoice.onnx:SenseVoiceOnnx",
+    ("asr", "ort"): "callsense.engines.sensevoice.ort:SenseVoiceOrt",  # onnxruntime directly: GPUs
     ("asr", "funasr"): "callsense.engines.sensevoice.funasr:SenseVoiceFunasr",
     ("emotion", "onnx"): "callsense.engines.emotion2vec.onnx:Emotion2vecOnnx",
     ("emotion", "funasr"): "callsense.engines.emotion2vec.funasr:Emotion2vecFunasr",
 }
+
+
+# Runtimes that read another runtime's model files: ``ort`` runs sherpa-onnx's SenseVoice directory.
+_MODEL_FORMATS: dict[tuple[str, str], str] = {("asr", "ort"): "onnx"}
+
+
+def model_format(task: Task, runtime: str) -> str:
+    """The model format (a key of the catalog's ``formats``) a runtime loads; usually its own name."""
+    return _MODEL_FORMATS.get((task, runtime), runtime)
 
 
 def register(task: Task, runtime: str, factory: str) -> None:

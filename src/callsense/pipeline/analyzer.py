@@ -90,8 +90,11 @@ class Analyzer:
         from callsense.engines import registry
 
         o = self.options
-        located = self.manager.locate(o.asr_model, o.asr_runtime)
-        engine = registry.create("asr", o.asr_runtime, located.path, num_threads=o.num_threads, device=o.device)
+        from callsense.engines.device import asr_runtime_for
+
+        runtime = asr_runtime_for(o.asr_runtime, o.device)  # sherpa-onnx is CPU-only: "ort" on CUDA
+        located = self.manager.locate(o.asr_model, registry.model_format("asr", runtime))
+        engine = registry.create("asr", runtime, located.path, num_threads=o.num_threads, device=o.device)
         prepare = getattr(engine, "prepare", None)  # runtimes that build their session lazily build it now
         if prepare is not None:
             prepare(o.asr)
@@ -220,7 +223,9 @@ class Analyzer:
 
     def _find(self, name: str, runtime: str) -> str | None:
         try:
-            found = self.manager.find(name, runtime)
+            from callsense.engines.registry import model_format
+
+            found = self.manager.find(name, model_format("asr", runtime))
         except UsageError:
             return None
         return f"{found.name}/{found.runtime}@{found.path}" if found else None

@@ -19,13 +19,13 @@ class AnalyzeOptions:
     asr: AsrOptions = field(default_factory=AsrOptions)  # language, ITN
     emotion: EmotionOptions = field(default_factory=EmotionOptions)  # granularity, timeline windows, masking
     asr_model: str = DEFAULT_ASR_MODEL
-    asr_runtime: str = "onnx"  # "onnx" (sherpa-onnx, default) or "funasr" (torch)
+    asr_runtime: str = "onnx"  # "onnx" (sherpa-onnx, default), "ort" (onnxruntime, GPUs) or "funasr" (torch)
     emotion_model: str = DEFAULT_EMOTION_MODEL
     emotion_runtime: str = "onnx"  # "onnx" (onnxruntime, default) or "funasr" (torch)
     run_asr: bool = True
     run_emotion: bool = True  # False (or model absent): segments get SenseVoice's emotion tag instead
     num_threads: int = 2  # intra-op threads per model
-    device: str = "cpu"  # "cuda" / "cuda:0" for the funasr runtime
+    device: str = "cpu"  # "cuda" / "cuda:N": emotion2vec+ on onnxruntime's CUDA provider, SenseVoice on "ort"
     rules: Path | None = None  # YAML rule file; None: the default pack
     run_qa: bool = True  # metrics, rules and scorecard
     webhooks: tuple[str, ...] = ()  # extra alert targets "[FORMAT:]URL" (formats: generic, wecom, dingtalk, feishu, slack)
@@ -33,6 +33,11 @@ class AnalyzeOptions:
     allow_download: bool | None = None  # None: unless CALLSENSE_OFFLINE=1
     diarize: bool = True  # mono input: diarize when the diarization models are installed (docs/diarization.md)
     roles: tuple[str, ...] = ()  # --roles: role of diarized speaker 0, 1, ... (overrides inference)
+
+    def __post_init__(self) -> None:  # the one check of the device, wherever the options come from
+        from callsense.engines.device import parse_device
+
+        parse_device(self.device)
 
     def to_log(self) -> dict[str, Any]:
         """The options as recorded in the result's processing log (JSON types only)."""

@@ -103,7 +103,7 @@ class Service:
         self.uploads = UploadSpool(s.uploads_dir, s.max_upload_bytes, s.max_upload_mb)
         self.audio_tokens = AudioTokens()
         base = AnalyzeOptions(num_threads=s.num_threads, asr_runtime=s.asr_runtime, emotion_runtime=s.emotion_runtime,
-                              run_emotion=s.run_emotion)
+                              run_emotion=s.run_emotion, device=s.device)
         if s.emotion_model:
             base = base.replace(emotion_model=s.emotion_model)
 

@@ -29,6 +29,7 @@ class ServiceSettings:
     sync_wait_s: float = 300.0  # an inline analysis waiting longer than this for a worker gets 503
     num_threads: int = 2  # intra-op threads per model
     asr_runtime: str = "onnx"
+    device: str = "cpu"  # "cuda[:N]": the models on a GPU (callsense.engines.device)
     emotion_runtime: str = "onnx"
     emotion_model: str | None = None  # None: the catalogue default
     run_emotion: bool = True

@@ -72,14 +72,15 @@ class Emotion2vecOnnx:
         if num_threads:
             so.intra_op_num_threads = int(num_threads)
             so.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        if device and device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        from callsense.engines.device import ort_providers, require_provider
+
+        providers = ort_providers(device)  # cuda without a CUDA provider: DependencyError (exit 4)
         try:
             self.session = ort.InferenceSession(str(self.model_path), so, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             raise ModelFormatError(f"onnxruntime cannot load the model: {e}", source=self.model_path,
                                    hint="export it again: callsense models export NAME") from e
+        require_provider(self.session, device, source=self.model_path)
         names = [i.name for i in self.session.get_inputs()]
         if names[:1] != ["samples"]:
             raise ModelFormatError(f"inputs are {names}; expected samples [N, S] and lengths [N]",

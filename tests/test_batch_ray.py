@@ -1,0 +1,133 @@
+"""`callsense batch --ray` on a local Ray (2 CPUs, one actor): the guarantees of docs/batch.md.
+
+Few tests on purpose: a Ray start costs several seconds on 2 cores. Marked slow; CI runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="the ray extra: pip install 'callsense[ray]'")
+
+from callsense.batch import BatchOptions, collect, run_batch  # noqa: E402
+from callsense.batch.ray_runner import RayOptions, run_batch_ray  # noqa: E402
+from callsense.testing.store import write_fake_call  # noqa: E402
+
+pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+FAKE = "callsense.testing.store:FakeAnalyzer"
+
+
+def _results(url: str) -> dict[str, tuple]:
+    """What the store holds per recording: the analysis without run-specific ids and times."""
+    from callsense.store import get_result, list_calls, open_store
+
+    store = open_store(url)
+    try:
+        out = {}
+        for c in list_calls(store):
+            r = get_result(store, c.call_id)
+            segs = tuple((s.start_ms, s.end_ms, s.role, s.text, s.emotion.label if s.emotion else None)
+                         for s in r.segments)
+            out[r.source.sha256] = (Path(r.source.path).name, c.fingerprint, segs, r.emotion is not None)
+        return out
+    finally:
+        store.close()
+
+
+def _failures(url: str) -> list[tuple[str, str, str]]:
+    from callsense.store import open_store
+    from callsense.store.work import list_failures
+
+    store = open_store(url)
+    try:
+        return sorted((Path(f.source_path).name, f.stage, f.error_code) for f in list_failures(store))
+    finally:
+        store.close()
+
+
+def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path):
+    """Real pipeline (tiny forged models): good and broken files, equality with the process pool,
+    failures with stage and reason, and a re-run that skips everything."""
+    import ray
+
+    from callsense.pipeline import AnalyzeOptions, Analyzer
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "call_stereo.wav", folder / "a.wav")
+    shutil.copy(EXAMPLES / "call_stereo_8k_mulaw.wav", folder / "b.wav")
+    shutil.copy(EXAMPLES / "call_stereo.wav", folder / "a-copy.wav")  # same bytes: one recording
+    (folder / "c.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    (folder / "d.mp3").write_bytes(b"\x00\x01 not audio")
+    factory = partial(Analyzer, AnalyzeOptions(num_threads=1, allow_download=False))
+    pool_url, ray_url = f"sqlite:///{tmp_path / 'pool.db'}", f"sqlite:///{tmp_path / 'ray.db'}"
+    pool = run_batch(collect(folder), analyzer_factory=factory, db_url=pool_url, options=BatchOptions(workers=1))
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        seen = []
+        s = run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
+                          ray_options=RayOptions(actors=1), on_outcome=seen.append)
+        assert (s.total, s.done, s.skipped, s.failed) == (pool.total, pool.done, pool.skipped, pool.failed) \
+            == (5, 2, 1, 2), s.failures
+        assert len(seen) == 5 and s.audio_ms == pool.audio_ms > 0
+        assert {Path(f.path).name for f in s.failures} == {"c.wav", "d.mp3"}
+        assert all(f.reason and f.error_code for f in s.failures)
+        got, want = _results(ray_url), _results(pool_url)
+        assert len(got) == 2 and {k: v[1:] for k, v in got.items()} == {k: v[1:] for k, v in want.items()}
+        assert _failures(ray_url) == _failures(pool_url) and {st for _, st, _ in _failures(ray_url)} == {"analyze"}
+        again = run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
+                              ray_options=RayOptions(actors=1))
+        assert (again.done, again.skipped, again.failed) == (0, 5, 0)  # stored and failed-before are skipped
+        assert _results(ray_url) == got
+    finally:
+        ray.shutdown()
+
+
+def test_kill_the_driver_then_rerun_gives_one_result_per_file(tmp_path):
+    folder = tmp_path / "in"
+    for i in range(8):
+        write_fake_call(folder / f"call{i}.wav", [("agent", 0, 2000, "您好", "neutral"),
+                                                  ("customer", 2000, 30_000, f"我要退款 {i}", "angry")])
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "CALLSENSE_FAKE_DELAY_S": "0.5", "RAY_DEDUP_LOGS": "0"}
+
+    def cli(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "callsense", "batch", str(folder), "--ray", "--analyzer", FAKE,
+                                 "--db", url, "--no-progress", *extra], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+
+    p = cli()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_results_or_none(url)) < 2 and p.poll() is None:
+        time.sleep(0.2)
+    assert p.poll() is None, p.communicate()
+    os.killpg(p.pid, signal.SIGKILL)  # the driver (and the local Ray it started), mid-run
+    p.wait()
+    partial_n = len(_results_or_none(url))
+    assert 2 <= partial_n < 8
+
+    p = cli("--json")
+    out, err = p.communicate(timeout=240)
+    assert p.returncode == 0, err
+    summary = json.loads(out)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (8 - partial_n, partial_n, 0)
+    assert len(_results_or_none(url)) == 8
+
+
+def _results_or_none(url: str) -> dict:
+    try:
+        return _results(url)
+    except Exception:  # noqa: BLE001 - the database may not exist yet
+        return {}
