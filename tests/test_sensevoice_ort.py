@@ -153,7 +153,7 @@ def test_analyze_on_cuda_path_equals_cpu(with_models, tmp_path, capsys, monkeypa
             main(["analyze", str(CALL), "--device", device, "--json", "--no-audio", "--out", str(tmp_path / device)])
         out = capsys.readouterr()
         assert exc.value.code == 0, out.err
-        return json.loads(out.out)
+        return json.loads(out.out)["calls"][0]
 
     cpu = run("cpu")
     monkeypatch.setenv(CUDA_ON_CPU_ENV, "1")
