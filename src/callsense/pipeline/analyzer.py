@@ -297,37 +297,11 @@ class Analyzer:
             skipped.append(Skipped("emotion2vec", "disabled by option", "drop --no-emotion"))
         emotion_engine = self._emotion if o.run_emotion else None
 
-        segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
-        events = stages.audio_events(segments)
-        emotion_model = self.options.emotion_model if emotion_engine is not None else None
-        call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
-        if audio.source.narrowband:
-            warnings.append(f"narrowband source ({audio.source.sample_rate} Hz): upsampled to 16 kHz for the models")
-
-        result = CallAnalysis(
-            schema_version=SCHEMA_VERSION,
-            call_id=call_id or make_call_id(audio.source.sha256, started),
-            source=audio.source,
-            separation=Separation(
-                method="channel_map" if len(audio.tracks) > 1 else "mono",
-                channel_map=tuple(audio.channel_map),
-                confidence=1.0 if len(audio.tracks) > 1 else None,
-            ),
-            tracks=tuple(
-                TrackInfo(channel=t.channel, role=t.role, duration_ms=t.duration_ms,
-                          speech_ms=speech_ms.get(t.channel, 0), level_dbfs=stages.dbfs(t.samples))
-                for t in audio.tracks
-            ),
-            segments=segments,
-            events=events,
-            emotion=call_emotion,
-            processing=ProcessingLog(
-                callsense_version=__version__, pipeline_version=PIPELINE_VERSION,
-                started_at=started.isoformat(timespec="seconds"), options=o.to_log(), models=tuple(models),
-                warnings=tuple(warnings), skipped=tuple(skipped),
-            ),
-            metadata=dict(metadata or {}),
-        )
+        result, embeddings = assemble_call(
+            audio, seg_audio, transcripts, emotions, speech_ms, options=o,
+            emotion_model=self.options.emotion_model if emotion_engine is not None else None,
+            call_id=call_id or make_call_id(audio.source.sha256, started), started=started,
+            models=models, warnings=warnings, skipped=skipped, metadata=metadata)
         if o.run_qa:
             h.start("qa")
             result = self._apply_qa(result)
@@ -348,6 +322,47 @@ class Analyzer:
 
             result = attach_alerts(result, targets)  # never raises: a dead webhook is recorded, not fatal
         return result
+
+
+def assemble_call(audio: DecodedAudio, seg_audio: Sequence[Any], transcripts: Sequence[Transcription | None],
+                  emotions: Sequence[EmotionOutput | None], speech_ms: dict[int, int], *, options: AnalyzeOptions,
+                  emotion_model: str | None, call_id: str, started: datetime, models: Sequence[ModelInfo],
+                  warnings: Sequence[str] = (), skipped: Sequence[Skipped] = (),
+                  metadata: dict[str, Any] | None = None) -> tuple[CallAnalysis, np.ndarray | None]:
+    """The call's result (before QA) from its audio and the stages' outputs per segment: what a file's
+    run and a live call (segments arriving one by one, ``callsense.live``) both end with."""
+    o = options
+    warnings = list(warnings)
+    segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
+    events = stages.audio_events(segments)
+    call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
+    if audio.source.narrowband:
+        warnings.append(f"narrowband source ({audio.source.sample_rate} Hz): upsampled to 16 kHz for the models")
+    result = CallAnalysis(
+        schema_version=SCHEMA_VERSION,
+        call_id=call_id,
+        source=audio.source,
+        separation=Separation(
+            method="channel_map" if len(audio.tracks) > 1 else "mono",
+            channel_map=tuple(audio.channel_map),
+            confidence=1.0 if len(audio.tracks) > 1 else None,
+        ),
+        tracks=tuple(
+            TrackInfo(channel=t.channel, role=t.role, duration_ms=t.duration_ms,
+                      speech_ms=speech_ms.get(t.channel, 0), level_dbfs=stages.dbfs(t.samples))
+            for t in audio.tracks
+        ),
+        segments=segments,
+        events=events,
+        emotion=call_emotion,
+        processing=ProcessingLog(
+            callsense_version=__version__, pipeline_version=PIPELINE_VERSION,
+            started_at=started.isoformat(timespec="seconds"), options=o.to_log(), models=tuple(models),
+            warnings=tuple(warnings), skipped=tuple(skipped),
+        ),
+        metadata=dict(metadata or {}),
+    )
+    return result, embeddings
 
 
 ALERT_FORMATS = ("generic", "wecom", "dingtalk", "feishu", "slack")
@@ -374,4 +389,4 @@ def make_call_id(sha256: str, when: datetime) -> str:
     return f"{when.astimezone(timezone.utc):%Y%m%d_%H%M%S}_{sha256[:8]}"
 
 
-__all__ = ["Analyzer", "CallRun", "make_call_id"]
+__all__ = ["Analyzer", "CallRun", "assemble_call", "make_call_id"]
