@@ -62,6 +62,8 @@ class _Call:
 
     async def finish(self, *, interrupted: bool) -> tuple[list[dict[str, Any]], str]:
         def work() -> tuple[list[dict[str, Any]], str]:
+            if self.session.closed:  # stored (or given up) already
+                return [], f"/v1/calls/{self.session.call_id}"
             try:
                 messages = self.session.finish()
             except Exception:  # storing what was heard matters more than the last utterance

@@ -14,7 +14,7 @@ import typer
 
 from callsense.errors import CallsenseError
 
-COMMAND_MODULES = ("analyze", "models", "emotion", "rules", "store", "serve")
+COMMAND_MODULES = ("analyze", "models", "emotion", "rules", "store", "serve", "live")
 
 app = typer.Typer(
     name="callsense",

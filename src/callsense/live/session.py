@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from callsense._version import PIPELINE_VERSION
 from callsense.audio.resample import StreamResampler
 from callsense.audio.types import DecodedAudio, Track
 from callsense.engines.base import EmotionOutput, SegmentAudio, Transcription
@@ -119,6 +118,7 @@ class LiveSession:
         self.last_text: dict[int, str] = {}  # for the UI: the latest words per channel
         self.current_emotion: dict[int, str] = {}
         self.closed = False
+        self.finished = False  # finish() ran
 
     # ---- input --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[dict[str, Any]]:
@@ -138,6 +138,9 @@ class LiveSession:
 
     def finish(self) -> list[dict[str, Any]]:
         """End of audio (stop, or the client went away): close every open utterance."""
+        if self.finished:
+            return []
+        self.finished = True
         out = self._push(self.resampler.flush())
         for ch in self.channels:
             probs = ch.vad.flush()
@@ -285,8 +288,7 @@ class LiveSession:
         speech_ms = {c.channel: sum(p.end_ms - p.start_ms for p in pieces if p.channel == c.channel)
                      for c in self.channels}
         warnings = ["interrupted: the client went away before stop; stored as far as heard"] if interrupted else []
-        metadata = {**self.start.metadata, "live": {"status": "interrupted" if interrupted else "complete",
-                                                   "pipeline_version": PIPELINE_VERSION}}
+        metadata = {**self.start.metadata, "live_status": "interrupted" if interrupted else "complete"}
         result, embeddings = assemble_call(
             audio, seg_audio, [p.transcription for p in pieces], [p.emotion for p in pieces], speech_ms,
             options=self.options, emotion_model=self.options.emotion_model if self.emotion is not None else None,
