@@ -225,7 +225,7 @@ async def funasr(ws: WebSocket) -> None:
                     answers[-1]["is_final"] = True
                 else:
                     answers = [{"mode": "2pass-offline" if mode == "2pass" else mode, "wav_name": wav_name,
-                                "text": "", "is_final": True}]
+                                "text": "", "is_final": True, "timestamp": "[]"}]
                 for a in answers:
                     await _send(ws, a)
                 call = None
