@@ -13,6 +13,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   ├── ResultFormatError                   result.json of another schema version
     │   ├── UploadTooLargeError                 an upload over the service's limit  (HTTP 413)
     │   └── BadRequestError                     a request the service cannot use    (HTTP 400)
+    │       └── LiveProtocolError               a live-call message breaks the protocol (its own code)
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
     │   │   └── HubUnreachableError             not installed and no hub could be reached
@@ -212,6 +213,14 @@ class BadRequestError(InputError):
     code = "bad_request"
 
 
+class LiveProtocolError(BadRequestError):
+    """A live call's client broke the protocol (docs/live.md); ``code`` says how, for the error message."""
+
+    def __init__(self, code: str, message: str, *, hint: str | None = None):
+        self.code = code
+        super().__init__(message, hint=hint)
+
+
 class MissingExtraError(CallsenseError):
     """Not a model problem (exit 4 is for models): the hint names the ``pip install 'callsense[...]'``."""
 
@@ -232,8 +241,12 @@ __all__ = [
     "CallsenseError",
     "ChannelLayoutError",
     "DependencyError",
+    "DiskFullError",
+    "ForbiddenError",
     "HubUnreachableError",
     "InputError",
+    "LIST_CALLS_HINT",
+    "LiveProtocolError",
     "MissingExtraError",
     "ModelError",
     "ModelFormatError",

@@ -32,6 +32,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
     from callsense._version import __version__
     from callsense.api import problems
     from callsense.api.context import RequestMiddleware, install_log_filter
+    from callsense.api.live import router as live_router
     from callsense.api.routes import router
 
     settings = settings or ServiceSettings()
@@ -63,6 +64,7 @@ def create_app(settings: ServiceSettings | None = None, *, service: Service | No
     app.state.service = service
     problems.install(app)
     app.include_router(router)
+    app.include_router(live_router)
     if service.settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -172,6 +172,62 @@ class SileroVad:
         return out
 
 
+    def stream(self) -> VadStream:
+        """A stateful per-channel stream of probabilities over audio pushed chunk by chunk (live calls)."""
+        return VadStream(self)
+
+    def _step(self, windows: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Probabilities of consecutive windows (with context), carrying the recurrent state in ``state``."""
+        if self.layout == "sequence":
+            h = state.get("h", np.zeros((1, 1, 128), dtype=np.float32))
+            c = state.get("c", np.zeros((1, 1, 128), dtype=np.float32))
+            probs, state["h"], state["c"] = self._session.run(["speech_probs", "hn", "cn"],
+                                                              {"input": np.ascontiguousarray(windows), "h": h, "c": c})
+            return probs.reshape(-1).astype(np.float32)
+        feed = {"state": state.get("state", np.zeros((2, 1, 128), dtype=np.float32)),
+                "sr": np.array(SAMPLE_RATE, dtype=np.int64)}
+        out = np.empty(len(windows), dtype=np.float32)
+        for i, window in enumerate(windows):
+            feed["input"] = window[None, :]
+            prob, feed["state"] = self._session.run(["output", "stateN"], feed)
+            out[i] = prob[0, 0]
+        state["state"] = feed["state"]
+        return out
+
+
+class VadStream:
+    """Speech probabilities of one channel whose audio arrives in pieces of any length.
+
+    The windows, their context and the recurrent state are exactly those of
+    :meth:`SileroVad.probabilities` over the whole channel, so a live call's probabilities equal the
+    offline ones (``flush`` zero-pads the last window as the offline pass does).
+    """
+
+    def __init__(self, model: SileroVad):
+        self._model = model
+        self._state: dict[str, np.ndarray] = {}
+        self._buf = np.zeros(CONTEXT, dtype=np.float32)  # context + samples not yet in a window
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities of the windows completed by ``samples`` (16 kHz float32 mono)."""
+        self._buf = np.concatenate([self._buf, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        count = (len(self._buf) - CONTEXT) // WINDOW
+        if count == 0:
+            return np.zeros(0, dtype=np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(self._buf[: CONTEXT + count * WINDOW],
+                                                           CONTEXT + WINDOW)[::WINDOW]
+        probs = self._model._step(windows, self._state)
+        self._buf = self._buf[count * WINDOW:].copy()
+        return probs
+
+    def flush(self) -> np.ndarray:
+        """The last, zero-padded window's probability (none when the audio ended on a window boundary)."""
+        rest = len(self._buf) - CONTEXT
+        if rest <= 0:
+            return np.zeros(0, dtype=np.float32)
+        return self.push(np.zeros(WINDOW - rest, dtype=np.float32))
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: Path) -> SileroVad:
     return SileroVad(path)
@@ -381,6 +437,7 @@ def detect_speech(samples: np.ndarray, options: VadOptions | None = None, *, off
 
 __all__ = [
     "SileroVad",
+    "VadStream",
     "detect_speech",
     "drop_short",
     "frame_energy_db",

@@ -310,44 +310,20 @@ class Analyzer:
         emotion_engine = self._emotion if o.run_emotion else None
 
         separation = None
+        speakers = None
         if dplan is not None:
             from callsense.pipeline import diarize
 
             seg_audio, separation = diarize.apply_roles(dplan, seg_audio, transcripts, o, metadata, self.manager)
             models.append(dplan.info)
-        segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
-        if dplan is not None:
-            segments = tuple(replace(s, speaker=dplan.pieces[i].speaker) for i, s in enumerate(segments))
-        events = stages.audio_events(segments)
-        emotion_model = self.options.emotion_model if emotion_engine is not None else None
-        call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
-        if audio.source.narrowband:
-            warnings.append(f"narrowband source ({audio.source.sample_rate} Hz): upsampled to 16 kHz for the models")
-
-        result = CallAnalysis(
-            schema_version=SCHEMA_VERSION,
-            call_id=call_id or make_call_id(audio.source.sha256, started),
-            source=audio.source,
-            separation=separation or Separation(
-                method="stereo" if len(audio.tracks) > 1 else "mono",
-                channel_map=tuple(audio.channel_map),
-                confidence=1.0 if len(audio.tracks) > 1 else None,
-            ),
-            tracks=tuple(
-                TrackInfo(channel=t.channel, role=t.role, duration_ms=t.duration_ms,
-                          speech_ms=speech_ms.get(t.channel, 0), level_dbfs=stages.dbfs(t.samples))
-                for t in audio.tracks
-            ),
-            segments=segments,
-            events=events,
-            emotion=call_emotion,
-            processing=ProcessingLog(
-                callsense_version=__version__, pipeline_version=PIPELINE_VERSION,
-                started_at=started.isoformat(timespec="seconds"), options=o.to_log(), models=tuple(models),
-                warnings=tuple(warnings), skipped=tuple(skipped),
-            ),
+            speakers = [p.speaker for p in dplan.pieces]
+        result, embeddings = assemble_call(
+            audio, seg_audio, transcripts, emotions, speech_ms, options=o,
+            emotion_model=self.options.emotion_model if emotion_engine is not None else None,
+            call_id=call_id or make_call_id(audio.source.sha256, started), started=started,
+            models=models, warnings=warnings, skipped=skipped,
             metadata={**(metadata or {}), **_matched_agent(separation, metadata)},
-        )
+            separation=separation, speakers=speakers)
         if o.run_qa:
             h.start("qa")
             result = self._apply_qa(result)
@@ -387,6 +363,51 @@ class Analyzer:
         return result
 
 
+def assemble_call(audio: DecodedAudio, seg_audio: Sequence[Any], transcripts: Sequence[Transcription | None],
+                  emotions: Sequence[EmotionOutput | None], speech_ms: dict[int, int], *, options: AnalyzeOptions,
+                  emotion_model: str | None, call_id: str, started: datetime, models: Sequence[ModelInfo],
+                  warnings: Sequence[str] = (), skipped: Sequence[Skipped] = (),
+                  metadata: dict[str, Any] | None = None, separation: Separation | None = None,
+                  speakers: Sequence[str | None] | None = None) -> tuple[CallAnalysis, np.ndarray | None]:
+    """The call's result (before QA) from its audio and the stages' outputs per segment: what a file's
+    run and a live call (segments arriving one by one, ``callsense.live``) both end with. A diarized
+    mono call passes its ``separation`` and each segment's diarized ``speakers``."""
+    o = options
+    warnings = list(warnings)
+    segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
+    if speakers is not None:
+        segments = tuple(replace(s, speaker=sp) for s, sp in zip(segments, speakers))
+    events = stages.audio_events(segments)
+    call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
+    if audio.source.narrowband:
+        warnings.append(f"narrowband source ({audio.source.sample_rate} Hz): upsampled to 16 kHz for the models")
+    result = CallAnalysis(
+        schema_version=SCHEMA_VERSION,
+        call_id=call_id,
+        source=audio.source,
+        separation=separation or Separation(
+            method="stereo" if len(audio.tracks) > 1 else "mono",
+            channel_map=tuple(audio.channel_map),
+            confidence=1.0 if len(audio.tracks) > 1 else None,
+        ),
+        tracks=tuple(
+            TrackInfo(channel=t.channel, role=t.role, duration_ms=t.duration_ms,
+                      speech_ms=speech_ms.get(t.channel, 0), level_dbfs=stages.dbfs(t.samples))
+            for t in audio.tracks
+        ),
+        segments=segments,
+        events=events,
+        emotion=call_emotion,
+        processing=ProcessingLog(
+            callsense_version=__version__, pipeline_version=PIPELINE_VERSION,
+            started_at=started.isoformat(timespec="seconds"), options=o.to_log(), models=tuple(models),
+            warnings=tuple(warnings), skipped=tuple(skipped),
+        ),
+        metadata=dict(metadata or {}),
+    )
+    return result, embeddings
+
+
 ALERT_FORMATS = ("generic", "wecom", "dingtalk", "feishu", "slack")
 
 
@@ -417,4 +438,4 @@ def make_call_id(sha256: str, when: datetime) -> str:
     return f"{when.astimezone(timezone.utc):%Y%m%d_%H%M%S}_{sha256[:8]}"
 
 
-__all__ = ["Analyzer", "CallRun", "make_call_id"]
+__all__ = ["Analyzer", "CallRun", "assemble_call", "make_call_id"]

@@ -1,0 +1,96 @@
+"""Unit tests of the live pieces whose logic is dense: the online segmenter against the offline VAD
+post-processing, G.711 decoding, the start message, and which rules are live."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callsense.audio.types import VadOptions
+from callsense.audio.vad import WINDOW_MS, spans_from_probabilities
+from callsense.errors import LiveProtocolError
+from callsense.live.codec import decode_frame, encode_mulaw
+from callsense.live.protocol import parse_start
+from callsense.live.segmenter import Segmenter
+
+
+def _online(probs, options, chunk):
+    seg = Segmenter(options)
+    out = []
+    for i in range(0, len(probs), chunk):
+        out += seg.push(probs[i:i + chunk])
+    out += seg.flush()
+    duration = len(probs) * WINDOW_MS
+    return [(u.start_ms, min(u.end_ms, duration)) for u in out]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.2, 0.4, 0.45, 0.6, 0.9, 1.0]), min_size=0, max_size=400),
+       st.integers(1, 50))
+def test_online_segmenter_equals_the_offline_chain(probs, chunk):
+    options = VadOptions(max_segment_ms=10**9)  # no splitting: the only documented difference
+    p = np.asarray(probs, dtype=np.float32)
+    duration = len(p) * WINDOW_MS
+    assert _online(p, options, chunk) == spans_from_probabilities(p, options, duration)
+
+
+def test_long_speech_is_cut_at_the_limit():
+    spans = _online(np.ones(1000, dtype=np.float32), VadOptions(max_segment_ms=3200), 7)
+    assert all(b - a <= 3200 + 2 * 60 for a, b in spans) and len(spans) >= 9
+
+
+def test_g711_decoding():
+    x = np.linspace(-0.9, 0.9, 101, dtype=np.float32)
+    back = decode_frame(encode_mulaw(x), "mulaw", 1)[:, 0]
+    assert np.max(np.abs(back - x)) < 0.03  # μ-law's step near full scale is 1/32
+    assert decode_frame(b"\xd5\x55", "alaw", 1)[:, 0].tolist() == [8 / 32768, -8 / 32768]
+    pcm = np.array([[1, -2], [3, -4]], dtype="<i2")
+    assert decode_frame(pcm.tobytes(), "pcm_s16le", 2).tolist() == (pcm / 32768).tolist()
+
+
+@pytest.mark.parametrize("msg, code", [
+    ({"sample_rate": 22050, "encoding": "mulaw", "channels": 1}, "bad_sample_rate"),
+    ({"sample_rate": 8000, "encoding": "g729", "channels": 1}, "unsupported_encoding"),
+    ({"sample_rate": 8000, "encoding": "mulaw", "channels": 3}, "bad_start"),
+    ({"sample_rate": 8000, "encoding": "mulaw", "channels": 2, "roles": ["agent"]}, "bad_start"),
+    ({"sample_rate": 8000, "encoding": "mulaw", "channels": 1, "call_id": "../x"}, "bad_start"),
+    ({"sample_rate": 8000, "encoding": "mulaw", "channels": 1, "rate": 8000}, "bad_start"),
+])
+def test_bad_start_messages(msg, code):
+    with pytest.raises(LiveProtocolError) as e:
+        parse_start({"type": "start", **msg})
+    assert e.value.code == code and e.value.message
+
+
+def test_start_defaults_roles():
+    assert parse_start({"type": "start", "sample_rate": 8000, "encoding": "alaw", "channels": 2}).roles == (
+        "agent", "customer")
+
+
+def test_which_rules_are_live():
+    from callsense.live.rules import is_live
+    from callsense.rules import load_ruleset_text
+
+    rs = load_ruleset_text("""\
+rules:
+  - id: kw
+    name: kw
+    conditions: {1: {type: keywords, words: [投诉]}}
+  - id: greeting
+    name: greeting must come
+    conditions: {1: {type: keywords, words: [您好], match: none}}
+  - id: negated
+    name: negated
+    conditions: {1: {type: regex, pattern: "x"}}
+    expression: "!1"
+  - id: end
+    name: end
+    scope: {window: {last_s: 30}}
+    conditions: {1: {type: emotion, labels: [angry]}}
+  - id: angry
+    name: angry
+    conditions: {1: {type: emotion, labels: [angry], sustained_s: 5}}
+""")
+    assert {r.id for r in rs.rules if is_live(r)} == {"kw", "angry"}
