@@ -135,7 +135,6 @@ class LiveCalls:
     def close(self, session: LiveSession, *, interrupted: bool) -> str:
         """Store the call (QA, score, history, folder, store row); returns its result URL."""
         from callsense import rules
-        from callsense.pipeline.outputs import write_call_folder
         from callsense.rules.alerts import attach_alerts
 
         service = self.service
@@ -159,8 +158,8 @@ class LiveCalls:
                     result = dataclasses.replace(result, alerts=sent.alerts)
                 result = dataclasses.replace(result, alerts=tuple(session.alert_records) + result.alerts)
             run = dataclasses.replace(run, result=result)
-            folder = write_call_folder(run, service.settings.calls_dir, audio=service.settings.keep_audio)
-            service.calls.save(run, folder)
+            # the same path as an upload: redaction, no-audio and the data map apply (docs/privacy.md)
+            _, result = service.calls.persist(run, fingerprint=analyzer.fingerprint)
             service.metrics.audio_seconds.labels("live").inc(result.duration_ms / 1000)
         finally:
             session.close()

@@ -359,7 +359,7 @@ def delete_call(store: Store, call_id: str) -> DeletedCall:
     from sqlalchemy import select
 
     from callsense.store.models import Call
-    from callsense.store.repo import CallNotFoundError
+    from callsense.errors import CallNotFoundError
 
     with store.session() as s:
         row = s.execute(select(Call.audio_path, Call.output_dir).where(Call.call_id == call_id)).first()
