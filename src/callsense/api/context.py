@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from callsense.api.problems import problem_response
-from callsense.api.request_id import SANE_ID, REQUEST_ID, install_log_filter, request_id
+from callsense.api.request_id import REQUEST_ID, SANE_ID, install_log_filter, request_id
 
 __all__ = ["RequestMiddleware", "install_log_filter", "request_id"]
 

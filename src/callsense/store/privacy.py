@@ -358,8 +358,8 @@ def delete_call(store: Store, call_id: str) -> DeletedCall:
     Raises :class:`~callsense.store.repo.CallNotFoundError` for an unknown id (matched literally)."""
     from sqlalchemy import select
 
-    from callsense.store.models import Call
     from callsense.errors import CallNotFoundError
+    from callsense.store.models import Call
 
     with store.session() as s:
         row = s.execute(select(Call.audio_path, Call.output_dir).where(Call.call_id == call_id)).first()

@@ -7,16 +7,16 @@ queries on its own. Result panels are HTML rendered by :mod:`callsense.report` (
 from __future__ import annotations
 
 import logging
-import shutil
-from html import escape
-from pathlib import Path
-from typing import Any
 
 # Imported at module level (this module is only loaded when the UI is mounted): Gradio reads the
 # handlers' ``gr.Request`` / ``gr.SelectData`` annotations to inject them, and with postponed
 # annotations it can only resolve names that live in the module's globals. A local import left them
 # unresolved, so Gradio passed None instead of the request: every user looked like a viewer.
 import os
+import shutil
+from html import escape
+from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no phoning home
 
