@@ -39,10 +39,19 @@ def _results(url: str) -> dict[str, tuple]:
             r = get_result(store, c.call_id)
             segs = tuple((s.start_ms, s.end_ms, s.role, s.text, s.emotion.label if s.emotion else None)
                          for s in r.segments)
-            out[r.source.sha256] = (Path(r.source.path).name, c.fingerprint, segs, r.emotion is not None)
+            out[r.source.sha256] = (Path(r.source.path).name, c.fingerprint, segs, r.emotion is not None,
+                                    _analysis(r))
         return out
     finally:
         store.close()
+
+
+def _analysis(r) -> str:
+    """The whole stored analysis but what differs between two runs of it (ids, times, timings)."""
+    from dataclasses import asdict, replace
+
+    r = replace(r, call_id="", processing=replace(r.processing, started_at="", timings_ms={}))
+    return json.dumps(asdict(r), sort_keys=True, default=str)
 
 
 def _failures(url: str) -> list[tuple[str, str, str]]:
@@ -57,8 +66,9 @@ def _failures(url: str) -> list[tuple[str, str, str]]:
 
 
 def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path):
-    """Real pipeline (tiny forged models): good and broken files, equality with the process pool,
-    failures with stage and reason, and a re-run that skips everything."""
+    """Real pipeline (tiny forged models), split into decode tasks and separate SenseVoice and emotion2vec+
+    actor pools: good and broken files, results equal to the process pool's, failures with stage and
+    reason, and a re-run that skips everything."""
     import ray
 
     from callsense.pipeline import AnalyzeOptions, Analyzer
@@ -78,7 +88,8 @@ def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path):
     try:
         seen = []
         s = run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
-                          ray_options=RayOptions(actors=1), on_outcome=seen.append)
+                          ray_options=RayOptions(asr_actors=1, emotion_actors=1, cpus_per_actor=0.5),
+                          on_outcome=seen.append)
         assert (s.total, s.done, s.skipped, s.failed) == (pool.total, pool.done, pool.skipped, pool.failed) \
             == (5, 2, 1, 2), s.failures
         assert len(seen) == 5 and s.audio_ms == pool.audio_ms > 0
@@ -88,7 +99,7 @@ def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path):
         assert len(got) == 2 and {k: v[1:] for k, v in got.items()} == {k: v[1:] for k, v in want.items()}
         assert _failures(ray_url) == _failures(pool_url) and {st for _, st, _ in _failures(ray_url)} == {"analyze"}
         again = run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
-                              ray_options=RayOptions(actors=1))
+                              ray_options=RayOptions(actors=1, cpus_per_actor=0.5))
         assert (again.done, again.skipped, again.failed) == (0, 5, 0)  # stored and failed-before are skipped
         assert _results(ray_url) == got
     finally:

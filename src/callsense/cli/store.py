@@ -84,7 +84,10 @@ def batch(
     ray_address: str | None = typer.Option(None, "--ray-address",
                                            help="With --ray: an existing cluster (auto, ray://HOST:10001); "
                                                 "default: a local Ray on this machine's cores."),
-    actors: int = typer.Option(1, "--actors", help="With --ray: analysis actors (each loads the models once)."),
+    actors: int = typer.Option(1, "--actors", help="With --ray: actors per model pool (each loads its model once)."),
+    asr_actors: int | None = typer.Option(None, "--asr-actors", help="With --ray: SenseVoice actors (default --actors)."),
+    emotion_actors: int | None = typer.Option(None, "--emotion-actors",
+                                              help="With --ray: emotion2vec+ actors (default --actors)."),
     cpus_per_actor: float = typer.Option(1.0, "--cpus-per-actor", help="With --ray: CPUs reserved per actor."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor",
                                          help="With --ray: GPUs per actor (default 1 with --device cuda)."),
@@ -127,11 +130,12 @@ def batch(
         if use_ray:  # Ray is imported only here
             from callsense.batch.ray_runner import RayOptions, run_batch_ray
 
-            if actors < 1:
-                raise UsageError("--actors must be at least 1")
+            for name, n in (("--actors", actors), ("--asr-actors", asr_actors), ("--emotion-actors", emotion_actors)):
+                if n is not None and n < 1:
+                    raise UsageError(f"{name} must be at least 1")
             gpus = gpus_per_actor or (1.0 if device.startswith("cuda") else 0.0)
-            ropts = RayOptions(address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor,
-                               gpus_per_actor=gpus)
+            ropts = RayOptions(address=ray_address, actors=actors, asr_actors=asr_actors,
+                               emotion_actors=emotion_actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus)
             summary = run_batch_ray(items, analyzer_factory=factory, db_url=db, options=opts, ray_options=ropts,
                                     source_label=source or "--retry-failed", on_outcome=bar.update)
         else:
