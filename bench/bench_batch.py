@@ -2,6 +2,13 @@
 
     python bench/bench_batch.py                          # full-size forged models, 4 calls x 600 s, workers 1,2
     python bench/bench_batch.py --size tiny --calls 2 --duration 60 --workers 1,2   # smoke: seconds
+    python bench/bench_batch.py --ray --size tiny --calls 4 --duration 120           # + Ray, interleaved
+
+With ``--ray`` every worker count N also runs as ``callsense batch --ray --actors N`` (N SenseVoice and
+N emotion2vec+ actors, decode tasks, a local Ray started by the batch), right after the process pool
+with N workers and on the same N x threads CPUs, so both see the same machine load; the table gives
+the Ray overhead (1 - Ray throughput / pool throughput) and the peak memory of each actor kind. The
+load average is read before and after every run.
 
 Each configuration is one fresh ``callsense batch`` process (a new SQLite store, so nothing is skipped),
 pinned to ``workers x threads`` CPUs with every thread pool capped at ``--threads`` per worker. It
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -57,15 +65,20 @@ def ensure_calls(folder: Path, n: int, duration_s: float) -> list[Path]:
     return paths
 
 
-def run_batch(python: str, folder: Path, models: Path, workers: int, threads: int) -> dict:
-    """One measured ``callsense batch`` run: wall time, summary, peak RSS of the parent and each worker."""
+def run_batch(python: str, folder: Path, models: Path, workers: int, threads: int, ray: bool = False) -> dict:
+    """One measured ``callsense batch`` run: wall time, summary, peak RSS of the parent and each worker
+    (with ``ray``: of each SenseVoice actor, emotion2vec+ actor, decode worker and Ray's own processes)."""
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         env = common.pinned_env(threads)
         env.update(CALLSENSE_MODEL_DIR=str(models), CALLSENSE_OFFLINE="1",
                    CALLSENSE_DATABASE_URL=f"sqlite:///{Path(tmp) / 'store.db'}")
         cmd = [python, "-m", "callsense", "batch", str(folder), "--workers", str(workers), "--threads", str(threads),
                "--offline", "--json", "--no-progress", "--ext", "wav"]
+        if ray:
+            cmd[cmd.index("--workers"):cmd.index("--workers") + 2] = ["--ray", "--actors", str(workers)]
+            env.update(RAY_DEDUP_LOGS="0", RAY_USAGE_STATS_ENABLED="0")
         cpus = common.cpu_set(workers * threads)
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: __import__("os").sched_setaffinity(0, cpus))  # noqa: PLW1509
@@ -93,8 +106,13 @@ def run_batch(python: str, folder: Path, models: Path, workers: int, threads: in
         raise RuntimeError(f"callsense batch failed (exit {proc.returncode}):\n{err[-3000:]}")
     summary = json.loads(out)
     worker_peaks = [peaks[p] for p, r in roles.items() if r == "worker"] or [peaks.get(proc.pid, 0.0)]
+    by_role: dict[str, float] = {}
+    for p, r in roles.items():
+        by_role[r] = max(by_role.get(r, 0.0), peaks.get(p, 0.0))
     audio_h = summary["audio_hours"]
     return {
+        "runner": "ray" if ray else "pool", "by_role_peak_mb": by_role,
+        "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
         "workers": workers, "threads": threads, "wall_s": wall, "done": summary["done"], "failed": summary["failed"],
         "audio_hours": audio_h, "throughput": audio_h / (wall / 3600) if wall else None,
         "rtf": wall / (audio_h * 3600) if audio_h else None, "batch_wall_s": summary["wall_s"],
@@ -110,7 +128,41 @@ def _role(pid: int, parent: int) -> str:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return "other"
+    if b"ray::" in cmdline:  # Ray sets its workers' titles: ray::_AsrActor, ray::IDLE, ray::Map(...)
+        return "asr-actor" if b"AsrActor" in cmdline else "emotion-actor" if b"EmotionActor" in cmdline \
+            else "ray-worker"
+    if b"raylet" in cmdline or b"gcs_server" in cmdline or b"/ray/" in cmdline:
+        return "ray-system"
     return "worker" if b"spawn_main" in cmdline else "other"  # not the resource tracker
+
+
+def render_ray(meta: dict, runs: list[dict]) -> str:
+    """The Ray vs process-pool table (``--ray``)."""
+    pool = {r["workers"]: r for r in runs if r["runner"] == "pool"}
+    rows = []
+    for r in runs:
+        base = pool.get(r["workers"])
+        overhead = ""
+        if r["runner"] == "ray" and base and base["throughput"] and r["throughput"]:
+            overhead = f"{(1 - r['throughput'] / base['throughput']) * 100:+.0f} %"
+        roles = r["by_role_peak_mb"]
+        mem = (f"ASR {roles.get('asr-actor', 0):.0f} / emotion {roles.get('emotion-actor', 0):.0f} / "
+               f"task {roles.get('ray-worker', 0):.0f} / Ray {roles.get('ray-system', 0):.0f}"
+               if r["runner"] == "ray" else f"worker {r['peak_rss_worker_mb']:.0f}")
+        n = f"{r['workers']} actor(s) per pool" if r["runner"] == "ray" else f"{r['workers']} worker(s)"
+        rows.append([r["runner"], n, r["done"], f"{r['audio_hours']:.3f}", f"{r['wall_s']:.1f}",
+                     f"{r['throughput']:.1f}", overhead, mem, f"{r['peak_rss_parent_mb']:.0f}",
+                     f"{r['load_before']} → {r['load_after']}"])
+    table = common.markdown_table(["runner", "parallelism", "calls", "audio h", "wall s", "audio h / wall h",
+                                   "Ray overhead", "peak RSS per process MB", "driver MB", "load avg (1 min)"],
+                                  rows)
+    return (f"## Batch on Ray vs the process pool (`bench/bench_batch.py --ray`)\n\n"
+            f"{meta['calls']} calls × {meta['duration_s']:.0f} s, {meta['size']} forged models, QA on, SQLite "
+            f"store; configurations interleaved (pool N, Ray N), each pinned to N × {meta['threads']} CPUs. Wall "
+            f"time is process start to exit: for Ray it includes starting a local Ray and its actors. "
+            f"**Measured under load**: the machine (2 cores) was shared with other engineers' test runs; the "
+            f"load average column is /proc/loadavg before → after each run.\n"
+            f"Machine: {common.machine_line(meta['machine'])}\n\n{table}\n")
 
 
 def render(meta: dict, runs: list[dict]) -> str:
@@ -138,22 +190,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="threads per model in each worker")
     p.add_argument("--models", type=Path, default=None, help="forged models (default bench/work/models-<size>)")
     p.add_argument("--results", action="store_true", help="write RESULTS.md even for a tiny run")
+    p.add_argument("--ray", action="store_true", help="also run each worker count as --ray --actors N")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     python = sys.executable
     models = args.models or WORK / f"models-{args.size}"
     ensure_models(models, args.size, python)
     folder = ensure_calls(WORK / f"batch-{int(args.duration)}s", args.calls, args.duration)[0].parent
-    runs = [run_batch(python, folder, models, int(w), args.threads) for w in args.workers.split(",")]
-    meta = {"size": args.size, "calls": args.calls, "duration_s": args.duration, "machine": common.machine_info()}
+    runs = []
+    for w in args.workers.split(","):  # interleaved: pool N then Ray N see the same load
+        runs.append(run_batch(python, folder, models, int(w), args.threads))
+        if args.ray:
+            runs.append(run_batch(python, folder, models, int(w), args.threads, ray=True))
+    meta = {"size": args.size, "calls": args.calls, "duration_s": args.duration, "threads": args.threads,
+            "machine": common.machine_info()}
     WORK.mkdir(exist_ok=True)
     (WORK / "batch.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=2), encoding="utf-8")
+    pool_runs = [r for r in runs if r["runner"] == "pool"]
+    text = render_ray(meta, runs) if args.ray else render(meta, pool_runs)
     if args.size == "full" or args.results:
-        common.replace_section(RESULTS, "batch", render(meta, runs))
+        if args.ray:
+            common.replace_section(RESULTS, "batch-ray", text)
+        else:
+            common.replace_section(RESULTS, "batch", text)
     if args.json:
         print(json.dumps({"meta": meta, "runs": runs}, indent=2))
     else:
-        print(render(meta, runs))
+        print(text)
     return 0
 
 
