@@ -146,9 +146,13 @@ def render_ray(meta: dict, runs: list[dict]) -> str:
         if r["runner"] == "ray" and base and base["throughput"] and r["throughput"]:
             overhead = f"{(1 - r['throughput'] / base['throughput']) * 100:+.0f} %"
         roles = r["by_role_peak_mb"]
-        mem = (f"ASR {roles.get('asr-actor', 0):.0f} / emotion {roles.get('emotion-actor', 0):.0f} / "
-               f"task {roles.get('ray-worker', 0):.0f} / Ray {roles.get('ray-system', 0):.0f}"
-               if r["runner"] == "ray" else f"worker {r['peak_rss_worker_mb']:.0f}")
+        if r["runner"] != "ray":
+            mem = f"worker {r['peak_rss_worker_mb']:.0f}"
+        elif roles.get("asr-actor") or roles.get("emotion-actor"):
+            mem = (f"ASR {roles.get('asr-actor', 0):.0f} / emotion {roles.get('emotion-actor', 0):.0f} / "
+                   f"task {roles.get('ray-worker', 0):.0f} / Ray {roles.get('ray-system', 0):.0f}")
+        else:  # the actors' titles were not seen: only the largest Ray process is known
+            mem = f"largest Ray process {roles.get('ray-system', 0):.0f} (actors not told apart)"
         n = f"{r['workers']} actor(s) per pool" if r["runner"] == "ray" else f"{r['workers']} worker(s)"
         rows.append([r["runner"], n, r["done"], f"{r['audio_hours']:.3f}", f"{r['wall_s']:.1f}",
                      f"{r['throughput']:.1f}", overhead, mem, f"{r['peak_rss_parent_mb']:.0f}",

@@ -21,6 +21,7 @@ pytest.importorskip("ray", reason="the ray extra: pip install 'callsense[ray]'")
 
 from callsense.batch import BatchOptions, collect, run_batch  # noqa: E402
 from callsense.batch.ray_runner import RayOptions, run_batch_ray  # noqa: E402
+from callsense.errors import UsageError  # noqa: E402
 from callsense.testing.store import write_fake_call  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -102,8 +103,23 @@ def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path):
                               ray_options=RayOptions(actors=1, cpus_per_actor=0.5))
         assert (again.done, again.skipped, again.failed) == (0, 5, 0)  # stored and failed-before are skipped
         assert _results(ray_url) == got
+        # pools that reserve every CPU of the cluster would wait for ever: a clear usage error instead
+        with pytest.raises(UsageError, match="2 CPUs.*need 2.5"):
+            run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
+                          options=BatchOptions(force=True), ray_options=RayOptions(actors=1, cpus_per_actor=1.0))
+        assert _results(ray_url) == got
     finally:
         ray.shutdown()
+
+
+def test_pool_sizes_below_one_are_usage_errors(tmp_path):
+    folder = tmp_path / "in"
+    write_fake_call(folder / "call.wav", [("agent", 0, 2000, "您好", "neutral")])
+    for flag in ("--asr-actors", "--emotion-actors"):
+        p = subprocess.run([sys.executable, "-m", "callsense", "batch", str(folder), "--ray", flag, "0",
+                            "--analyzer", FAKE, "--db", f"sqlite:///{tmp_path / 's.db'}", "--no-progress"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and flag in p.stderr, p.stderr
 
 
 def test_kill_the_driver_then_rerun_gives_one_result_per_file(tmp_path):
