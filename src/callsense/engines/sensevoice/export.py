@@ -135,17 +135,8 @@ def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
         del proto
         write_tokens(tmp / "tokens.txt", pieces)
         if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
             log.info("sensevoice export: quantising to int8")
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor through the root logger
-            try:
-                quantize_dynamic(model_input=str(fp32), model_output=str(tmp / "model.int8.onnx"),
-                                 op_types_to_quantize=["MatMul"], weight_type=QuantType.QUInt8)
-            finally:
-                root.setLevel(level)
+            quantize_int8(fp32, tmp / "model.int8.onnx")
         validate_onnx_dir(tmp, "fp32")
         if int8:
             validate_onnx_dir(tmp, "int8")
@@ -153,3 +144,16 @@ def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
         for f in tmp.iterdir():
             shutil.move(str(f), str(out_dir / f.name))
     return out_dir
+
+
+def quantize_int8(src: Path, dst: Path, *, weight_type: str | None = None, reduce_range: bool = False) -> Path:
+    """Write ``dst``: the fp32 sherpa-onnx model ``src`` with dynamically quantised MatMul weights.
+
+    ``weight_type``: ``"QInt8"`` or ``"QUInt8"``; by default ``engines.quant.int8_weight_type()``
+    (signed int8 where the CPU has a VNNI u8 x s8 dot product, 1.3-1.7x faster there; sherpa-onnx's own
+    exporter writes QUInt8). The metadata sherpa-onnx reads is kept; no torch needed.
+    """
+    from callsense.engines.quant import quantize_matmuls
+
+    quantize_matmuls(Path(src), Path(dst), weight_type=weight_type, reduce_range=reduce_range)
+    return Path(dst)
