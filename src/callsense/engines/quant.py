@@ -1,13 +1,15 @@
 """Dynamic int8 quantisation of an ONNX model's MatMul weights, shared by the model converters.
 
 onnxruntime quantises the activations of a dynamically quantised MatMul to uint8 on the fly; the
-weights can be stored as uint8 (``QUInt8``, a u8 x u8 GEMM) or int8 (``QInt8``, u8 x s8). On x86 CPUs
-with a VNNI dot product (``avx512_vnni``, ``avx_vnni``, AMX) the u8 x s8 kernel is the fast one:
-measured 1.3-1.7x faster for emotion2vec+ and SenseVoice-Small at unchanged parity (bench/RESULTS.md,
-"Speed levers"). Without VNNI, onnxruntime's AVX2/AVX512 u8 x s8 kernel sums pairs of products in
-16 bits and can saturate (onnxruntime's quantisation guide), so there the weights stay uint8. ARM's
-int8 dot products have no such limit. The choice is made on the machine that converts the model,
-which is the machine that runs it (models are converted at pull or import time).
+weights can be stored as uint8 (``QUInt8``, a u8 x u8 GEMM) or int8 (``QInt8``, u8 x s8), the
+faster kernel (the issue-18 VNNI machine: 1.39x for emotion2vec+ large, 1.65x for SenseVoice).
+Where x86 has no VNNI dot product, onnxruntime's u8 x s8 kernel adds pairs of products in 16 bits and
+**saturates** (onnxruntime's quantisation guide; measured on an AVX2-only EPYC: SenseVoice's greedy
+tokens agreed with fp32 on 45 % of frames and the tags changed). 7-bit weights (``reduce_range``)
+cannot saturate there and stay fast (measured 1.30x over uint8 at fp32 parity within the tests'
+tolerances). So: int8 weights, 7-bit where x86 lacks VNNI (:func:`int8_scheme`). The choice is made on
+the machine that converts the model, which is the machine that runs it (pull, import, first use);
+bench/RESULTS.md "Speed levers" has the measurements.
 """
 
 from __future__ import annotations
@@ -33,30 +35,41 @@ def _cpu_flags() -> set[str]:
 
 
 @lru_cache(maxsize=1)
-def int8_weight_type() -> str:
-    """``"QInt8"`` where onnxruntime's u8 x s8 kernel is exact and fast on this CPU, else ``"QUInt8"``."""
+def int8_scheme() -> tuple[str, bool]:
+    """``(weight_type, reduce_range)`` for this CPU: int8 weights everywhere, 7-bit on x86 without VNNI."""
     machine = platform.machine().lower()
-    if machine in ("x86_64", "amd64", "i686", "x86"):
-        return "QInt8" if _cpu_flags() & VNNI_FLAGS else "QUInt8"
-    return "QInt8"  # arm64: sdot/i8mm, no 16-bit intermediate
+    if machine in ("x86_64", "amd64", "i686", "x86") and not _cpu_flags() & VNNI_FLAGS:
+        return ("QInt8", True)
+    return ("QInt8", False)  # VNNI's 32-bit dot product, or arm64's sdot: no 16-bit intermediate
+
+
+def describe(scheme: tuple[str, bool]) -> str:
+    """The scheme in words, for a model's facts file."""
+    weight_type, reduce_range = scheme
+    return f"dynamic, MatMul weights, {weight_type}" + (" (7-bit, reduce_range)" if reduce_range else "")
 
 
 def quantize_matmuls(src: Path, dst: Path, *, weight_type: str | None = None,
-                     nodes_to_exclude: Sequence[str] = (), reduce_range: bool = False) -> str:
-    """Write ``dst``: ``src`` with its MatMul weights quantised (dynamic). Returns the weight type used."""
+                     nodes_to_exclude: Sequence[str] = (), reduce_range: bool | None = None) -> tuple[str, bool]:
+    """Write ``dst``: ``src`` with its MatMul weights quantised (dynamic); returns the scheme used.
+
+    ``weight_type`` (``"QInt8"``/``"QUInt8"``) and ``reduce_range`` default to :func:`int8_scheme`.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    wtype = weight_type or int8_weight_type()
+    default_type, default_reduce = int8_scheme()
+    wtype = weight_type or default_type
+    reduce = (default_reduce if weight_type is None else False) if reduce_range is None else bool(reduce_range)
     # The quantiser logs every tensor at INFO on the root logger; keep the user's console readable.
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.WARNING))
     try:
         quantize_dynamic(str(src), str(dst), weight_type=getattr(QuantType, wtype), op_types_to_quantize=["MatMul"],
-                         nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce_range)
+                         nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce)
     finally:
         root.setLevel(level)
-    return wtype
+    return (wtype, reduce)
 
 
 def signed_weights(src: Path, dst: Path) -> int:

@@ -306,15 +306,16 @@ def export_onnx(funasr_dir: Path, out_dir: Path, *, int8: bool = False, fp32: bo
 
 def int8_facts() -> str:
     """How ``model.int8.onnx`` was quantised, for ``emotion2vec.json``."""
-    from callsense.engines.quant import int8_weight_type
+    from callsense.engines.quant import describe, int8_scheme
 
-    return f"dynamic, MatMul weights, {int8_weight_type()}"
+    return describe(int8_scheme())
 
 
-def quantize_int8(src: Path, dst: Path, *, weight_type: str | None = None, reduce_range: bool = False) -> Path:
+def quantize_int8(src: Path, dst: Path, *, weight_type: str | None = None,
+                  reduce_range: bool | None = None) -> Path:
     """Dynamic int8 quantisation of the MatMul weights (activations are quantised on the fly).
 
-    ``weight_type``: ``"QInt8"`` or ``"QUInt8"``; by default ``engines.quant.int8_weight_type()``
+    ``weight_type``: ``"QInt8"`` or ``"QUInt8"``; by default ``engines.quant.int8_scheme()``
     (signed int8 where the CPU has a VNNI u8 x s8 dot product). The front-end's first layer (a 10-sample
     window of raw audio, K <= 16) stays fp32: it costs little and raw waveforms are where 8-bit
     resolution would hurt most.

@@ -146,10 +146,11 @@ def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
     return out_dir
 
 
-def quantize_int8(src: Path, dst: Path, *, weight_type: str | None = None, reduce_range: bool = False) -> Path:
+def quantize_int8(src: Path, dst: Path, *, weight_type: str | None = None,
+                  reduce_range: bool | None = None) -> Path:
     """Write ``dst``: the fp32 sherpa-onnx model ``src`` with dynamically quantised MatMul weights.
 
-    ``weight_type``: ``"QInt8"`` or ``"QUInt8"``; by default ``engines.quant.int8_weight_type()``
+    ``weight_type``: ``"QInt8"`` or ``"QUInt8"``; by default ``engines.quant.int8_scheme()``
     (signed int8 where the CPU has a VNNI u8 x s8 dot product, 1.3-1.7x faster there; sherpa-onnx's own
     exporter writes QUInt8). The metadata sherpa-onnx reads is kept; no torch needed.
     """
