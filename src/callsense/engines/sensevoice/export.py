@@ -2,8 +2,8 @@
 
     export_onnx(Path("~/.cache/modelscope/hub/models/iic/SenseVoiceSmall"), Path("out"))
 
-writes ``out/model.onnx`` (fp32), ``out/model.int8.onnx`` (dynamic int8: MatMul weights as QUInt8,
-the setting known to decode correctly in sherpa-onnx) and ``out/tokens.txt`` (from the checkpoint's
+writes ``out/model.onnx`` (fp32), ``out/model.int8.onnx`` (dynamic int8: MatMul weights as int8,
+7-bit where x86 lacks VNNI, see ``engines/quant.py``; checked through sherpa-onnx itself) and ``out/tokens.txt`` (from the checkpoint's
 sentencepiece model), with every metadata key sherpa-onnx requires (CMVN from ``am.mvn``). The graph
 is FunASR's own model class: the four query embeddings are prepended inside the graph and the output
 is the CTC head's logits ``[N, T+4, V]``, as sherpa-onnx expects.
