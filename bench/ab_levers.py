@@ -21,8 +21,8 @@ The variants a lever needs are written once next to the model (``*.ab-*.onnx``) 
   (``engines.quant.signed_weights``: what a published QUInt8 export can be turned into).
 * ``sv-sherpa``: the SenseVoice variants above decoded by sherpa-onnx (its own onnxruntime build) on a
   10 s synthetic voiced clip: tokens and tags against the fp32 model, and decode times.
-* ``e2v-fused``: QInt8 quantisation of the plain graph vs of the graph after onnxruntime's offline
-  graph optimisation (``ORT_ENABLE_EXTENDED`` fusions written to disk, then quantised).
+* ``e2v-fused``: int8 quantisation of the plain graph vs of the graph after the fusions of
+  ``onnxruntime.transformers.optimizer`` (model type bert, python passes only), both with this CPU's scheme.
 * ``schedule``: SenseVoice (10 s of features) and emotion2vec+ (10 s) one after the other with two
   threads each, vs both at once in two threads with one intra-op thread each.
 
@@ -231,28 +231,30 @@ def lever_sv_sherpa(args) -> dict:
     return out
 
 
-def optimize_offline(src: Path, dst: Path) -> None:
-    """onnxruntime's own graph fusions (extended level), written to disk so they can be quantised."""
-    import onnxruntime as ort
+def optimize_offline(src: Path, dst: Path) -> dict:
+    """onnxruntime.transformers' fusions (LayerNorm, SkipLayerNorm, Gelu, Attention where its pattern
+    matches), python passes only (``opt_level=0``), written to disk so that they can be quantised."""
+    from onnxruntime.transformers.optimizer import optimize_model
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = str(dst)
-    so.log_severity_level = 3
-    ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+    opt = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+    stats = opt.get_fused_operator_statistics()
+    opt.save_model_to_file(str(dst))
+    dst.with_suffix(".stats.json").write_text(json.dumps(stats))
+    return stats
 
 
 def lever_e2v_fused(args) -> dict:
     from callsense.engines.emotion2vec.export import quantize_int8
 
     d = args.models / args.model / "onnx"
-    plain = variant(d / "model.onnx", "qs8", lambda o: quantize_int8(d / "model.onnx", o, weight_type="QInt8"))
+    plain = variant(d / "model.onnx", "q", lambda o: quantize_int8(d / "model.onnx", o))
     fused32 = variant(d / "model.onnx", "fused", lambda o: optimize_offline(d / "model.onnx", o))
-    fused8 = variant(d / "model.onnx", "fused-qs8", lambda o: quantize_int8(fused32, o, weight_type="QInt8"))
+    fused8 = variant(d / "model.onnx", "fused-q", lambda o: quantize_int8(fused32, o))
     feeds = e2v_inputs()
     fp32 = session(d / "model.onnx", args.threads)
     f32 = session(fused32, args.threads)
-    res = {"fused_fp32_vs_fp32": e2v_parity(fp32, f32, feeds)}
+    res = {"fused_fp32_vs_fp32": e2v_parity(fp32, f32, feeds),
+           "fusions": json.loads(fused32.with_suffix(".stats.json").read_text())}
     del f32
     a, b = session(plain, args.threads), session(fused8, args.threads)
     res.update(interleave(lambda: a.run(None, feeds), lambda: b.run(None, feeds), pairs=args.pairs))

@@ -66,7 +66,9 @@ def quantize_matmuls(src: Path, dst: Path, *, weight_type: str | None = None,
     root.setLevel(max(level, logging.WARNING))
     try:
         quantize_dynamic(str(src), str(dst), weight_type=getattr(QuantType, wtype), op_types_to_quantize=["MatMul"],
-                         nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce)
+                         nodes_to_exclude=list(nodes_to_exclude), reduce_range=reduce,
+                         # weights of contrib ops (fused graphs) defeat shape inference; ours are float
+                         extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
     finally:
         root.setLevel(level)
     return (wtype, reduce)
