@@ -58,7 +58,7 @@ def write_onnx_dir(tmp: Path, model: Any, head: tuple[np.ndarray, np.ndarray], l
     """Write model.onnx (+ model.int8.onnx), head.npz, tokens.txt and emotion2vec.json into ``tmp``."""
     import onnx
 
-    from callsense.engines.emotion2vec.export import quantize_int8
+    from callsense.engines.emotion2vec.export import int8_facts, quantize_int8
     from callsense.engines.emotion2vec.graph import parse_conv_spec
 
     weight, bias = head
@@ -82,7 +82,7 @@ def write_onnx_dir(tmp: Path, model: Any, head: tuple[np.ndarray, np.ndarray], l
     if int8:
         quantize_int8(tmp / "model.onnx", tmp / "model.int8.onnx")
         check_int8(tmp / "model.onnx", tmp / "model.int8.onnx")
-        out["int8"] = "dynamic, MatMul weights, QUInt8"
+        out["int8"] = int8_facts()
     if not fp32:
         (tmp / "model.onnx").unlink()
     (tmp / FACTS_FILE).write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")

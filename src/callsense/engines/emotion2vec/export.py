@@ -293,7 +293,7 @@ def export_onnx(funasr_dir: Path, out_dir: Path, *, int8: bool = False, fp32: bo
     _check(module, fp32_path, check_lengths)
     if int8:
         quantize_int8(fp32_path, tmp / "model.int8.onnx")
-        facts["int8"] = "dynamic, MatMul weights, QUInt8"
+        facts["int8"] = int8_facts()
     if not fp32:
         fp32_path.unlink()
     (tmp / FACTS_FILE).write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -304,15 +304,26 @@ def export_onnx(funasr_dir: Path, out_dir: Path, *, int8: bool = False, fp32: bo
     return out_dir
 
 
-def quantize_int8(src: Path, dst: Path) -> Path:
-    """Dynamic int8 quantisation of the MatMul weights (QUInt8; activations are quantised on the fly).
+def int8_facts() -> str:
+    """How ``model.int8.onnx`` was quantised, for ``emotion2vec.json``."""
+    from callsense.engines.quant import describe, int8_scheme
 
-    The front-end's first layer (a 10-sample window of raw audio, K <= 16) stays fp32: it costs little
-    and raw waveforms are where 8-bit resolution would hurt most.
+    return describe(int8_scheme())
+
+
+def quantize_int8(src: Path, dst: Path, *, weight_type: str | None = None,
+                  reduce_range: bool | None = None) -> Path:
+    """Dynamic int8 quantisation of the MatMul weights (activations are quantised on the fly).
+
+    ``weight_type``: ``"QInt8"`` or ``"QUInt8"``; by default ``engines.quant.int8_scheme()``
+    (signed int8 where the CPU has a VNNI u8 x s8 dot product). The front-end's first layer (a 10-sample
+    window of raw audio, K <= 16) stays fp32: it costs little and raw waveforms are where 8-bit
+    resolution would hurt most.
     """
     import onnx
     from onnx import numpy_helper
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from callsense.engines.quant import quantize_matmuls
 
     model = onnx.load(str(src), load_external_data=False)
     shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
@@ -322,16 +333,7 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     exclude = [n.name for n in model.graph.node if n.op_type == "MatMul" and len(n.input) > 1
                and len(shapes.get(n.input[1], ())) == 2 and shapes[n.input[1]][0] <= 16]
     del model
-
-    # The quantizer logs every tensor at INFO on the root logger; keep the user's console readable.
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
-    try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"],
-                         nodes_to_exclude=exclude)
-    finally:
-        root.setLevel(level)
+    quantize_matmuls(src, dst, weight_type=weight_type, nodes_to_exclude=exclude, reduce_range=reduce_range)
     return dst
 
 

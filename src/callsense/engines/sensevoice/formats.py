@@ -48,7 +48,7 @@ def sherpa_metadata(neg_mean: Sequence[float], inv_stddev: Sequence[float], voca
         "neg_mean": ",".join(_fmt(v) for v in neg_mean),
         "inv_stddev": ",".join(_fmt(v) for v in inv_stddev),
         "model_type": "sense_voice_ctc",
-        "version": "2",  # sherpa-onnx convention: 2 = int8 weights quantised as QUInt8
+        "version": "2",  # as sherpa-onnx's own SenseVoice exporter writes it
         "comment": comment,
     }
     for code in ("auto", "zh", "en", "ja", "ko", "yue", "nospeech"):
