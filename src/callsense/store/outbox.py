@@ -74,7 +74,7 @@ def enqueue(session: Session, result: CallAnalysis, targets: Sequence[AlertTarge
         return 0
     now = now or _now()
     known = set(session.execute(select(PendingAlert.rule_id, PendingAlert.evidence_hash, PendingAlert.target)
-                                .where(PendingAlert.call_id == result.call_id)).tuples())
+                                .where(PendingAlert.call_id == result.call_id)).all())
     rows: list[dict[str, Any]] = []
     for target in targets:
         key = target_key(target)
