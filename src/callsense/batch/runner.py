@@ -14,6 +14,10 @@ Guarantees (tested):
   a missing file or bad metadata) is recorded with its reason and the batch goes on. Files that failed
   with the same fingerprint are skipped later unless ``retry_failed``. A worker process that dies is
   replaced; its file is retried once, then recorded as failed.
+* **Alerts after storing**: each result's alerting hits are queued with it (the outbox,
+  :mod:`callsense.store.outbox`) and sent by a delivery thread of this process, never by a worker, so a
+  webhook that hangs holds no analysis; ``force`` re-analysis does not re-send them. At the end the
+  batch keeps delivering for up to ``alert_drain_s``.
 * **Disk full stops cleanly**: the batch stops, nothing half-written is visible, the claims are
   released, and re-running resumes.
 

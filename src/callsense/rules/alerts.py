@@ -4,8 +4,10 @@ Formats: ``generic`` (callsense JSON), ``wecom`` (企业微信 group robot, mark
 custom robot, markdown, optional HMAC signing with ``secret``), ``feishu`` (飞书/Lark custom bot,
 text, optional signing) and ``slack`` (incoming webhook, mrkdwn text).
 
-This is the I/O edge: :func:`send_alerts` never raises and never waits longer than each target's
-``timeout_s`` per attempt (``retries`` more attempts with exponential backoff); every delivery is
+This is the I/O edge. :func:`post_once` is one HTTP attempt (signed, bounded by the target's
+``timeout_s``); the store's outbox (:mod:`callsense.store.outbox`) uses it to deliver queued alerts
+with backoff after a result is stored. :func:`send_alerts` sends in-process, for ``callsense analyze``
+(no store): it never raises and retries ``retries`` times with exponential backoff; every delivery is
 returned as an :class:`~callsense.result.AlertRecord` so the result says what was sent and whether it
 arrived. One message per call and target, listing all its alerting hits.
 """

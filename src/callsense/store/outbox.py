@@ -73,8 +73,8 @@ def enqueue(session: Session, result: CallAnalysis, targets: Sequence[AlertTarge
     if not targets or not result.rule_hits:
         return 0
     now = now or _now()
-    known = set(session.execute(select(PendingAlert.rule_id, PendingAlert.evidence_hash, PendingAlert.target)
-                                .where(PendingAlert.call_id == result.call_id)).all())
+    known = {tuple(r) for r in session.execute(select(PendingAlert.rule_id, PendingAlert.evidence_hash,
+                                                      PendingAlert.target).where(PendingAlert.call_id == result.call_id))}
     rows: list[dict[str, Any]] = []
     for target in targets:
         key = target_key(target)
