@@ -14,6 +14,10 @@ Guarantees (tested):
   a missing file or bad metadata) is recorded with its reason and the batch goes on. Files that failed
   with the same fingerprint are skipped later unless ``retry_failed``. A worker process that dies is
   replaced; its file is retried once, then recorded as failed.
+* **Alerts after storing**: each result's alerting hits are queued with it (the outbox,
+  :mod:`callsense.store.outbox`) and sent by a delivery thread of this process, never by a worker, so a
+  webhook that hangs holds no analysis; ``force`` re-analysis does not re-send them. At the end the
+  batch keeps delivering for up to ``alert_drain_s``.
 * **Disk full stops cleanly**: the batch stops, nothing half-written is visible, the claims are
   released, and re-running resumes.
 
@@ -54,6 +58,7 @@ class BatchOptions:
     delete_audio_after: bool = False  # delete the source file once its result is stored
     redact: bool = False  # store transcripts with PII redacted
     stale_after_s: float = 6 * 3600.0  # a claim older than this (other host, no liveness check) is taken over
+    alert_drain_s: float = 30.0  # at the end, keep delivering queued alerts (and due retries) this long
 
 
 @dataclass(frozen=True)
@@ -236,9 +241,10 @@ def process_item(item: WorkItem) -> ItemOutcome:
             result = apply_history_rules(store, result, ruleset)
         audio_copy = _copy_audio(item.path, sha, options.copy_audio) if options.copy_audio else None
         try:
+            targets = getattr(_analyzer(), "alert_targets", tuple)()  # queued with the result (outbox)
             call_id = save_result(store, result, embeddings=run.embeddings, fingerprint=fp, content_sha256=sha,
                                   run_id=_W["run_id"], audio_path=audio_copy, redact=options.redact,
-                                  source_key=item.key)
+                                  source_key=item.key, alert_targets=targets)
         except CallsenseError as e:
             if isinstance(e, DiskFullError) or is_disk_full(e):
                 raise
@@ -309,6 +315,7 @@ def run_batch(
     full, Ctrl-C) returns a summary with ``stopped`` set, after releasing its claims.
     """
     from callsense.store.db import open_store
+    from callsense.store.outbox import Courier
     from callsense.store.work import Owner, finish_run, release_all, start_run
 
     items = list(items)
@@ -319,9 +326,14 @@ def run_batch(
     summary.run_id = start_run(store, source=source_label, fingerprint=fingerprint, workers=options.workers,
                                owner=owner)
     t0 = time.perf_counter()
+    # Alerts are queued with each stored result and sent by this thread, outside the analyses: a webhook
+    # that hangs never holds a worker. Woken after each stored result; drained at the end.
+    courier = Courier(store).start()
 
     def note(outcome: ItemOutcome) -> None:
         summary.add(outcome)
+        if outcome.status == "done":
+            courier.wake()
         if on_outcome is not None:
             on_outcome(outcome)
 
@@ -342,6 +354,7 @@ def run_batch(
         raise
     finally:
         summary.wall_s = time.perf_counter() - t0
+        courier.stop(drain_s=options.alert_drain_s if status == "finished" else 0.0)
         try:
             release_all(store, owner)
             if _W.get("owner") is not None and _W["owner"] is not owner:

@@ -93,6 +93,26 @@ def expand_sources(args: list[Path]) -> tuple[list[Path], list[tuple[str, Callse
     return files, failures
 
 
+def _send_alerts(run: Any, folder: Path, targets: Any) -> Any:
+    """No store here, so no outbox: alerts go out in-process once the call's folder is written (a dead
+    webhook cannot cost the result), and their delivery records are added to the folder's result.json."""
+    import dataclasses
+
+    from callsense.pipeline.outputs import RESULT_FILE
+    from callsense.result.io import dump_result
+    from callsense.rules.alerts import attach_alerts
+
+    if not targets or not run.result.rule_hits:
+        return run
+    result = attach_alerts(run.result, targets)
+    if result is run.result:
+        return run
+    tmp = folder / f".{RESULT_FILE}.tmp"
+    tmp.write_text(dump_result(result) + "\n", encoding="utf-8")
+    tmp.replace(folder / RESULT_FILE)
+    return dataclasses.replace(run, result=result)
+
+
 def analyze(
     files: list[Path] = typer.Argument(..., metavar="FILE|DIR|GLOB...",
                                        help="Recordings (WAV, MP3, M4A, FLAC, OGG/Opus, AMR, WebM, video), folders "
@@ -189,6 +209,7 @@ def analyze(
                 run = analyzer.run(path, metadata=metadata, hooks=[hook])  # type: ignore[union-attr]
             try:
                 folder = write_call_folder(run, out, audio=not no_audio)
+                run = _send_alerts(run, folder, analyzer.alert_targets())  # type: ignore[union-attr]
             except OSError as e:
                 raise InputError(f"cannot write the output folder: {e.strerror or e}", source=out,
                                  hint="check --out: free space and permissions") from e

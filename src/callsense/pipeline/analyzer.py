@@ -354,13 +354,17 @@ class Analyzer:
 
         if self._ruleset is None:
             self._ruleset = rules.load_ruleset(self.options.rules) if self.options.rules else rules.default_ruleset()
-        result = rules.apply_qa(result, ruleset=self._ruleset)
-        targets = (*getattr(self._ruleset, "alerts", ()), *parse_webhooks(self.options.webhooks))
-        if self.options.send_alerts and targets and result.rule_hits:
-            from callsense.rules.alerts import attach_alerts
+        # Alerts are not sent here: whoever keeps the result sends them once it is kept (the store's
+        # outbox for batch and service, callsense analyze after writing its folder), so a webhook that
+        # hangs never holds an analysis and a re-analysis never re-sends (docs/rules.md, Alerts).
+        return rules.apply_qa(result, ruleset=self._ruleset)
 
-            result = attach_alerts(result, targets)  # never raises: a dead webhook is recorded, not fatal
-        return result
+    def alert_targets(self) -> tuple[Any, ...]:
+        """Where this analyzer's alerting hits go: the rule file's ``alerts`` and ``options.webhooks``
+        (none with ``send_alerts=False``, or before QA has loaded the rule set and no webhook is given)."""
+        if not self.options.send_alerts:
+            return ()
+        return (*getattr(self._ruleset, "alerts", ()), *parse_webhooks(self.options.webhooks))
 
 
 def assemble_call(audio: DecodedAudio, seg_audio: Sequence[Any], transcripts: Sequence[Transcription | None],

@@ -4,8 +4,10 @@ Formats: ``generic`` (callsense JSON), ``wecom`` (企业微信 group robot, mark
 custom robot, markdown, optional HMAC signing with ``secret``), ``feishu`` (飞书/Lark custom bot,
 text, optional signing) and ``slack`` (incoming webhook, mrkdwn text).
 
-This is the I/O edge: :func:`send_alerts` never raises and never waits longer than each target's
-``timeout_s`` per attempt (``retries`` more attempts with exponential backoff); every delivery is
+This is the I/O edge. :func:`post_once` is one HTTP attempt (signed, bounded by the target's
+``timeout_s``); the store's outbox (:mod:`callsense.store.outbox`) uses it to deliver queued alerts
+with backoff after a result is stored. :func:`send_alerts` sends in-process, for ``callsense analyze``
+(no store): it never raises and retries ``retries`` times with exponential backoff; every delivery is
 returned as an :class:`~callsense.result.AlertRecord` so the result says what was sent and whether it
 arrived. One message per call and target, listing all its alerting hits.
 """
@@ -20,6 +22,7 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -58,8 +61,8 @@ def send_alerts(result: CallAnalysis, targets: Sequence[AlertTarget], *, client:
             try:
                 records.append(_deliver(client, target, result, hits, sleep))
             except Exception as e:  # belt and braces: an alert must never lose the analysis
-                log.warning("alert to %s failed: %s", _target_name(target), e)
-                records.append(AlertRecord(rule_ids=tuple(h.rule_id for h in hits), target=_target_name(target),
+                log.warning("alert to %s failed: %s", target_name(target), e)
+                records.append(AlertRecord(rule_ids=tuple(h.rule_id for h in hits), target=target_name(target),
                                            format=target.format, delivered=False, attempts=0, error=str(e),
                                            sent_at=_now()))
     finally:
@@ -75,38 +78,63 @@ def attach_alerts(result: CallAnalysis, targets: Sequence[AlertTarget], **kwargs
 
 
 # ------------------------------------------------------------------------------------- delivery
-def _deliver(client: Any, target: AlertTarget, result: CallAnalysis, hits: Sequence[RuleHit],
-             sleep: Callable[[float], None]) -> AlertRecord:
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST of one message gave: delivered, or the reason and whether retrying can help."""
+
+    delivered: bool
+    status: int | None = None  # HTTP status, None when no answer came
+    error: str | None = None
+    retryable: bool = False  # network error, timeout, HTTP 429 or 5xx; a refusal is final
+
+
+def post_once(client: Any, target: AlertTarget, body: dict[str, Any]) -> Attempt:
+    """POST ``body`` to ``target`` once (signed where the format signs), waiting at most its ``timeout_s``.
+
+    The one HTTP step both in-process sending (:func:`send_alerts`) and the store's outbox
+    (:func:`callsense.store.outbox.deliver_pending`) use. Never raises for a network problem.
+    """
     import httpx
 
+    url, payload = _signed(target, body)
+    try:
+        resp = client.post(url, json=payload, timeout=httpx.Timeout(target.timeout_s))
+    except httpx.HTTPError as e:
+        return Attempt(False, None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, retryable=True)
+    error = _refused(target.format, resp)
+    if error is None:
+        return Attempt(True, resp.status_code)
+    return Attempt(False, resp.status_code, error, retryable=resp.status_code == 429 or resp.status_code >= 500)
+
+
+def backoff_s(target: AlertTarget, attempts: int) -> float:
+    """The wait before the attempt after ``attempts`` failed ones: ``backoff_s``·2ⁿ⁻¹."""
+    return target.backoff_s * 2 ** (attempts - 1)
+
+
+def _deliver(client: Any, target: AlertTarget, result: CallAnalysis, hits: Sequence[RuleHit],
+             sleep: Callable[[float], None]) -> AlertRecord:
     rule_ids = tuple(h.rule_id for h in hits)
     body = build_body(result, hits, target.format)
     started = time.monotonic()
-    status: int | None = None
-    error: str | None = None
+    attempt = Attempt(False)
     attempts = 0
-    for attempt in range(target.retries + 1):
-        if attempt:
-            sleep(target.backoff_s * 2 ** (attempt - 1))
+    for n in range(target.retries + 1):
+        if n:
+            sleep(backoff_s(target, n))
         attempts += 1
-        url, payload = _signed(target, body)
-        try:
-            resp = client.post(url, json=payload, timeout=httpx.Timeout(target.timeout_s))
-        except httpx.HTTPError as e:
-            status, error = None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            log.info("alert attempt %d to %s failed: %s", attempts, _target_name(target), error)
-            continue
-        status = resp.status_code
-        error = _refused(target.format, resp)
-        if error is None:
-            log.info("alert sent to %s (%d hits)", _target_name(target), len(hits))
-            return AlertRecord(rule_ids=rule_ids, target=_target_name(target), format=target.format, delivered=True,
-                               attempts=attempts, status=status, sent_at=_now(), elapsed_ms=_ms(started))
-        if status != 429 and status < 500:
+        attempt = post_once(client, target, body)
+        if attempt.delivered:
+            log.info("alert sent to %s (%d hits)", target_name(target), len(hits))
+            return AlertRecord(rule_ids=rule_ids, target=target_name(target), format=target.format, delivered=True,
+                               attempts=attempts, status=attempt.status, sent_at=_now(), elapsed_ms=_ms(started))
+        log.info("alert attempt %d to %s failed: %s", attempts, target_name(target), attempt.error)
+        if not attempt.retryable:
             break  # the robot refused the message (bad key, bad body): retrying cannot help
-    log.warning("alert to %s not delivered after %d attempt(s): %s", _target_name(target), attempts, error)
-    return AlertRecord(rule_ids=rule_ids, target=_target_name(target), format=target.format, delivered=False,
-                       attempts=attempts, status=status, error=error, sent_at=_now(), elapsed_ms=_ms(started))
+    log.warning("alert to %s not delivered after %d attempt(s): %s", target_name(target), attempts, attempt.error)
+    return AlertRecord(rule_ids=rule_ids, target=target_name(target), format=target.format, delivered=False,
+                       attempts=attempts, status=attempt.status, error=attempt.error, sent_at=_now(),
+                       elapsed_ms=_ms(started))
 
 
 def _refused(fmt: str, resp: Any) -> str | None:
@@ -211,9 +239,14 @@ def _clock(ms: int) -> str:
     return f"{ms // 60000:02d}:{ms % 60000 / 1000:04.1f}"
 
 
-def _target_name(target: AlertTarget) -> str:
+def target_name(target: AlertTarget) -> str:
     """The target's name, or format and host: webhook URLs carry their key, which must not be stored."""
     return target.name or f"{target.format}:{urllib.parse.urlsplit(target.url).netloc}"
+
+
+def target_key(target: AlertTarget) -> str:
+    """The target's identity (a hash of format and URL): two robots on one host are two targets."""
+    return hashlib.sha256(f"{target.format}|{target.url}".encode()).hexdigest()[:32]
 
 
 def _now() -> str:

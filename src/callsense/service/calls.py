@@ -9,6 +9,7 @@ call exists) and a folder ``calls/outputs_<call-id>/`` (result.json, the process
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +115,16 @@ class CallRepository:
 
         normalize_metadata(metadata, source="metadata")
 
-    def persist(self, run: Any, *, fingerprint: str | None = None) -> tuple[Path, Any]:
+    def persist(self, run: Any, *, fingerprint: str | None = None,
+                alert_targets: Sequence[Any] = ()) -> tuple[Path, Any]:
         """Write the call's folder and its row; returns the folder and the result as stored.
 
         With ``redact`` the result is redacted before anything is written; without ``keep_audio`` no
         audio is written at all. Folders of the result this one replaces (the same recording analysed
         before) are removed once the new row is in; if storing fails, the new folder is removed (a
         refused call leaves nothing). ``fingerprint`` is the analyzer's (the one the batch runner compares
-        with, so a batch never re-analyses what the service stored)."""
+        with, so a batch never re-analyses what the service stored). The alerting hits are queued for
+        ``alert_targets`` with the row (the outbox: the service's courier sends them)."""
         import dataclasses
 
         from callsense.pipeline.outputs import write_call_folder
@@ -139,7 +142,7 @@ class CallRepository:
         try:
             save_result(self.store, result, embeddings=run.embeddings, fingerprint=fingerprint,
                         redact=bool(settings.redact),
-                        audio_path=None, output_dir=str(folder.resolve()))
+                        audio_path=None, output_dir=str(folder.resolve()), alert_targets=alert_targets)
         except BaseException:
             remove_folders([folder])
             raise

@@ -114,6 +114,7 @@ class Service:
         self._jobs: Any = None
         self._calls: Any = None
         self._store_lock = threading.Lock()
+        self._courier: Any = None  # store.outbox.Courier while started
         self._started = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -126,6 +127,9 @@ class Service:
 
         self._housekeeper = Housekeeper(self)  # retention and the sweep of orphaned files
         self._housekeeper.start()
+        from callsense.store.outbox import Courier
+
+        self._courier = Courier(self.store).start()  # alerts, sent after storing, outside any analysis slot
         if self.settings.warm:
             threading.Thread(target=self.engines.warm, name="callsense-warm", daemon=True).start()
         else:
@@ -137,6 +141,9 @@ class Service:
             self._jobs.stop()
         if getattr(self, "_housekeeper", None) is not None:
             self._housekeeper.stop()
+        if self._courier is not None:
+            self._courier.stop()
+            self._courier = None
         self._started = False
 
     @property
@@ -233,7 +240,10 @@ class Service:
         run = self._as_uploaded(run, upload)
         run = dataclasses.replace(run, result=keep_identity(self.store, run.result))
         run = self._with_history(analyzer, run, request)
-        folder, result = self.calls.persist(run, fingerprint=analyzer.fingerprint)  # redacted there when --redact
+        folder, result = self.calls.persist(run, fingerprint=analyzer.fingerprint,  # redacted there when --redact
+                                            alert_targets=analyzer.alert_targets())
+        if self._courier is not None:
+            self._courier.wake()  # the alerts queued with the result go out now, on the courier's thread
         return folder, result
 
     @staticmethod

@@ -403,3 +403,37 @@ service_jobs = Table(
     Column("owner", String(255)),  # "host:pid:nonce" of the process running it
     Column("lease_until", Float),  # epoch seconds; the owner's heartbeat renews it (revision 0003)
 )
+
+
+class PendingAlert(Base):
+    """The alert outbox (:mod:`callsense.store.outbox`): one row per alerting rule hit of a call and
+    webhook target, written in the transaction that stores the result and delivered afterwards by
+    whoever runs the store (batch, service). The unique key is what stops a re-analysis from sending
+    an alert again for the same call, rule and evidence. Deleted with the call."""
+
+    __tablename__ = "pending_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[str] = mapped_column(String(128))
+    evidence_hash: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(64))  # hash of the target's format and URL (its identity)
+    target_name: Mapped[str] = mapped_column(String(255))  # name, or format:host (never the URL's key)
+    format: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(32), index=True)  # rows sent together as one message
+    payload_json: Mapped[str] = mapped_column(Text)  # the message body before signing
+    target_json: Mapped[str | None] = mapped_column(Text)  # URL, secret, timeouts; cleared once final
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)  # HTTP status of the last attempt
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("call_id", "rule_id", "evidence_hash", "target", name="uq_pending_alerts_key"),
+        Index("ix_pending_alerts_due", "status", "next_attempt_at"),
+    )

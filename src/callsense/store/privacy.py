@@ -355,7 +355,7 @@ def delete_call(store: Store, call_id: str) -> DeletedCall:
     """Delete one call everywhere the store knows of: its record (and every row hanging off it, its
     service jobs included) in one transaction, then its audio copy and its folder.
 
-    Raises :class:`~callsense.store.repo.CallNotFoundError` for an unknown id (matched literally)."""
+    Raises :class:`~callsense.errors.CallNotFoundError` for an unknown id (matched literally)."""
     from sqlalchemy import select
 
     from callsense.errors import CallNotFoundError

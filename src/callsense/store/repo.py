@@ -14,6 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from callsense.result.model import CallAnalysis
+    from callsense.rules.model import AlertTarget
     from callsense.store.db import Store
     from callsense.store.privacy import RedactionConfig
 
@@ -74,6 +76,7 @@ def save_result(
     redact: RedactionConfig | bool = False,
     source_key: str | None = None,
     output_dir: str | None = None,
+    alert_targets: Sequence[AlertTarget] = (),
 ) -> str:
     """Store ``result`` (and its segment embeddings, row i = ``segment.emotion.embedding_index`` i)
     atomically; returns the call id.
@@ -84,8 +87,14 @@ def save_result(
     its call id (the one returned, whatever ``result.call_id`` says: use :func:`keep_identity` first
     to have it in the result you show or write), and the analysis is added to its
     :func:`call_analyses`.
+
+    The result's alerting hits are queued for ``alert_targets`` in the same transaction
+    (:mod:`callsense.store.outbox`: delivered afterwards, never twice for the same call, rule and
+    evidence).
     """
     from sqlalchemy import delete, insert, or_, select, update
+
+    from callsense.store.outbox import enqueue
 
     if redact:
         from callsense.store.privacy import RedactionConfig, redact_result
@@ -147,6 +156,7 @@ def save_result(
         keys = [k for k in (source_key, result.source.path) if k]
         s.execute(delete(Failure).where(or_(Failure.content_sha256 == sha, Failure.source_key.in_(keys))))
         s.execute(delete(Claim).where(Claim.content_sha256 == sha))
+        enqueue(s, result, alert_targets, now)
     log.debug("stored call %s (%d segments%s)", result.call_id, len(segment_rows),
               ", re-analysed" if stored_id is not None else "")
     return result.call_id
@@ -167,16 +177,19 @@ def _insert_segments(s: Session, segment_rows: list[dict[str, Any]]) -> None:
 
 
 def get_result(store: Store, call_id: str) -> CallAnalysis:
-    """The stored result of ``call_id``, exactly as analysed (redacted if it was stored redacted)."""
+    """The stored result of ``call_id``, exactly as analysed (redacted if it was stored redacted), with
+    the deliveries of its alerts (queued, delivered or failed: the outbox) in ``alerts``."""
     from sqlalchemy import select
 
     from callsense.result.io import result_from_dict
+    from callsense.store.outbox import with_outbox_records
 
     with store.session() as s:
         text = s.execute(select(Call.result_json).where(Call.call_id == call_id)).scalar_one_or_none()
-    if text is None:
-        raise CallNotFoundError(f"no stored call {call_id!r}")
-    return result_from_dict(json.loads(text), source=f"store:{call_id}")
+        if text is None:
+            raise CallNotFoundError(f"no stored call {call_id!r}")
+        # alerts are delivered after storing (the outbox): their records join the result here
+        return with_outbox_records(s, result_from_dict(json.loads(text), source=f"store:{call_id}"))
 
 
 def keep_identity(store: Store, result: CallAnalysis, *, source_name: str | None = None) -> CallAnalysis:
