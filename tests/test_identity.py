@@ -71,7 +71,7 @@ def test_a_recording_keeps_its_id_across_batch_and_api(store_url, tmp_path, tiny
     out = cli("batch", str(CALL), "--json", "--no-progress", env=env)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["done"] == 1
-    [batch_hit] = [h for h in map(json.loads, cli("search", "--json", env=env).stdout.splitlines())
+    [batch_hit] = [h for h in json.loads(cli("search", "--json", env=env).stdout)
                    if h["source_name"] == CALL.name]
     call_id = batch_hit["call_id"]
 
@@ -100,7 +100,7 @@ def test_a_recording_keeps_its_id_across_batch_and_api(store_url, tmp_path, tiny
         srv.stop()
 
     # every view shows the client's file name, never the server's upload name
-    hits = [h for h in map(json.loads, cli("search", "--json", env=env).stdout.splitlines()) if h["call_id"] == call_id]
+    hits = [h for h in json.loads(cli("search", "--json", env=env).stdout) if h["call_id"] == call_id]
     assert [h["source_name"] for h in hits] == [CLIENT_NAME]
 
     # batch and service share one fingerprint: what the API stored is not analysed again
