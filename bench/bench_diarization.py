@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,31 +81,34 @@ def model_files(models: Path, precision: str) -> tuple[Path, Path]:
 
 
 # ----------------------------------------------------------------------------------------------- worker
-def worker(seg: str, emb: str, wav: str, threads: int) -> None:
+def worker(seg: str, emb: str, wav: str, threads: int, step: float) -> None:
     """In the measured child: load the Diarizer, diarize the call once, print its clock as JSON."""
     import numpy as np
 
     started = time.perf_counter()
     from callsense.engines.diarization import Diarizer
 
-    diarizer = Diarizer(seg, emb, num_threads=threads)
+    diarizer = Diarizer(seg, emb, num_threads=threads, step=step)
     loaded = time.perf_counter()
     with wave.open(wav, "rb") as f:
         samples = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768
-    t0 = time.perf_counter()
-    d = diarizer.process(samples)
-    done = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
+    d = diarizer.process(samples, voiceprints=False)  # as in a call with no enrolled agent
+    done, cpu = time.perf_counter(), time.process_time() - c0
     print(json.dumps({"load_s": loaded - started, "process_s": done - t0, "audio_s": samples.size / 16000,
-                      "speakers": len(d.speakers), "turns": len(d.turns), "overlaps": len(d.overlaps)}))
+                      "cpu_s": cpu, "speakers": len(d.speakers), "turns": len(d.turns), "overlaps": len(d.overlaps)}))
 
 
-def run_stage(python: str, seg: Path, emb: Path, wav: Path, threads: int) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--worker", str(seg), str(emb), str(wav), "--threads", str(threads)]
+def run_stage(python: str, seg: Path, emb: Path, wav: Path, threads: int, step: float) -> dict:
+    cmd = [python, str(Path(__file__).resolve()), "--worker", str(seg), str(emb), str(wav), "--threads", str(threads),
+           "--steps", str(step)]
+    load_before = os.getloadavg()[0]
     m = common.run_measured(cmd, env=common.pinned_env(threads), cpus=threads)
     if m.rc != 0:
         raise RuntimeError(f"diarization worker failed (exit {m.rc}):\n{m.stderr[-3000:]}")
     doc = json.loads(m.stdout.strip().splitlines()[-1])
-    return {**doc, "wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "rtf": doc["process_s"] / doc["audio_s"]}
+    return {**doc, "wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "rtf": doc["process_s"] / doc["audio_s"],
+            "step": step, "load1": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
 def run_analyze(python: str, models: Path, wav: Path, threads: int, diarize: bool) -> dict:
@@ -134,14 +138,15 @@ def render(meta: dict, stage: dict, e2e: dict, verdict: dict) -> str:
              f"Machine: {common.machine_line(meta['machine'])}  ",
              (f"Date: {meta['date']}; {meta['runs']} run per configuration, {meta['threads']} threads pinned; call: "
               f"{meta['call']} ({meta['audio_s']:.0f} s, the stereo benchmark call summed to mono).  "),
-             ("Random-weight full-size forgeries (pyannote segmentation-3.0: conv + 4 BiLSTM(128); 3D-Speaker-style "
-              "conv stack to 192 dims): speed and memory only."), ""]
+             ("Random-weight full-size forgeries with the published layer shapes (pyannote segmentation-3.0 PyanNet, "
+              "1.32 GMAC per 10 s window; 3D-Speaker ERes2Net-base, 1.70 GMAC per audio second): speed and memory only."), ""]
     if meta.get("loaded_note"):
         lines += [meta["loaded_note"], ""]
-    rows = [[name, f"{r['process_s']:.1f}", f"{r['rtf']:.4f}", f"{r['load_s']:.2f}", f"{r['peak_rss_mb']:.0f}",
-             f"{r['wall_s']:.1f}", r["speakers"], r["turns"]] for name, r in stage.items()]
-    lines += [common.markdown_table(["configuration", "diarization s", "RTF", "load s", "peak RSS MB",
-                                     "process wall s", "speakers", "turns"], rows), ""]
+    rows = [[name, r.get("step", 0.1), f"{r['process_s']:.1f}", f"{r['rtf']:.4f}", f"{r['load_s']:.2f}",
+             f"{r['peak_rss_mb']:.0f}", f"{r['wall_s']:.1f}", f"{r.get('cpu_s', 0):.1f}", r["speakers"], r["turns"],
+             "→".join(str(x) for x in r.get("load1", []))] for name, r in stage.items()]
+    lines += [common.markdown_table(["configuration", "step", "diarization s", "RTF", "load s", "peak RSS MB",
+                                     "process wall s", "CPU s", "speakers", "turns", "loadavg 1 min before→after"], rows), ""]
     if e2e:
         rows = [[name, f"{r['wall_s']:.1f}", f"{r['wall_s'] / meta['e2e_audio_s']:.3f}", f"{r['peak_rss_mb']:.0f}",
                  r["separation"], " ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())] for name, r in e2e.items()]
@@ -162,34 +167,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--precisions", default="fp32,int8")
+    ap.add_argument("--steps", default="1.0", help="segmentation window steps to compare, e.g. 1.0,0.1")
+    ap.add_argument("--configs", default="", help="PRECISION@STEP list instead of precisions x steps, "
+                    "e.g. fp32@1.0,int8@1.0,fp32@0.1")
+    ap.add_argument("--duration", type=float, default=600.0, help="seconds of the stage's call (600)")
     ap.add_argument("--models", type=Path, default=None)
     ap.add_argument("--results", action="store_true", help="write RESULTS.md even with --smoke")
     ap.add_argument("--note", default="", help="a line for RESULTS.md (e.g. the machine was loaded)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.worker:
-        worker(*a.worker, threads=a.threads)
+        worker(*a.worker, threads=a.threads, step=float(a.steps))
         return 0
 
     python = sys.executable
     size = "tiny" if a.smoke else "full"
     models = a.models or WORK / f"models-{size}"
-    duration = 20.0 if a.smoke else 600.0
+    duration = 20.0 if a.smoke else a.duration
     precisions = ["fp32"] if a.smoke else [p for p in a.precisions.split(",") if p]
+    steps = [float(x) for x in a.steps.split(",") if x]
+    configs = ([(c.split("@")[0], float(c.split("@")[1])) for c in a.configs.split(",") if c] if a.configs
+               else [(p, st) for st in steps for p in precisions])
     ensure_models(models, size, python, (SEG, EMB))
     mono = ensure_calls(WORK / f"call_{duration:.0f}s_seed7.wav", 7, duration)
     machine = common.machine_info()
 
     stage: dict[str, dict] = {}
     for i in range(a.runs):
-        for p in precisions:
+        for p, step in configs:  # configurations interleaved within each run: load drifts hit them alike
             seg, emb = model_files(models, p)
-            r = run_stage(python, seg, emb, mono, a.threads)
-            print(f"run {i + 1}/{a.runs} diarization-{p}: {r['process_s']:.1f} s, RTF {r['rtf']:.4f}, "
-                  f"peak {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
-            prev = stage.get(f"diarization-{p}")
+            key = f"diarization-{p}" + ("" if len(steps) == 1 and not a.configs else f"-step{step:g}")
+            r = run_stage(python, seg, emb, mono, a.threads, step)
+            print(f"run {i + 1}/{a.runs} {key}: {r['process_s']:.1f} s, RTF {r['rtf']:.4f}, "
+                  f"peak {r['peak_rss_mb']:.0f} MB, load {r['load1']}", file=sys.stderr)
+            prev = stage.get(key)
             if prev is None or r["process_s"] < prev["process_s"]:
-                stage[f"diarization-{p}"] = r  # the best of --runs: the run least disturbed by other load
+                stage[key] = r  # the best of --runs: the run least disturbed by other load
 
     e2e: dict[str, dict] = {}
     e2e_audio = 0.0

@@ -23,7 +23,7 @@ import numpy as np
 
 from callsense.analysis.roles import RoleInference, RoleOptions, SpeakerTurnText, infer_roles
 from callsense.engines.catalog import DEFAULT_EMBEDDING_MODEL, DEFAULT_SEGMENTATION_MODEL, get_spec
-from callsense.engines.diarization.sherpa import Diarization, Diarizer, SpeakerTurn
+from callsense.engines.diarization.sherpa import DEFAULT_STEP, Diarization, Diarizer, SpeakerTurn
 from callsense.result.model import ModelInfo, Separation, SpeakerInfo, SpeakerOverlap
 
 log = logging.getLogger("callsense")
@@ -54,15 +54,48 @@ def model_file(directory: Path, name: str) -> Path:
     return directory / spec.formats["onnx"].required[0].split("|")[0]
 
 
-def load_diarizer(manager, *, num_threads: int = 1) -> Diarizer | None:
-    """A Diarizer when both models are installed, else None (mono calls then stay ``unknown``)."""
+@dataclass(frozen=True)
+class CallDiarizer:
+    """The loaded Diarizer and where enrolled agents live: per-speaker voiceprints (one more embedding
+    pass) are computed only when some agent is enrolled, since nothing else uses them."""
+
+    diarizer: Diarizer
+    agents: Path
+
+    def wants_voiceprints(self) -> bool:
+        return self.agents.is_dir() and any(self.agents.glob("*.npy"))
+
+
+def load_diarizer(manager, *, num_threads: int = 1) -> CallDiarizer | None:
+    """The Diarizer when both models are installed, else None (mono calls then stay ``unknown``).
+
+    ``CALLSENSE_DIARIZATION_THRESHOLD`` (clustering cut, 0.5) and ``CALLSENSE_DIARIZATION_STEP`` (window
+    advance as a fraction of the 10 s window, 1.0; sherpa-onnx's 0.1 costs ~10x) tune it."""
     seg = manager.find(DEFAULT_SEGMENTATION_MODEL, "onnx")
     emb = manager.find(DEFAULT_EMBEDDING_MODEL, "onnx")
     if seg is None or emb is None:
         return None
-    threshold = float(os.environ.get("CALLSENSE_DIARIZATION_THRESHOLD", "0.5"))
-    return Diarizer(model_file(seg.path, DEFAULT_SEGMENTATION_MODEL), model_file(emb.path, DEFAULT_EMBEDDING_MODEL),
-                    num_threads=num_threads, threshold=threshold)
+    threshold = _env_float("CALLSENSE_DIARIZATION_THRESHOLD", 0.5, 0.0, 2.0)
+    step = _env_float("CALLSENSE_DIARIZATION_STEP", DEFAULT_STEP, 0.05, 1.0)
+    diarizer = Diarizer(model_file(seg.path, DEFAULT_SEGMENTATION_MODEL),
+                        model_file(emb.path, DEFAULT_EMBEDDING_MODEL), num_threads=num_threads,
+                        threshold=threshold, step=step)
+    return CallDiarizer(diarizer, manager.home / "agents")
+
+
+def _env_float(name: str, default: float, lo: float, hi: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not lo <= value <= hi:
+        from callsense.errors import UsageError
+
+        raise UsageError(f"{name}={raw!r}: expected a number from {lo} to {hi} (unset it for {default})")
+    return value
 
 
 def split_spans(spans: Sequence[tuple[int, int]], diarization: Diarization) -> list[Piece]:
@@ -119,8 +152,11 @@ def speaker_overlaps(turns: Sequence[SpeakerTurn]) -> tuple[SpeakerOverlap, ...]
     return tuple(sorted(out, key=lambda o: (o.start_ms, o.end_ms, o.speaker)))
 
 
-def plan(diarizer: Diarizer, samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> DiarizationPlan:
-    diarization = diarizer.process(samples)
+def plan(diarizer: Diarizer | CallDiarizer, samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> DiarizationPlan:
+    voiceprints = True
+    if isinstance(diarizer, CallDiarizer):
+        voiceprints, diarizer = diarizer.wants_voiceprints(), diarizer.diarizer
+    diarization = diarizer.process(samples, voiceprints=voiceprints)
     info = ModelInfo("diarization", f"{DEFAULT_SEGMENTATION_MODEL}+{DEFAULT_EMBEDDING_MODEL}", "onnx",
                      path=str(diarizer.segmentation_format.path.parent), options=dict(diarizer.options))
     pieces = tuple(split_spans(spans, diarization)) if diarization.turns else ()

@@ -19,9 +19,10 @@ Tiny models are fixed signal processing, not random, so tests can assert a corre
   voicing-weighted mean of tanh(low-pitch evidence - high-pitch evidence) over the clip's fbank frames
   (a mel-bin cepstrum): two voices on either side of ``split_hz`` get cosine < 0.
 
-Full-size models have random weights and roughly the real compute: a strided-conv front end + 4
-bidirectional LSTM layers (128) for segmentation (pyannote's 1.5 M parameters), a ResNet-style conv
-stack to a 192-dim embedding for the speaker model. Their outputs are meaningless.
+Full-size models have random weights and the published models' exact layer shapes, so their parameter
+count and compute are the real ones (checked by ``model_cost``): pyannote segmentation-3.0's PyanNet
+(SincNet + 4 BiLSTM(128) + 2 Linear(128) + classifier, 1.47 M parameters) and 3D-Speaker's ERes2Net-base
+(6.6 M parameters, 192 dims). Their outputs are meaningless.
 """
 
 from __future__ import annotations
@@ -149,20 +150,35 @@ def tiny_segmentation_graph(*, threshold_db: float = -45.0, split_hz: float = 15
 
 
 def full_segmentation_graph(seed: int = 0):
-    """Random weights, pyannote-like cost: strided conv front end (frame rate 270 samples), 4 BiLSTM(128)."""
+    """Random weights, pyannote segmentation-3.0's exact layer shapes (PyanNet, 1.47 M parameters).
+
+    SincNet (stride 10): 80 band-pass filters of 251 taps, |.|, max-pool 3, instance norm, leaky ReLU;
+    Conv1d 80→60 (5), pool 3, norm, leaky ReLU; Conv1d 60→60 (5), pool 3, norm, leaky ReLU → 589 frames of
+    60 per 160000 samples (receptive field 991, shift 270); then 4 bidirectional LSTM(128), two Linear(128)
+    with leaky ReLU, a 7-class classifier and log-softmax. About 1.32 G multiply-adds per 10 s window.
+    """
     from onnx import TensorProto, helper
 
     rng = np.random.default_rng(seed)
     n = helper.make_node
-    hidden, feat = 128, 60
-    inits, nodes = [], []
-    # front end: one conv with the receptive field and shift of the real model, 60 filters
-    inits.append(_t("w0", rng.standard_normal((feat, 1, RECEPTIVE_FIELD_SIZE)) * 0.03))
-    nodes += [n("Conv", ["x", "w0"], ["c0"], strides=[RECEPTIVE_FIELD_SHIFT]), n("Abs", ["c0"], ["c1"]),
-              n("Add", ["c1", "one"], ["c2"]), n("Log", ["c2"], ["c3"]),
-              n("Transpose", ["c3"], ["h0"], perm=[2, 0, 1])]  # (F, N, feat)
-    inits.append(_t("one", np.array(1.0)))
-    prev, dim = "h0", feat
+    hidden = 128
+    inits = [_t("one1", np.ones(1)), _t("zero1", np.zeros(1))]
+    nodes = [n("InstanceNormalization", ["x", "one1", "zero1"], ["xn"])]  # wav_norm1d
+    prev = "xn"
+    for i, (cout, cin, k, stride) in enumerate(((80, 1, 251, 10), (60, 80, 5, 1), (60, 60, 5, 1))):
+        inits += [_t(f"sw{i}", rng.standard_normal((cout, cin, k)) / np.sqrt(cin * k)),
+                  _t(f"sb{i}", np.zeros(cout)), _t(f"ng{i}", np.ones(cout)), _t(f"nb{i}", np.zeros(cout))]
+        nodes.append(n("Conv", [prev, f"sw{i}", f"sb{i}"], [f"sc{i}"], strides=[stride]))
+        out = f"sc{i}"
+        if i == 0:
+            nodes.append(n("Abs", [out], ["sa0"]))
+            out = "sa0"
+        nodes += [n("MaxPool", [out], [f"sp{i}"], kernel_shape=[3], strides=[3]),
+                  n("InstanceNormalization", [f"sp{i}", f"ng{i}", f"nb{i}"], [f"sn{i}"]),
+                  n("LeakyRelu", [f"sn{i}"], [f"sl{i}"], alpha=0.01)]
+        prev = f"sl{i}"
+    nodes.append(n("Transpose", [prev], ["h0"], perm=[2, 0, 1]))  # (F, N, 60)
+    prev, dim = "h0", 60
     for layer in range(4):
         inits += [_t(f"W{layer}", rng.standard_normal((2, 4 * hidden, dim)) / np.sqrt(dim)),
                   _t(f"R{layer}", rng.standard_normal((2, 4 * hidden, hidden)) / np.sqrt(hidden)),
@@ -173,9 +189,16 @@ def full_segmentation_graph(seed: int = 0):
                   n("Reshape", [f"t{layer}", "shape_fnh"], [f"h{layer + 1}"])]
         prev, dim = f"h{layer + 1}", 2 * hidden
     inits.append(_t("shape_fnh", np.array([0, 0, 2 * hidden], dtype=np.int64)))
-    inits += [_t("Wl1", rng.standard_normal((2 * hidden, 128)) * 0.05), _t("Wl2", rng.standard_normal((128, 7)) * 0.05)]
-    nodes += [n("Transpose", [prev], ["hT"], perm=[1, 0, 2]), n("MatMul", ["hT", "Wl1"], ["f1"]),
-              n("Relu", ["f1"], ["f2"]), n("MatMul", ["f2", "Wl2"], ["f3"]), n("LogSoftmax", ["f3"], ["y"], axis=2)]
+    nodes.append(n("Transpose", [prev], ["f0"], perm=[1, 0, 2]))  # (N, F, 256)
+    prev = "f0"
+    for i, (cin, cout) in enumerate(((2 * hidden, 128), (128, 128))):
+        inits += [_t(f"Wl{i}", rng.standard_normal((cin, cout)) / np.sqrt(cin)), _t(f"bl{i}", np.zeros(cout))]
+        nodes += [n("MatMul", [prev, f"Wl{i}"], [f"lm{i}"]), n("Add", [f"lm{i}", f"bl{i}"], [f"la{i}"]),
+                  n("LeakyRelu", [f"la{i}"], [f"lr{i}"], alpha=0.01)]
+        prev = f"lr{i}"
+    inits += [_t("Wc", rng.standard_normal((128, NUM_CLASSES)) / np.sqrt(128)), _t("bc", np.zeros(NUM_CLASSES))]
+    nodes += [n("MatMul", [prev, "Wc"], ["cm"]), n("Add", ["cm", "bc"], ["logits"]),
+              n("LogSoftmax", ["logits"], ["y"], axis=2)]
     return helper.make_graph(
         nodes, "segmentation", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, "T"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "frames", NUM_CLASSES])], inits)
@@ -237,30 +260,98 @@ def tiny_embedding_graph(*, split_hz: float = 150.0, dim: int = TINY_DIM, seed: 
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, dim])], inits)
 
 
+class _Graph:
+    """A tiny ONNX graph builder for the ERes2Net forgery (BatchNorm folded into conv biases, as exported)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self._i = 0
+
+    def name(self, stem: str) -> str:
+        self._i += 1
+        return f"{stem}{self._i}"
+
+    def op(self, op: str, inputs: list[str], **attrs) -> str:
+        from onnx import helper
+
+        out = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def const(self, a: np.ndarray, stem: str = "c") -> str:
+        name = self.name(stem)
+        self.inits.append(_t(name, a))
+        return name
+
+    def conv(self, x: str, cin: int, cout: int, k: int, stride: int = 1, bias: bool = True) -> str:
+        w = self.const(self.rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k)), "w")
+        ins = [x, w] + ([self.const(np.zeros(cout), "b")] if bias else [])
+        return self.op("Conv", ins, kernel_shape=[k, k], strides=[stride, stride], pads=[k // 2] * 4)
+
+    def relu(self, x: str) -> str:  # 3D-Speaker's ReLU is Hardtanh(0, 20)
+        return self.op("Clip", [x, self.const(np.array(0.0), "lo"), self.const(np.array(20.0), "hi")])
+
+    def aff(self, x: str, y: str, c: int) -> str:
+        """Attentional feature fusion: att = 1 + tanh(conv(silu(conv(cat(x, y))))); x*att + y*(2-att)."""
+        xa = self.op("Concat", [x, y], axis=1)
+        a = self.conv(xa, 2 * c, c // 4, 1)
+        a = self.op("Mul", [a, self.op("Sigmoid", [a])])
+        a = self.conv(a, c // 4, c, 1)
+        att = self.op("Add", [self.op("Tanh", [a]), self.const(np.array(1.0), "one")])
+        return self.op("Add", [self.op("Mul", [x, att]),
+                               self.op("Mul", [y, self.op("Sub", [self.const(np.array(2.0), "two"), att])])])
+
+    def block(self, x: str, cin: int, planes: int, stride: int, fuse: bool) -> str:
+        width, out_c = planes // 2, planes * 2  # baseWidth 32 of 64, scale 2, expansion 2
+        h = self.relu(self.conv(x, cin, 2 * width, 1, stride))
+        from onnx import helper
+
+        first, second = self.name("half"), self.name("half")
+        self.nodes.append(helper.make_node(
+            "Split", [h, self.const(np.array([width, width], dtype=np.int64), "split")], [first, second], axis=1))
+        sp = self.relu(self.conv(first, width, width, 3))
+        mixed = self.aff(sp, second, width) if fuse else self.op("Add", [sp, second])
+        sp2 = self.relu(self.conv(mixed, width, width, 3))
+        h = self.conv(self.op("Concat", [sp, sp2], axis=1), 2 * width, out_c, 1)
+        short = self.conv(x, cin, out_c, 1, stride) if (stride != 1 or cin != out_c) else x
+        return self.relu(self.op("Add", [h, short]))
+
+
 def full_embedding_graph(seed: int = 0, dim: int = FULL_DIM):
-    """Random weights with ERes2Net-base-like cost: 2-D conv stack on the fbank, stats pooling, linear."""
+    """Random weights, 3D-Speaker ERes2Net-base's exact layer shapes (speakerlab/models/eres2net/ERes2Net.py:
+    m_channels 32, blocks [3, 4, 6, 3], AFF fusion in layers 3-4 and bottom-up, TSTP pooling, 192 dims);
+    6.6 M parameters, about 1.4 G multiply-adds per second of audio."""
     from onnx import TensorProto, helper
 
-    rng = np.random.default_rng(seed)
-    n = helper.make_node
-    inits = [_t("unsq", np.array([1], dtype=np.int64))]
-    nodes = [n("Unsqueeze", ["x", "unsq"], ["h0"])]  # (1, 1, T, 80)
-    chans, prev, cin = (32, 32, 64, 64, 128, 128, 256, 256), "h0", 1
-    for i, cout in enumerate(chans):
-        stride = 2 if i in (2, 4, 6) else 1
-        inits.append(_t(f"k{i}", rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2 / (9 * cin))))
-        nodes += [n("Conv", [prev, f"k{i}"], [f"c{i}"], pads=[1, 1, 1, 1], strides=[stride, stride]),
-                  n("Relu", [f"c{i}"], [f"r{i}"])]
-        prev, cin = f"r{i}", cout
-    inits += [_t("wl", rng.standard_normal((2 * 256 * 10, dim)) * 0.01),
-              _t("shape", np.array([1, 256 * 10, -1], dtype=np.int64))]
-    nodes += [n("Transpose", [prev], ["p0"], perm=[0, 1, 3, 2]), n("Reshape", ["p0", "shape"], ["p1"]),
-              n("ReduceMean", ["p1"], ["mu"], axes=[2], keepdims=0),
-              n("Mul", ["p1", "p1"], ["p2"]), n("ReduceMean", ["p2"], ["m2"], axes=[2], keepdims=0),
-              n("Concat", ["mu", "m2"], ["stats"], axis=1), n("MatMul", ["stats", "wl"], ["embedding"])]
+    g = _Graph(seed)
+    x = g.op("Unsqueeze", [g.op("Transpose", ["x"], perm=[0, 2, 1]), g.const(np.array([1], dtype=np.int64), "ax")])
+    h = g.relu(g.conv(x, 1, 32, 3))  # (1, 32, 80, T)
+    cin, outs = 32, []
+    for planes, blocks, stride, fuse in ((32, 3, 1, False), (64, 4, 2, False), (128, 6, 2, True), (256, 3, 2, True)):
+        for b in range(blocks):
+            h = g.block(h, cin, planes, stride if b == 0 else 1, fuse)
+            cin = planes * 2
+        outs.append((h, cin))
+    fused, fc = outs[0]
+    for out, c in outs[1:]:  # bottom-up fusion: downsample the fused map and merge with the next layer
+        fused = g.aff(out, g.conv(fused, fc, c, 3, 2, bias=False), c)
+        fc = c
+    # TSTP: mean and std over time of (1, 512, 10, T/8) -> 10240 -> Linear -> 192
+    flat = g.op("Reshape", [fused, g.const(np.array([1, fc * 10, -1], dtype=np.int64), "shape")])
+    mu = g.op("ReduceMean", [flat], axes=[2], keepdims=1)
+    centred = g.op("Sub", [flat, mu])
+    var = g.op("ReduceMean", [g.op("Mul", [centred, centred])], axes=[2], keepdims=0)
+    std = g.op("Sqrt", [g.op("Add", [var, g.const(np.array(1e-8), "eps")])])
+    mu2 = g.op("Squeeze", [mu, g.const(np.array([2], dtype=np.int64), "ax")])
+    stats = g.op("Concat", [mu2, std], axis=1)
+    w = g.const(g.rng.standard_normal((2 * fc * 10, dim)) / np.sqrt(2 * fc * 10), "wl")
+    emb = g.op("Add", [g.op("MatMul", [stats, w]), g.const(np.zeros(dim), "bl")])
+    g.nodes.append(helper.make_node("Identity", [emb], ["embedding"]))
     return helper.make_graph(
-        nodes, "embedding", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "T", 80])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, dim])], inits)
+        g.nodes, "embedding", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "T", 80])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, dim])], g.inits)
 
 
 # ----------------------------------------------------------------------------------------- forgers
@@ -287,10 +378,43 @@ def forge_embedding(out_dir: Path, size: str = "tiny", model: str = "speaker-emb
     _quantize(out_dir / EMBEDDING_FILE, out_dir / "model.int8.onnx")
 
 
+def model_cost(path: Path, input_shape: tuple[int, ...]) -> dict[str, float]:
+    """Parameters and multiply-adds of an ONNX model (Conv, MatMul/Gemm, LSTM) for one input shape.
+
+    Used to check the full-size forgeries against the published models' sizes (docs/diarization.md)."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(str(path))
+    params = sum(int(np.prod(numpy_helper.to_array(t).shape)) for t in model.graph.initializer
+                 if t.data_type == onnx.TensorProto.FLOAT)
+    inp = model.graph.input[0].type.tensor_type.shape
+    for d, v in zip(inp.dim, input_shape):
+        d.ClearField("dim_param")
+        d.dim_value = v
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)}
+    shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
+    macs = 0
+    for node in inferred.graph.node:
+        out = shapes.get(node.output[0])
+        if node.op_type == "Conv" and out:
+            w = shapes[node.input[1]]
+            macs += int(np.prod(out)) * int(np.prod(w[1:]))
+        elif node.op_type in ("MatMul", "Gemm") and out:
+            macs += int(np.prod(out)) * shapes[node.input[1]][0]
+        elif node.op_type == "LSTM":
+            seq, batch = shapes[node.input[0]][:2]
+            dirs, four_h, in_dim = shapes[node.input[1]]
+            macs += seq * batch * dirs * four_h * (in_dim + four_h // 4)
+    return {"params": float(params), "macs": float(macs)}
+
+
 def _quantize(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
 
 
-__all__ = ["forge_embedding", "forge_segmentation"]
+__all__ = ["forge_embedding", "forge_segmentation", "model_cost"]

@@ -14,7 +14,12 @@ log = logging.getLogger("callsense")
 
 SAMPLE_RATE = 16_000
 MIN_EMBED_MS = 300  # shorter than this a speaker embedding is noise
-MAX_VOICEPRINT_S = 30  # a speaker's voiceprint needs no more audio; more only costs time and memory
+MAX_VOICEPRINT_S = 10  # a speaker's voiceprint needs no more audio (3D-Speaker enrols on 3-10 s); more is cost
+# Segmentation windows (10 s) advance by this fraction of a window. sherpa-onnx and pyannote default to 0.1:
+# every second is segmented 10 times AND, worse, re-embedded ~10 times (one embedding per window and local
+# speaker over its speech in the window), which made the stage 10x the cost. Two-party calls need no such
+# redundancy: 1.0 embeds each second once (docs/diarization.md, "Speed", for what was measured).
+DEFAULT_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,19 +73,21 @@ class Diarizer:
     """Who spoke when, on one 16 kHz mono track.
 
     ``threshold`` is the clustering's cosine-distance cut (sherpa-onnx FastClustering, single linkage);
-    ``num_speakers`` > 0 forces that many clusters (two for a plain agent/customer call).
+    ``num_speakers`` > 0 forces that many clusters (two for a plain agent/customer call); ``step`` is the
+    segmentation window's advance as a fraction of the window (``DEFAULT_STEP``; sherpa-onnx's own is 0.1).
     """
 
     def __init__(self, segmentation: str | Path, embedding: str | Path, *, num_threads: int = 1,
                  threshold: float = 0.5, num_speakers: int = -1, min_duration_on: float = 0.3,
-                 min_duration_off: float = 0.5):
+                 min_duration_off: float = 0.5, step: float = DEFAULT_STEP):
         import sherpa_onnx
 
         self.segmentation_format = validate_segmentation(segmentation)
         self.embedder = VoiceEmbedder(embedding, num_threads=num_threads)
         config = sherpa_onnx.OfflineSpeakerDiarizationConfig(
             segmentation=sherpa_onnx.OfflineSpeakerSegmentationModelConfig(
-                pyannote=sherpa_onnx.OfflineSpeakerSegmentationPyannoteModelConfig(model=str(segmentation)),
+                pyannote=sherpa_onnx.OfflineSpeakerSegmentationPyannoteModelConfig(
+                    model=str(segmentation), window_shift_ratio=float(step)),
                 num_threads=num_threads),
             embedding=sherpa_onnx.SpeakerEmbeddingExtractorConfig(model=str(embedding), num_threads=num_threads),
             clustering=sherpa_onnx.FastClusteringConfig(num_clusters=num_speakers, threshold=threshold),
@@ -92,10 +99,12 @@ class Diarizer:
             raise ModelFormatError("sherpa-onnx refused the diarization configuration", source=segmentation)
         self._sd = sherpa_onnx.OfflineSpeakerDiarization(config)
         self.options = {"threshold": threshold, "num_speakers": num_speakers, "min_duration_on": min_duration_on,
-                        "min_duration_off": min_duration_off}
+                        "min_duration_off": min_duration_off, "step": step}
 
-    def process(self, samples: np.ndarray) -> Diarization:
-        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+    def process(self, samples: np.ndarray, *, voiceprints: bool = True) -> Diarization:
+        """Speaker turns of ``samples`` (16 kHz mono float32); ``voiceprints=False`` skips the per-speaker
+        embeddings (one more pass of the embedding model) when nothing will match them."""
+        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)  # no copy for float32 input
         # sherpa-onnx pads short input itself; silence or music gives no segments (never a clustering crash)
         if samples.size < SAMPLE_RATE // 2 or not np.any(samples):
             return Diarization((), (), {})
@@ -108,7 +117,7 @@ class Diarizer:
             if b > a:
                 turns.append(SpeakerTurn(speaker, a, b))
         turns.sort(key=lambda t: (t.start_ms, t.speaker))
-        return Diarization(tuple(turns), overlapped(turns), self._embeddings(samples, turns))
+        return Diarization(tuple(turns), overlapped(turns), self._embeddings(samples, turns) if voiceprints else {})
 
     def _embeddings(self, samples: np.ndarray, turns: list[SpeakerTurn]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
