@@ -124,7 +124,7 @@ def test_live_tab_shows_call_in_progress_and_its_alert(served, browser):
     page.wait_for_function("document.querySelector('#cs-live-finished').innerText.includes('live_ui_demo')",
                            timeout=30_000)
     # selecting it opens the stored call on the Calls tab
-    finished.get_by_text("live_ui_demo", exact=True).click()
+    finished.get_by_test_id("cell-0-0").click()
     page.wait_for_selector(".cs-call #cs-transcript tr.cs-seg", timeout=30_000)
     finals = [m for m in call.messages if m["type"] == "final"]
     assert page.locator(".cs-call #cs-transcript tr.cs-seg").count() == len(finals) > 0
