@@ -25,8 +25,8 @@ def test_live_bench_smoke(tmp_path, tiny_models):
     assert row["finals"] > 0 and row["alerts"] > 0
     # a final can only come after the VAD heard the closing silence (300 ms of audio, 0.15 s at 2x)
     assert 0.1 < row["final_p50_s"] <= row["final_p95_s"] <= row["final_max_s"] < 60
-    # an alert follows the final that triggered it
-    assert row["alert_p50_s"] >= row["final_p50_s"] - 1e-3
+    # counting rules fire once each, each right after the final of the utterance that made the count
+    assert row["alerts"] <= row["finals"] and row["alert_p50_s"] > 0.1
     # the protocol's promise: partials at most every 0.5 s (wall clock)
     assert row["partial_interval_p50_s"] is None or row["partial_interval_p50_s"] >= 0.5 - 0.02
     assert row["cpu_cores"] > 0 and row["peak_rss_mb"] > 50
