@@ -89,8 +89,8 @@ class LiveCall(threading.Thread):
 def test_live_tab_shows_call_in_progress_and_its_alert(served, browser):
     OUT.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    # not "networkidle": the Live tab's timer polls twice a second, so the network is never idle
-    page.goto(served.url + "/", wait_until="load")
+    # the Live tab polls only while shown: a page on another tab goes network-idle
+    page.goto(served.url + "/", wait_until="networkidle")
     page.get_by_role("tab", name="实时 Live").click(timeout=60_000)
     page.wait_for_selector("text=No live calls 暂无进行中的通话", timeout=30_000)
 

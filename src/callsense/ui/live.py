@@ -22,6 +22,7 @@ POLL_S = 0.5  # the snapshot is a few dicts: polling twice a second keeps the fe
 CALL_STYLE = "border:1px solid #e5e5e5;border-radius:6px;padding:6px 10px;margin:6px 0"
 SPEAKING_STYLE = "font-weight:bold;color:#2e7d32"
 
+LABEL = "实时 Live"
 FINISHED_HEADERS = ["call_id", "status 状态", "seconds 秒", "segments 语段", "alerts 预警"]
 
 
@@ -99,7 +100,10 @@ def build_live_tab(service: Any, *, tabs: Any = None, open_pick: Any = None) -> 
         # the dropdown's choices are the Calls tab's last listing: make sure this call is one of them
         return gr.update(choices=[call_id], value=call_id), gr.Tabs(selected="calls")
 
-    with gr.Tab("实时 Live", id="live"):
+    def poll_while_shown(evt: gr.SelectData) -> Any:
+        return gr.Timer(active=evt.value == LABEL or evt.index == "live")
+
+    with gr.Tab(LABEL, id="live") as tab:
         gr.Markdown("**进行中的通话 Calls in progress** · 每 0.5 秒刷新 refreshed every 0.5 s")
         calls_out = gr.HTML(calls_html({}), elem_id="cs-live-calls-box")
         gr.Markdown("**实时预警 Alert feed**")
@@ -107,7 +111,12 @@ def build_live_tab(service: Any, *, tabs: Any = None, open_pick: Any = None) -> 
         gr.Markdown("**已结束 Finished calls** · 点击打开 select one to open it in Calls 通话")
         finished = gr.Dataframe(headers=FINISHED_HEADERS, value=[], interactive=False, elem_id="cs-live-finished")
         shown = gr.State([])
-        timer = gr.Timer(POLL_S)
+        # polls only while the tab is shown: a page left on another tab stays quiet (and "network
+        # idle" for a browser waiting on it)
+        timer = gr.Timer(POLL_S, active=False)
+        tab.select(lambda: gr.Timer(active=True), None, timer, queue=False)
+        if tabs is not None:
+            tabs.select(poll_while_shown, None, timer, queue=False)
         timer.tick(refresh, shown, [calls_out, alerts_out, finished, shown], show_progress="hidden",
                    queue=False)
         if tabs is not None and open_pick is not None:
