@@ -26,6 +26,7 @@ from callsense.errors import CallsenseError
 from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
 from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
+from callsense.ui.live import build_live_tab
 
 log = logging.getLogger("callsense")
 
@@ -326,7 +327,7 @@ def build_ui(service: Any) -> Any:
         gr.Markdown("## callsense · 客服通话分析 Call analysis\n"
                     "转写、语种、情绪与质检规则 · transcript, language, emotion and QA rules — all local.")
         who = gr.Markdown(elem_id="cs-whoami")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("分析 Analyze", id="analyze"):
                 with gr.Row():
                     with gr.Column(scale=1, min_width=320):
@@ -421,6 +422,8 @@ def build_ui(service: Any) -> Any:
                 r_reload.click(load_rules, None, [r_yaml, r_info])
                 r_check.click(validate_rules, r_yaml, r_msg)
                 r_save.click(save_rules, r_yaml, r_msg)
+
+            build_live_tab(service, tabs=tabs, open_pick=pick)
         demo.load(load_rules, None, [r_yaml, r_info])
         demo.load(whoami, None, who)
     return demo
