@@ -44,7 +44,7 @@ def main() -> int:
     args = ap.parse_args()
     import tempfile
 
-    from callsense.adapt.head import CustomHead, META_KEY
+    from callsense.adapt.head import META_KEY, CustomHead
     from callsense.adapt.train import train_head
 
     x, y, g = data(args.clips, args.dim, args.labels, args.speakers)

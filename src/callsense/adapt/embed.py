@@ -53,8 +53,8 @@ def file_sha256(path: Path) -> str:
 
 def embed_clip(engine: Any, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(embedding [D], scores [9]) of one clip scored whole."""
-    from callsense.audio.decode import load_audio
     from callsense.adapt.clip import mono
+    from callsense.audio.decode import load_audio
     from callsense.engines.base import EmotionOptions, SegmentAudio
     from callsense.errors import InputError
 

@@ -11,6 +11,7 @@ unweighted accuracy (UA) over a grid of weights per class, starting from 1, a fe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +33,7 @@ def parse_weights(text: str | None, *, option: str = "--emotion-weights") -> tup
             w = float(value)
         except ValueError:
             w = float("nan")
-        if not sep or not label.strip() or not (w == w):
+        if not sep or not label.strip() or math.isnan(w):
             raise UsageError(f"{option}: {part.strip()!r} is not LABEL=WEIGHT (e.g. angry=1.3,neutral=0.8)")
         out.append((label.strip(), w))
     from callsense.engines.base import EmotionOptions

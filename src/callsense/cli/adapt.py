@@ -87,7 +87,7 @@ def train(
     from rich.console import Console
 
     from callsense.adapt.head import check_name, head_path, model_checksum, save_head
-    from callsense.adapt.train import KINDS, training_hash, train_head
+    from callsense.adapt.train import KINDS, train_head, training_hash
     from callsense.errors import InputError, UsageError
 
     check_name(out)

@@ -71,17 +71,16 @@ def emotion(
     runtime = prefer(emotion_runtime, runtime, old="--runtime", new="--emotion-runtime", default="onnx")
     from rich.console import Console
 
+    from callsense.adapt.cli_options import check_head, parse_weights
+    from callsense.adapt.clip import mono, prepare_clip
+    from callsense.adapt.engine import with_head
+    from callsense.adapt.reply import load_policy
     from callsense.audio.decode import load_audio
     from callsense.engines import registry
     from callsense.engines.base import EmotionOptions, SegmentAudio
     from callsense.engines.catalog import DEFAULT_EMOTION_MODEL, get_spec
     from callsense.engines.emotion2vec.head import level_dbfs
     from callsense.labels import SAMPLE_RATE
-
-    from callsense.adapt.cli_options import check_head, parse_weights
-    from callsense.adapt.clip import mono, prepare_clip
-    from callsense.adapt.engine import with_head
-    from callsense.adapt.reply import load_policy
 
     masked = tuple(m.strip() for m in (mask or "").split(",") if m.strip())  # EmotionOptions checks them
     weights = parse_weights(emotion_weights)

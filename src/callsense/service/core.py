@@ -295,14 +295,13 @@ class Service:
     # ---- single-clip endpoints -------------------------------------------------------------------
     def emotion(self, upload: Upload, *, granularity: str = "utterance", embedding: bool = False,
                 emotion_model: str | None = None) -> dict[str, Any]:
-        """One clip → label, confidence, distribution, timeline (frame granularity) and embedding."""
-        import numpy as np
-
+        """One clip → label, confidence, distribution, timeline (frame granularity) and embedding; the clip is
+        trimmed and refused when too quiet, and the answer carries the head's label, fallback and reply style
+        (docs/adapt.md)."""
+        from callsense.adapt.clip import mono, prepare_clip
         from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
         from callsense.engines.base import SegmentAudio
-
-        from callsense.adapt.clip import mono, prepare_clip
 
         try:
             opts = EmotionOptions(granularity=granularity, embeddings=embedding,  # type: ignore[arg-type]
