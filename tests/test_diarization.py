@@ -148,7 +148,7 @@ def test_mono_call_diarized_roles_and_complaint(models, mono, tmp_path):
     call = _write(tmp_path / "mono.wav", mono[0])
     proc = _analyze(call, models, tmp_path / "o")
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    data = json.loads(proc.stdout)["calls"][0]  # one document: {calls, failures}
     sep = data["separation"]
     assert sep["method"] == "diarization+roles" and len(sep["speakers"]) == 2
     assert {s["role"] for s in data["segments"]} == {"agent", "customer"}
@@ -190,7 +190,7 @@ def test_enrolled_agent_is_matched_and_fills_agent_id(models, mono, tmp_path):
     enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
                               check=False, capture_output=True, text=True, env=env, timeout=300)
     assert enrolled.returncode == 0, enrolled.stderr
-    data = json.loads(_analyze(_write(tmp_path / "mono.wav", samples), models, tmp_path / "o", home=home).stdout)
+    data = json.loads(_analyze(_write(tmp_path / "mono.wav", samples), models, tmp_path / "o", home=home).stdout)["calls"][0]
     assert data["metadata"]["agent_id"] == "c9"
     agent = next(s for s in data["separation"]["speakers"] if s["role"] == "agent")
     assert agent["agent_id"] == "c9" and any("voiceprint" in e for e in agent["evidence"])
@@ -200,7 +200,7 @@ def test_enrolled_agent_is_matched_and_fills_agent_id(models, mono, tmp_path):
 
 def test_roles_override(models, mono, tmp_path):
     proc = _analyze(_write(tmp_path / "mono.wav", mono[0]), models, tmp_path / "o", "--roles", "customer,agent")
-    data = json.loads(proc.stdout)
+    data = json.loads(proc.stdout)["calls"][0]
     assert data["separation"]["role_method"] == "override"
     assert min(data["segments"], key=lambda s: s["start_ms"])["role"] == "customer"
     bad = _analyze(_write(tmp_path / "m2.wav", mono[0]), models, tmp_path / "o2", "--roles", "boss")

@@ -88,7 +88,7 @@ def _analyze(call: Path, models: Path, out: Path, *extra: str) -> dict:
     proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(out), "--json",
                            *extra], capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return json.loads(proc.stdout)["calls"][0]  # one document: {calls, failures}
 
 
 def test_mono_angry_complaint_fires_without_diarization_models(angry_models, mono_call, tmp_path):
