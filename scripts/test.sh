@@ -7,7 +7,7 @@ PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
 # torch==2.13.0 (pinned by the extra) resolves to the CPU build available on this machine's wheel cache.
-.venv/bin/python -m pip install -q -e ".[dev,serve,torch,ray]" 2>&1 | grep -v -i warning || true
+.venv/bin/python -m pip install -q -e ".[dev,serve,torch,ray,adapt]" 2>&1 | grep -v -i warning || true
 # silero-vad carries the VAD weights; its metadata asks for torch, which callsense never imports for VAD.
 .venv/bin/python -m pip install -q --no-deps "silero-vad>=5.1" 2>&1 | grep -v -i warning || true
 .venv/bin/python -c "import callsense, av, onnxruntime, sherpa_onnx" # fail here, loudly, if the install broke

@@ -12,6 +12,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   ├── ChannelLayoutError                  more channels than the channel map covers
     │   ├── ResultFormatError                   result.json of another schema version
     │   ├── UploadTooLargeError                 an upload over the service's limit  (HTTP 413)
+    │   ├── AudioTooQuietError                  a clip under the level it can be judged at (HTTP 422)
     │   └── BadRequestError                     a request the service cannot use    (HTTP 400)
     │       └── LiveProtocolError               a live-call message breaks the protocol (its own code)
     ├── ModelError                      exit 4  (models)
@@ -208,6 +209,11 @@ class UploadTooLargeError(InputError):
     code = "upload_too_large"
 
 
+class AudioTooQuietError(InputError):
+    status = 422
+    code = "audio_too_quiet"
+
+
 class BadRequestError(InputError):
     status = 400
     code = "bad_request"
@@ -233,6 +239,7 @@ __all__ = [
     "AudioDecodeError",
     "AudioLimitError",
     "AudioNotFoundError",
+    "AudioTooQuietError",
     "AuthError",
     "BadRequestError",
     "BatchStopped",

@@ -46,7 +46,8 @@ def segment_emotion(output: EmotionOutput, embedding_index: int | None = None) -
     e = EMOTION_BY_NAME[EMOTION_NAMES[best]]
     return SegmentEmotion(label=e.name, label_zh=e.zh, emoji=e.emoji, confidence=round(float(output.scores[best]), 6),
                           scores=_round(output.scores), source="emotion2vec", embedding_index=embedding_index,
-                          flags=tuple(output.flags), reason=output.reason)
+                          flags=tuple(output.flags), reason=output.reason,
+                          custom=output.custom if output.reason is None else None)  # type: ignore[arg-type]
 
 
 def sensevoice_emotion(tag: str | None) -> SegmentEmotion | None:

@@ -65,6 +65,13 @@ class EmotionOut(BaseModel):
     flags: list[str] = []
     reason: str | None = None
     model: str
+    custom: dict[str, Any] | None = Field(None, description="a custom head's label, confidence and distribution "
+                                                            "(--emotion-head, docs/adapt.md)")
+    weights: dict[str, float] = Field({}, description="sensitivity weights applied before the label was chosen")
+    trim: dict[str, int] | None = Field(None, description="silence trimmed before scoring: start_ms, end_ms, kept_ms")
+    fallback: dict[str, str] | None = Field(None, description="when unsure: action request_clarification and a "
+                                                              "suggested_response")
+    reply_style: str | None = Field(None, description="the configured answer style for the label")
 
 
 class CallList(BaseModel):

@@ -40,7 +40,8 @@ def parse_roles(spec: Optional[str]) -> tuple[str, ...]:
 def build_options(*, language: str, channels: Optional[str], asr_runtime: str, emotion_model: Optional[str],
                   emotion_runtime: str, threads: int, device: str, no_emotion: bool, no_qa: bool,
                   rules: Optional[Path], offline: bool, itn: bool, both_itn: bool, granularity: str,
-                  mask: Optional[str], max_duration: Optional[float], max_size: Optional[float]):
+                  mask: Optional[str], max_duration: Optional[float], max_size: Optional[float],
+                  emotion_head: Optional[str] = None, emotion_weights: Optional[str] = None):
     """CLI flags -> AnalyzeOptions (shared by analyze and batch)."""
     from callsense.audio.types import AudioOptions
     from callsense.engines.base import AsrOptions, EmotionOptions
@@ -55,14 +56,18 @@ def build_options(*, language: str, channels: Optional[str], asr_runtime: str, e
         audio = AudioOptions(channel_map=channel_map, max_duration_s=max_duration, max_file_mb=audio.max_file_mb)
     if max_size is not None:
         audio = AudioOptions(channel_map=channel_map, max_duration_s=audio.max_duration_s, max_file_mb=max_size)
+    from callsense.adapt.cli_options import check_head, parse_weights
+
     emodel = get_spec(emotion_model or DEFAULT_EMOTION_MODEL).name
     if rules is not None and not rules.is_file():
         raise UsageError(f"{rules}: rule file not found")
     return AnalyzeOptions(
         audio=audio,
         asr=AsrOptions(language=language, use_itn=itn, both_itn=both_itn),
-        emotion=EmotionOptions(granularity=granularity, masked=masked),  # type: ignore[arg-type]
+        emotion=EmotionOptions(granularity=granularity, masked=masked,  # type: ignore[arg-type]
+                               weights=parse_weights(emotion_weights)),
         asr_runtime=asr_runtime, emotion_model=emodel, emotion_runtime=emotion_runtime,
+        emotion_head=check_head(emotion_head),
         run_emotion=not no_emotion, num_threads=threads, device=device, rules=rules, run_qa=not no_qa,
         allow_download=False if offline else None,
     )
@@ -131,6 +136,10 @@ def analyze(
                                                 help="emotion2vec-plus-large (default), -base, -seed."),
     emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", metavar="onnx|funasr",
                                         help="emotion2vec runtime: onnx or funasr (torch)."),
+    emotion_head: Optional[str] = typer.Option(None, "--emotion-head", metavar="NAME",
+                                               help="A custom head (callsense adapt train): its labels per segment."),
+    emotion_weights: Optional[str] = typer.Option(None, "--emotion-weights", metavar="LABEL=W,...",
+                                                  help="Sensitivity per class, e.g. angry=1.3,neutral=0.8."),
     threads: int = typer.Option(2, "--threads", metavar="N", help="Threads per model."),
     device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]",
                               help="cpu, cuda or cuda:N (pip install 'callsense[gpu]')."),
@@ -176,7 +185,8 @@ def analyze(
                             emotion_model=emotion_model, emotion_runtime=emotion_runtime, threads=threads,
                             device=device, no_emotion=no_emotion, no_qa=no_qa, rules=rules, offline=offline,
                             itn=itn, both_itn=both_itn, granularity=granularity, mask=mask,
-                            max_duration=max_duration, max_size=max_size)
+                            max_duration=max_duration, max_size=max_size, emotion_head=emotion_head,
+                            emotion_weights=emotion_weights)
     if webhook:
         from callsense.pipeline.analyzer import parse_webhooks
 

@@ -49,6 +49,11 @@ def emotion(
     mask: str | None = typer.Option(None, "--mask", metavar="LABELS", help="Labels to disable, e.g. other,unknown."),
     window_ms: int = typer.Option(1000, "--window-ms", metavar="MS", help="Timeline window (frame granularity)."),
     hop_ms: int = typer.Option(250, "--hop-ms", metavar="MS", help="Timeline hop (frame granularity)."),
+    emotion_head: str | None = typer.Option(None, "--emotion-head", metavar="NAME",
+                                            help="A custom head (callsense adapt train): its label beside the nine."),
+    emotion_weights: str | None = typer.Option(None, "--emotion-weights", metavar="LABEL=W,...",
+                                               help="Sensitivity per class, e.g. angry=1.3,neutral=0.8."),
+    trim: bool = typer.Option(True, "--trim/--no-trim", help="Cut leading and trailing silence (VAD) first."),
     threads: int = typer.Option(2, "--threads", metavar="N", help="Threads for the model."),
     device: str = typer.Option("cpu", "--device", metavar="cpu|cuda", help="Device (funasr runtime)."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
@@ -66,6 +71,10 @@ def emotion(
     runtime = prefer(emotion_runtime, runtime, old="--runtime", new="--emotion-runtime", default="onnx")
     from rich.console import Console
 
+    from callsense.adapt.cli_options import check_head, parse_weights
+    from callsense.adapt.clip import mono, prepare_clip
+    from callsense.adapt.engine import with_head
+    from callsense.adapt.reply import load_policy
     from callsense.audio.decode import load_audio
     from callsense.engines import registry
     from callsense.engines.base import EmotionOptions, SegmentAudio
@@ -74,11 +83,14 @@ def emotion(
     from callsense.labels import SAMPLE_RATE
 
     masked = tuple(m.strip() for m in (mask or "").split(",") if m.strip())  # EmotionOptions checks them
+    weights = parse_weights(emotion_weights)
+    check_head(emotion_head)
+    policy = load_policy()
     spec = get_spec(model or DEFAULT_EMOTION_MODEL)
     if spec.task != "emotion":
         raise UsageError(f"{spec.name} is not an emotion model")
     options = EmotionOptions(granularity=granularity, window_ms=window_ms, hop_ms=hop_ms, masked=masked,  # type: ignore[arg-type]
-                             embeddings=True)
+                             embeddings=True, weights=weights)
     writable_folder(out, option="--out")
     console = Console(stderr=as_json, highlight=False)
     timings: dict[str, float] = {}
@@ -87,8 +99,8 @@ def emotion(
     t0 = time.perf_counter()
     audio = load_audio(file)
     tracks = [t.samples for t in audio.tracks]
-    n = min(len(t) for t in tracks)
-    samples = np.mean([t[:n] for t in tracks], axis=0).astype(np.float32) if len(tracks) > 1 else tracks[0]
+    prepared = prepare_clip(mono(tracks), trim=trim, source=file)  # too quiet: exit 3 before the model loads
+    samples = prepared.samples
     if len(tracks) > 1:
         warnings.append(f"{len(tracks)} channels mixed to mono; for calls use `callsense analyze`")
     timings["decode"] = _ms_since(t0)
@@ -98,8 +110,8 @@ def emotion(
                         "dilutes emotion; `callsense analyze` cuts speech into turns first")
 
     t0 = time.perf_counter()
-    engine = registry.create("emotion", runtime, _locate(spec.name, runtime, offline), num_threads=threads,
-                             device=device, name=spec.name)
+    engine = with_head(registry.create("emotion", runtime, _locate(spec.name, runtime, offline),
+                                       num_threads=threads, device=device, name=spec.name), emotion_head)
     timings["load"] = _ms_since(t0)
     t0 = time.perf_counter()
     result = engine.score([SegmentAudio(id="clip", samples=samples, start_ms=0)], options)[0]
@@ -107,6 +119,7 @@ def emotion(
 
     clip = _clip_result(audio, engine.info, options, samples, result, level_dbfs(samples), timings, warnings,
                         embedding_file=EMBEDDINGS_FILE if embedding and result.embedding is not None else None)
+    clip = _with_answer(clip, prepared.trim, policy, options.weights)
     folder = _write_folder(out, audio.source.sha256, clip, samples, result.embedding if embedding else None)
     if as_json:
         typer.echo(json.dumps(_to_jsonable(clip), ensure_ascii=False, indent=2))
@@ -146,6 +159,17 @@ def _clip_result(audio: Any, info: Any, options: Any, samples: np.ndarray, out: 
         window_ms=options.window_ms, hop_ms=options.hop_ms, timeline=timeline_points(out, segment_id="clip"),
         masked=options.masked, embedding_file=embedding_file, timings_ms=timings, warnings=tuple(warnings),
     )
+
+
+def _with_answer(clip: Any, trim: Any, policy: Any, weights: Any) -> Any:
+    """The clip result with its trim, weights, fallback and reply style (docs/adapt.md)."""
+    from callsense.result.emotion import ClipTrimInfo
+
+    em = clip.emotion
+    answer = policy.answer(em.label, em.confidence, em.reason)
+    return dataclasses.replace(clip, trim=ClipTrimInfo(trim.start_ms, trim.end_ms, trim.kept_ms),
+                               weights=dict(weights), fallback=answer["fallback"],
+                               reply_style=answer["reply_style"])
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -194,6 +218,14 @@ def print_clip(console: Any, clip: Any) -> None:
         console.print(f"[yellow]label forced to unknown: {em.reason}[/] (clip shorter than the minimum to judge)")
     if em.flags:
         console.print(f"[yellow]flags:[/] {', '.join(em.flags)}")
+    if em.custom is not None:
+        console.print(f"[bold]{em.custom.head}:[/] {em.custom.label} {em.custom.confidence * 100:.1f}%  [dim]"
+                      + ", ".join(f"{k} {v * 100:.0f}%" for k, v in em.custom.distribution.items()) + "[/]")
+    if getattr(clip, "trim", None) is not None and (clip.trim.start_ms or clip.trim.end_ms):
+        console.print(f"[dim]silence trimmed: {clip.trim.start_ms} ms at the start, {clip.trim.end_ms} ms at "
+                      "the end[/]")
+    if getattr(clip, "fallback", None):
+        console.print(f"[yellow]unsure ({clip.fallback['reason']}):[/] {clip.fallback['suggested_response']}")
     ranked = sorted(range(len(em.scores)), key=lambda i: -em.scores[i])
     if em.confidence < RUNNERS_UP_BELOW and not em.reason:
         ups = ", ".join(headline(EMOTIONS[i].name, em.scores[i]) for i in ranked[1:3])

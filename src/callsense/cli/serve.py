@@ -17,6 +17,18 @@ def _settings(**kw):
     return ServiceSettings(**{k: v for k, v in kw.items() if v is not None})
 
 
+def _head(name: str | None) -> str | None:
+    from callsense.adapt.cli_options import check_head
+
+    return check_head(name)
+
+
+def _weights(text: str | None) -> tuple[tuple[str, float], ...] | None:
+    from callsense.adapt.cli_options import parse_weights
+
+    return parse_weights(text) or None
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS",
                              help="Address to listen on. Non-loopback addresses require API keys."),
@@ -43,6 +55,12 @@ def serve(
                                         help="emotion2vec runtime: onnx or funasr (torch)."),
     emotion_model: str | None = typer.Option(None, "--emotion-model", metavar="NAME",
                                              help="emotion2vec model (default: the catalogue's)."),
+    emotion_head: str | None = typer.Option(None, "--emotion-head", metavar="NAME",
+                                            help="A custom head (callsense adapt train) for every analysis."),
+    emotion_weights: str | None = typer.Option(None, "--emotion-weights", metavar="LABEL=W,...",
+                                               help="Sensitivity per class, e.g. angry=1.3,neutral=0.8."),
+    reply_config: Path | None = typer.Option(None, "--reply-config", metavar="FILE",
+                                             help="Fallback texts and reply styles (JSON or YAML, docs/adapt.md)."),
     cors: list[str] = typer.Option([], "--cors", metavar="ORIGIN",
                                    help="Allowed CORS origin (repeatable); CORS is off by default."),
     device: str = typer.Option("cpu", "--device", metavar="cpu|cuda[:N]",
@@ -84,7 +102,12 @@ def serve(
                          sync_max_s=sync_max_s, num_threads=threads, asr_runtime=asr_runtime,
                          emotion_runtime=emotion_runtime, emotion_model=emotion_model, cors_origins=tuple(cors),
                          ui=not no_ui, keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention),
-                         job_lease_s=job_lease_s, device=device).validate()
+                         job_lease_s=job_lease_s, emotion_head=_head(emotion_head),
+                         emotion_weights=_weights(emotion_weights), reply_config=reply_config, device=device).validate()
+    if reply_config is not None:
+        from callsense.adapt.reply import load_policy
+
+        load_policy(reply_config)  # a bad file: exit 2 now
     writable_folder(settings.root, option="--data-dir")  # exit 3 before models and the store are touched
     from callsense.store.db import open_store
 

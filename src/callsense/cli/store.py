@@ -72,6 +72,10 @@ def batch(
     asr_runtime: str = typer.Option("onnx", "--asr-runtime", help="onnx (sherpa-onnx), ort (onnxruntime) or funasr (torch)."),
     emotion_model: str | None = typer.Option(None, "--emotion-model", help="emotion2vec-plus-large (default)..."),
     emotion_runtime: str = typer.Option("onnx", "--emotion-runtime", help="onnx or funasr (torch)."),
+    emotion_head: str | None = typer.Option(None, "--emotion-head", metavar="NAME",
+                                            help="A custom head (callsense adapt train): its labels per segment."),
+    emotion_weights: str | None = typer.Option(None, "--emotion-weights", metavar="LABEL=W,...",
+                                               help="Sensitivity per class, e.g. angry=1.3,neutral=0.8."),
     threads: int = typer.Option(2, "--threads", help="Threads per model in each worker."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (pip install 'callsense[gpu]')."),
     no_emotion: bool = typer.Option(False, "--no-emotion", help="Skip emotion2vec (SenseVoice tags only)."),
@@ -119,7 +123,7 @@ def batch(
                                 emotion_model=emotion_model, emotion_runtime=emotion_runtime, threads=threads,
                                 device=device, no_emotion=no_emotion, no_qa=no_qa, rules=rules, offline=offline,
                                 itn=True, both_itn=False, granularity="frame", mask=None, max_duration=None,
-                                max_size=None)
+                                max_size=None, emotion_head=emotion_head, emotion_weights=emotion_weights)
         factory = partial(Analyzer, options)
     exts = tuple("." + e.strip().lstrip(".").lower() for e in ext.split(",") if e.strip())
     items = collect(source, extensions=exts, path_column=path_column) if source else _failed_items(db)

@@ -64,8 +64,13 @@ class EmotionOptions:
     min_duration_ms: int = 500
     min_level_dbfs: float = -50.0
     embeddings: bool = True
+    weights: tuple[tuple[str, float], ...] = ()  # sensitivity per class, applied before the label is chosen
 
     def __post_init__(self) -> None:  # the one check of these options, wherever they come from
+        bad_w = [f"{k}={v}" for k, v in self.weights if k not in EMOTION_NAMES or not (0 < float(v) < 100)]
+        if bad_w:
+            raise UsageError(f"emotion weights: {', '.join(bad_w)} not valid; labels are {', '.join(EMOTION_NAMES)} "
+                             "and weights must be > 0 (1 = unchanged), e.g. angry=1.3,neutral=0.8")
         if self.granularity not in GRANULARITIES:
             raise UsageError(f"granularity must be {' or '.join(GRANULARITIES)}, not {self.granularity!r}")
         bad = [m for m in self.masked if m not in EMOTION_NAMES]
@@ -89,6 +94,7 @@ class EmotionOutput:
     windows: tuple[EmotionWindow, ...] = ()  # the timeline (frame granularity)
     flags: tuple[str, ...] = ()
     reason: str | None = None
+    custom: object | None = None  # a custom head's answer (callsense.result.emotion.CustomEmotion)
 
 
 @runtime_checkable

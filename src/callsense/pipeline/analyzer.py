@@ -110,7 +110,10 @@ class Analyzer:
             # Offline, the ASR model's error says it all (one message): the result still lists this skip.
             (log.debug if isinstance(e, HubUnreachableError) else log.warning)("emotion2vec skipped: %s", e)
             return None, Skipped("emotion2vec", e.message, e.hint)
-        return registry.create("emotion", o.emotion_runtime, path, num_threads=o.num_threads, device=o.device), None
+        from callsense.adapt.engine import with_head  # --emotion-head: the custom head rides on the engine
+
+        engine = registry.create("emotion", o.emotion_runtime, path, num_threads=o.num_threads, device=o.device)
+        return with_head(engine, o.emotion_head), None
 
     def load_in_background(self) -> None:
         """Start loading the engines this analyzer will need, each on its own thread, and return.
@@ -197,7 +200,12 @@ class Analyzer:
             other._asr = self.asr_engine()  # loaded here, once, and shared
         if same_host and n.run_emotion and (o.emotion_model, o.emotion_runtime) == (n.emotion_model,
                                                                                      n.emotion_runtime):
-            other._emotion, other._emotion_skip = self.emotion_engine(), self._emotion_skip
+            engine = self.emotion_engine()
+            if engine is not None and o.emotion_head != n.emotion_head:
+                from callsense.adapt.engine import with_head
+
+                engine = with_head(getattr(engine, "inner", engine), n.emotion_head)
+            other._emotion, other._emotion_skip = engine, self._emotion_skip
         if o.rules == n.rules:
             other._ruleset = self._ruleset
         return other
@@ -382,7 +390,8 @@ def assemble_call(audio: DecodedAudio, seg_audio: Sequence[Any], transcripts: Se
     if speakers is not None:
         segments = tuple(replace(s, speaker=sp) for s, sp in zip(segments, speakers))
     events = stages.audio_events(segments)
-    call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
+    call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms,
+                                       head=o.emotion_head if emotion_model is not None else None)
     if audio.source.narrowband:
         warnings.append(f"narrowband source ({audio.source.sample_rate} Hz): upsampled to 16 kHz for the models")
     result = CallAnalysis(

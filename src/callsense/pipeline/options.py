@@ -22,6 +22,7 @@ class AnalyzeOptions:
     asr_runtime: str = "onnx"  # "onnx" (sherpa-onnx, default), "ort" (onnxruntime, GPUs) or "funasr" (torch)
     emotion_model: str = DEFAULT_EMOTION_MODEL
     emotion_runtime: str = "onnx"  # "onnx" (onnxruntime, default) or "funasr" (torch)
+    emotion_head: str | None = None  # a custom head under $CALLSENSE_HOME/heads/ (docs/adapt.md)
     run_asr: bool = True
     run_emotion: bool = True  # False (or model absent): segments get SenseVoice's emotion tag instead
     num_threads: int = 2  # intra-op threads per model

@@ -147,10 +147,11 @@ def audio_events(segments: Sequence[Segment]) -> tuple[AudioEvent, ...]:
 
 
 def call_emotion(segments: Sequence[Segment], timeline: Sequence[TimelinePoint], model: str | None,
-                 options: EmotionOptions, duration_ms: int) -> CallEmotion | None:
+                 options: EmotionOptions, duration_ms: int, *, head: str | None = None) -> CallEmotion | None:
     """The call's emotion part (timeline and per-role aggregates), or None when no segment has emotion."""
     if not any(s.emotion for s in segments):
         return None
     roles = tuple(role_emotions(segments, duration_ms=duration_ms, timeline=timeline))
     return CallEmotion(model=model, labels=EMOTION_NAMES, window_ms=options.window_ms, hop_ms=options.hop_ms,
-                       timeline=tuple(timeline), roles=roles, masked=tuple(options.masked))
+                       timeline=tuple(timeline), roles=roles, masked=tuple(options.masked),
+                       weights=dict(options.weights), head=head)

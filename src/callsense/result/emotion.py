@@ -14,6 +14,16 @@ EmotionSource = Literal["emotion2vec", "sensevoice"]
 
 
 @dataclass(frozen=True)
+class CustomEmotion:
+    """A custom head's answer for one segment (``--emotion-head NAME``, docs/adapt.md): its own labels."""
+
+    head: str  # the head's name
+    label: str  # top label of the head, e.g. "anxious"
+    confidence: float
+    distribution: dict[str, float]  # label -> probability, the head's labels, sums to 1
+
+
+@dataclass(frozen=True)
 class SegmentEmotion:
     label: str  # english label name, e.g. "angry"
     label_zh: str
@@ -24,6 +34,7 @@ class SegmentEmotion:
     embedding_index: int | None = None  # row in embeddings.npy
     flags: tuple[str, ...] = ()  # "too_short", "low_level", "clipped"
     reason: str | None = None  # why the label is "unknown", when it is forced
+    custom: CustomEmotion | None = None  # a custom head's label and distribution, beside the nine classes
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,17 @@ class CallEmotion:
     timeline: tuple[TimelinePoint, ...] = ()
     roles: tuple[RoleEmotion, ...] = ()
     masked: tuple[str, ...] = field(default_factory=tuple)
+    weights: dict[str, float] = field(default_factory=dict)  # sensitivity weights applied (docs/adapt.md)
+    head: str | None = None  # the custom head each segment's ``custom`` comes from
+
+
+@dataclass(frozen=True)
+class ClipTrimInfo:
+    """Silence trimmed off a clip before it was scored (docs/adapt.md, clip preprocessing)."""
+
+    start_ms: int
+    end_ms: int
+    kept_ms: int
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,10 @@ class ClipEmotion:
     embedding_file: str | None = None  # "embedding.npy" ([D] float32) when written
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    weights: dict[str, float] = field(default_factory=dict)
+    trim: ClipTrimInfo | None = None
+    fallback: dict[str, str] | None = None  # {action, suggested_response} when unsure (docs/adapt.md)
+    reply_style: str | None = None  # the configured answer style for the label
 
 
 if TYPE_CHECKING:  # result.model imports this module; these names only annotate ClipEmotion

@@ -106,6 +106,12 @@ class Service:
                               run_emotion=s.run_emotion, device=s.device)
         if s.emotion_model:
             base = base.replace(emotion_model=s.emotion_model)
+        if s.emotion_head or s.emotion_weights:  # docs/adapt.md: the service's head and weights
+            base = base.replace(emotion_head=s.emotion_head,
+                                emotion=dataclasses.replace(base.emotion, weights=tuple(s.emotion_weights)))
+        from callsense.adapt.reply import load_policy
+
+        self.reply_policy = load_policy(s.reply_config)
 
         base = base.replace(audio=AudioOptions(max_duration_s=s.max_duration_s, max_file_mb=s.max_upload_mb))
         self.engines = EnginePool(base)
@@ -299,15 +305,17 @@ class Service:
     # ---- single-clip endpoints -------------------------------------------------------------------
     def emotion(self, upload: Upload, *, granularity: str = "utterance", embedding: bool = False,
                 emotion_model: str | None = None) -> dict[str, Any]:
-        """One clip → label, confidence, distribution, timeline (frame granularity) and embedding."""
-        import numpy as np
-
+        """One clip → label, confidence, distribution, timeline (frame granularity) and embedding; the clip is
+        trimmed and refused when too quiet, and the answer carries the head's label, fallback and reply style
+        (docs/adapt.md)."""
+        from callsense.adapt.clip import mono, prepare_clip
         from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
         from callsense.engines.base import SegmentAudio
 
         try:
-            opts = EmotionOptions(granularity=granularity, embeddings=embedding)  # type: ignore[arg-type]
+            opts = EmotionOptions(granularity=granularity, embeddings=embedding,  # type: ignore[arg-type]
+                                  weights=tuple(self.settings.emotion_weights))
         except UsageError:
             self.discard(upload)
             raise
@@ -327,7 +335,8 @@ class Service:
                                              hint=skip.hint if skip else None)
                 with named_as_uploaded(upload):
                     audio = load_audio(upload.path, base.options.audio)
-                samples = np.mean(np.stack([t.samples for t in audio.tracks]), axis=0).astype(np.float32)
+                clip_in = prepare_clip(mono([t.samples for t in audio.tracks]), source=upload.filename)
+                samples = clip_in.samples
                 out = engine.score([SegmentAudio(id="clip", samples=samples, start_ms=0)], opts)[0]
         finally:
             self.discard(upload)
@@ -342,6 +351,11 @@ class Service:
             "embedding": [float(x) for x in out.embedding] if embedding and out.embedding is not None else None,
             "duration_ms": audio.duration_ms, "flags": list(out.flags), "reason": out.reason,
             "model": engine.info.name,
+            "custom": dataclasses.asdict(clip.custom) if clip.custom is not None else None,
+            "weights": dict(opts.weights),
+            "trim": {"start_ms": clip_in.trim.start_ms, "end_ms": clip_in.trim.end_ms,
+                     "kept_ms": clip_in.trim.kept_ms},
+            **self.reply_policy.answer(clip.label, clip.confidence, clip.reason),
         }
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> CallAnalysis:

@@ -33,6 +33,9 @@ class ServiceSettings:
     emotion_runtime: str = "onnx"
     emotion_model: str | None = None  # None: the catalogue default
     run_emotion: bool = True
+    emotion_head: str | None = None  # a custom head under $CALLSENSE_HOME/heads/ (docs/adapt.md)
+    emotion_weights: tuple[tuple[str, float], ...] = ()  # sensitivity per class, e.g. (("angry", 1.3),)
+    reply_config: Path | None = None  # fallback texts and reply styles (docs/adapt.md); None: the defaults
     keep_audio: bool = True  # False: no audio is kept: uploads are deleted after analysis, none is written
     redact: bool = False  # True: results are PII-redacted before anything is stored or answered
     retention_s: float | None = None  # None: keep calls; else purge calls (and their files) older than this
@@ -98,6 +101,9 @@ class ServiceSettings:
             raise UsageError(f"--retention must be positive, not {self.retention_s:g} s")
         if self.job_lease_s < 1:
             raise UsageError(f"job_lease_s must be at least 1 s, not {self.job_lease_s:g}")
+        from callsense.engines.base import EmotionOptions
+
+        EmotionOptions(weights=tuple(self.emotion_weights))  # bad labels or weights: a usage error at start
         if not 0 < self.port < 65536:
             raise UsageError(f"--port must be 1..65535, not {self.port}")
         return self

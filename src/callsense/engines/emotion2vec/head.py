@@ -87,9 +87,17 @@ class Head:
                              f"valid: {', '.join(EMOTION_NAMES)}")
         return np.array([lab.startswith("unuse") or lab in masked for lab in self.labels], dtype=bool)
 
-    def scores(self, pooled: np.ndarray, masked: Sequence[str] = ()) -> np.ndarray:
-        """Softmax over ``head(pooled)`` ([D] or [W, D]) with disabled classes at exactly 0."""
+    def scores(self, pooled: np.ndarray, masked: Sequence[str] = (),
+               weights: Sequence[tuple[str, float]] = ()) -> np.ndarray:
+        """Softmax over ``head(pooled)`` ([D] or [W, D]) with disabled classes at exactly 0.
+
+        ``weights`` (label, w): sensitivity per class. A class's probability is multiplied by ``w`` and the
+        distribution renormalised (the same as adding ``log w`` to its logit), so the main label is chosen
+        from the weighted scores."""
         logits = np.asarray(pooled, dtype=np.float64) @ self.weight.T.astype(np.float64) + self.bias
+        if weights:
+            by_label = dict(weights)
+            logits = logits + np.log([float(by_label.get(lab, 1.0)) for lab in self.labels])
         return masked_softmax(logits, self.disabled(masked))
 
     @classmethod
@@ -210,12 +218,12 @@ def build_output(frames: np.ndarray, head: Head, segment: SegmentAudio, options:
         raise ModelFormatError(f"the model gave frame features of shape {frames.shape}; expected [T>0, {head.dim}]",
                                hint="the model and its head.npz do not belong together; export the model again")
     embedding = frames.mean(axis=0, dtype=np.float64)
-    scores = to_model_order(head.scores(embedding, options.masked), head.labels)
+    scores = to_model_order(head.scores(embedding, options.masked, options.weights), head.labels)
     windows: tuple[EmotionWindow, ...] = ()
     if options.granularity == "frame":
         spans = window_spans(duration_ms(segment.samples), options.window_ms, options.hop_ms)
         pooled = pool_windows(frames, spans)
-        win_scores = head.scores(pooled, options.masked)
+        win_scores = head.scores(pooled, options.masked, options.weights)
         windows = tuple(
             EmotionWindow(segment.start_ms + s, segment.start_ms + e, to_model_order(ws, head.labels))
             for (s, e), ws in zip(spans, win_scores)

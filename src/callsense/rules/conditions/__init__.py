@@ -6,6 +6,7 @@ To add a type, subclass :class:`callsense.rules.model.Condition` and decorate it
 
 from __future__ import annotations
 
+from callsense.rules.conditions.custom import CustomEmotion
 from callsense.rules.conditions.emotion import Emotion, EmotionChange
 from callsense.rules.conditions.metadata import History, Metadata
 from callsense.rules.conditions.text import Keywords, Regex, Repetition, SegmentCount, Similarity, TextLength
@@ -13,7 +14,7 @@ from callsense.rules.conditions.timing import Duration, Event, Loudness, Silence
 from callsense.rules.model import CONDITIONS, Condition, register_condition
 
 __all__ = [
-    "CONDITIONS", "Condition", "Duration", "Emotion", "EmotionChange", "Event", "History", "Keywords", "Loudness",
+    "CONDITIONS", "Condition", "CustomEmotion", "Duration", "Emotion", "EmotionChange", "Event", "History", "Keywords", "Loudness",
     "Metadata", "Regex", "Repetition", "SegmentCount", "Silence", "Similarity", "SpeechRate", "TalkOver",
     "TalkRatio", "TextLength", "register_condition",
 ]
