@@ -31,7 +31,7 @@ def _jobs(url: str) -> list[dict]:
 
 def _pair(tmp_path, tiny_models, url):
     env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1", "CALLSENSE_DATABASE_URL": url}
-    args = ("--no-ui", "--workers", "1", "--job-lease-s", "3")
+    args = ("--no-ui", "--workers", "1", "--job-lease-s", "6")
     return Server(tmp_path / "data", env, *args), Server(tmp_path / "data", env, *args)
 
 
