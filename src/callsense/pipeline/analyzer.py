@@ -313,7 +313,8 @@ class Analyzer:
         segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
         if dplan is not None:
             segments = tuple(replace(s, speaker=dplan.pieces[i].speaker) for i, s in enumerate(segments))
-        events = stages.audio_events(segments)
+        events = tuple(sorted((*stages.audio_events(segments), *stages.tone_events(audio.tracks)),
+                              key=lambda e: (e.start_ms, e.end_ms, e.type)))
         emotion_model = self.options.emotion_model if emotion_engine is not None else None
         call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms)
         if audio.source.narrowband:
