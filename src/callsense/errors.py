@@ -12,7 +12,8 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   ├── ChannelLayoutError                  more channels than the channel map covers
     │   ├── ResultFormatError                   result.json of another schema version
     │   ├── UploadTooLargeError                 an upload over the service's limit  (HTTP 413)
-    │   └── BadRequestError                     a request the service cannot use    (HTTP 400)
+    │   ├── BadRequestError                     a request the service cannot use    (HTTP 400)
+    │   └── ClipRangeError                      a review clip outside the call or too long (HTTP 422)
     ├── ModelError                      exit 4  (models)
     │   ├── ModelNotFoundError                  not installed, hub unreachable
     │   │   └── HubUnreachableError             not installed and no hub could be reached
@@ -210,6 +211,11 @@ class UploadTooLargeError(InputError):
 class BadRequestError(InputError):
     status = 400
     code = "bad_request"
+
+
+class ClipRangeError(InputError):
+    status = 422
+    code = "bad_clip_range"
 
 
 class MissingExtraError(CallsenseError):

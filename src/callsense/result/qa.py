@@ -178,6 +178,17 @@ class RuleHit:
     suggestion: Suggestion | None = None  # the rule's suggested reply, shown with the hit
     not_scored: bool = False  # this hit leaves the call without a score (an invalid call)
 
+    def window(self, max_ms: int = 60_000) -> tuple[int, int] | None:
+        """The stretch of the call to play for review: the span of the evidence, or, when that is longer
+        than ``max_ms``, the first piece of evidence (cut to ``max_ms``). None without evidence."""
+        if not self.evidence:
+            return None
+        start, end = min(e.start_ms for e in self.evidence), max(e.end_ms for e in self.evidence)
+        if end - start > max_ms:
+            first = self.evidence[0]
+            start, end = first.start_ms, min(first.end_ms, first.start_ms + max_ms)
+        return (start, end) if end > start else None
+
 
 @dataclass(frozen=True)
 class ItemScore:
@@ -187,6 +198,8 @@ class ItemScore:
     points: float  # earned
     potential: float  # 0 when N/A
     rule_ids: tuple[str, ...] = ()  # the bound rules that decided it
+    name: str = ""  # the scorecard's name of the item, e.g. "Scripted greeting"
+    mode: str = ""  # fail_if_hit / pass_if_hit / deduct: how the rules decided it
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,7 @@ class SectionScore:
     score: float
     potential: float
     normalized: float | None  # 0-100, None when every item is N/A
+    name: str = ""
 
 
 # A call's scorecard result. ``normalized`` is *the* QA score: 0-100, as shown to users and as stored

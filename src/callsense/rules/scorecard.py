@@ -52,7 +52,7 @@ def score_call(outcomes: Sequence[RuleOutcome], scorecard: m.Scorecard,
             if item.critical and result.status == "lost":
                 auto_fail.append(f"{section.id}.{item.id}")
         sections.append(SectionScore(section_id=section.id, weight=section.weight, score=s_score,
-                                     potential=s_potential,
+                                     potential=s_potential, name=section.name,
                                      normalized=(100.0 * s_score / s_potential) if s_potential > 0 else None))
 
     if sc.auto_fail_on_critical:
@@ -85,7 +85,8 @@ def _item(section_id: str, item: m.ScorecardItem, rules: tuple[str, ...], by_rul
 
     def score(status: str, points: float, potential: float) -> ItemScore:
         return ItemScore(section_id=section_id, item_id=item.id, status=status,  # type: ignore[arg-type]
-                         points=points, potential=potential, rule_ids=tuple(o.rule_id for o in (hits or known)))
+                         points=points, potential=potential, rule_ids=tuple(o.rule_id for o in (hits or known)),
+                         name=item.name, mode=item.mode)
 
     if item.mode == "pass_if_hit":
         if hits:
