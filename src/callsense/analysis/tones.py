@@ -131,15 +131,17 @@ def _runs(codes: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def _span(a: int, b: int) -> tuple[int, int]:
-    """Frames [a, b) -> milliseconds: from the first frame's start to the last frame's end."""
-    return a * HOP_MS, (b - 1) * HOP_MS + FRAME_MS
+    """Frames [a, b) -> milliseconds, from the first frame's centre less half a hop to the last's plus half
+    a hop: a frame half filled by a tone still shows it (the share is relative), so frame edges overstate."""
+    half = (FRAME_MS - HOP_MS) // 2
+    return a * HOP_MS + half, (b - 1) * HOP_MS + FRAME_MS - half
 
 
 def _dtmf(runs: list[tuple[int, int, int]]) -> list[Tone]:
     out = []
     for code, a, b in runs:
         s, e = _span(a, b)
-        if code < _CP and e - s >= DTMF_MIN_MS + FRAME_MS // 2:  # a frame straddles each edge
+        if code < _CP and e - s >= DTMF_MIN_MS:
             out.append(Tone("DTMF", s, e, key=DTMF_KEYS[code // 4][code % 4]))
     return out
 
