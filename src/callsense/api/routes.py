@@ -252,12 +252,13 @@ def list_calls(
     max_score: Annotated[float | None, Query(ge=0, le=100, description="QA score, 0-100")] = None,
     date_from: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
+    invalid: Annotated[bool, Query(description="only invalid calls, left not scored (the discard view)")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Analysed calls, newest first, filtered and paginated."""
     filters = {"agent_id": agent_id, "queue": queue, "category": category, "emotion": emotion,
                "severity": severity, "min_score": min_score, "max_score": max_score, "date_from": date_from,
-               "date_to": date_to}
+               "date_to": date_to, "invalid": invalid}
     return _svc(request).calls.list(filters=filters, limit=limit, offset=offset)
 
 

@@ -266,11 +266,12 @@ def build_ui(service: Any) -> Any:
         return str(example_files[name])
 
     # ---- Calls
-    def list_calls(agent, queue, date_from, date_to, min_score, severity, emotion):
+    def list_calls(agent, queue, date_from, date_to, min_score, severity, emotion, invalid=False):
         try:
             page = service.calls.list(filters={"agent_id": agent, "queue": queue, "date_from": date_from,
                                                "date_to": date_to, "min_score": min_score or None,
-                                               "severity": severity or None, "emotion": emotion or None}, limit=200)
+                                               "severity": severity or None, "emotion": emotion or None,
+                                               "invalid": bool(invalid)}, limit=200)
         except CallsenseError as e:
             return fail(e)
         rows = [[r["call_id"], r["filename"], round(r["duration_ms"] / 1000, 1), r["analyzed_at"], r["agent_id"] or "",
@@ -403,12 +404,15 @@ def build_ui(service: Any) -> Any:
                     f_score = gr.Number(label="最低分 Min score (0-100)", value=None)
                     f_sev = gr.Dropdown(["", "info", "warning", "critical"], value="", label="级别 Severity ≥")
                     f_emo = gr.Dropdown([""] + list(EMOTION_NAMES), value="", label="客户情绪 Customer emotion")
+                    f_invalid = gr.Checkbox(value=False, label="仅无效通话 Invalid calls only (discard view)",
+                                            elem_id="cs-invalid-only")
                     refresh = gr.Button("查询 Refresh", variant="primary")
                 table = gr.Dataframe(headers=["call_id", "file", "seconds", "analysed", "agent", "customer emotion",
                                               "score", "hits", "severity"], interactive=False, wrap=True)
                 pick = gr.Dropdown([], label="打开通话 Open call", elem_id="cs-call-pick")
                 call_out = gr.HTML()
-                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo], [table, pick])
+                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
+                              [table, pick])
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
 
