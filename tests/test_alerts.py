@@ -144,7 +144,7 @@ def test_dead_webhook_never_raises_or_blocks_beyond_its_timeout(result):
 
 
 def test_only_alerting_hits_are_sent_and_records_land_in_the_result(result):
-    quiet = apply_qa(make_result([seg("agent", 0, 2000, "您好，很高兴为您服务", emotion_="happy")]))
+    quiet = apply_qa(make_result([seg("agent", 0, 4000, "您好，很高兴为您服务，请讲", emotion_="happy")]))
     with Hook() as hook:
         assert send_alerts(quiet, [AlertTarget(url=hook.url)]) == ()  # info hit only: nothing to send
         info = send_alerts(quiet, [AlertTarget(url=hook.url, min_severity="info")], sleep=no_sleep)

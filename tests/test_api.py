@@ -157,6 +157,21 @@ def test_calls_list_get_audio_report_embeddings(api, analysed):
     assert emb.shape[0] == len(with_emb) and emb.dtype == np.float32
 
 
+def test_clip_is_cut_on_demand_and_bad_ranges_are_422(api, analysed):
+    call_id = analysed["call_id"]
+    r = api.get(f"/v1/calls/{call_id}/clip", params={"start_ms": 500, "end_ms": 1500})
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(r.content)) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 2 and w.getnframes() == 16000
+    full = api.get(f"/v1/calls/{call_id}/audio").content
+    assert r.content[44:] == full[44 + 500 * 16 * 4:44 + 1500 * 16 * 4]  # the same samples as the audio
+    duration = analysed["result"]["source"]["duration_ms"]
+    for start, end in ((1500, 500), (-1, 100), (0, 200_000), (duration + 10, duration + 100)):
+        bad = api.get(f"/v1/calls/{call_id}/clip", params={"start_ms": start, "end_ms": end})
+        assert_problem(bad, 422)
+    assert api.get("/v1/calls/nope/clip", params={"start_ms": 0, "end_ms": 100}).status_code == 404
+
+
 def test_search_and_stats(api, analysed):
     hits = api.get("/v1/search", params={"role": "customer"}).json()
     customer_segments = [s for s in analysed["result"]["segments"] if s["role"] == "customer"]

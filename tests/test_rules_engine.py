@@ -312,5 +312,8 @@ def test_evaluation_never_raises_and_evidence_points_into_the_call(result):
                     text = next(s.text for s in result.segments if s.id == e.segment_id)
                     assert text[e.span[0]:e.span[1]] == e.text
     out = apply_qa(result)
-    assert 0 <= out.score.normalized <= 100
+    if out.score.scored:
+        assert 0 <= out.score.normalized <= 100 and out.score.passed in (True, False)
+    else:  # an invalid call: no score, no verdict, the reason named
+        assert out.score.normalized is None and out.score.passed is None and out.score.reason
     assert out.metrics.talk_ms + out.metrics.non_talk_ms == out.metrics.duration_ms

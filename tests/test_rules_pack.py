@@ -29,7 +29,7 @@ def quiet(rule_id, result):
 def test_every_pack_rule_is_covered_here():
     tested = {"risk.complaint", "emotion.sustained_anger", "emotion.fear_at_end", "emotion.turn", "call.invalid",
               "agent.friendliness", "agent.forbidden_phrases", "agent.talk_over", "call.dead_air", "agent.health",
-              "agent.greeting"}
+              "agent.greeting", "agent.disgust_streak"}
     assert {r.id for r in default_ruleset().rules} == tested
 
 
@@ -116,8 +116,20 @@ def test_emotion_turn_with_30s_evidence():
     window = next(e for e in hit.evidence if e.segment_id is None)
     assert (window.start_ms, window.end_ms) == (25000, 55000)
     assert "s0004" not in {e.segment_id for e in hit.evidence}
-    calm = [s if s["role"] != "customer" or s["start_ms"] else dict(s, emotion="sad") for s in segs]
-    quiet("emotion.turn", make_result(calm, duration_ms=90000))  # sad -> angry is not from positive/neutral
+    steady = [s if s["role"] != "customer" or s["start_ms"] else dict(s, emotion="angry") for s in segs]
+    quiet("emotion.turn", make_result(steady, duration_ms=90000))  # angry all along: no turn
+
+
+def test_emotion_turn_covers_sad_to_angry():
+    # the seeds' 😊 -> 😡 -> 😔 -> 😡: the second turn, sad -> angry, is flagged with its own window
+    segs = [seg("customer", 0, 4000, "你好", emotion_="angry"),
+            seg("customer", 40000, 44000, "唉算了", emotion_="sad"),
+            seg("customer", 80000, 84000, "你们太过分了", emotion_="angry")]
+    hit = fires("emotion.turn", make_result(segs, duration_ms=100000))
+    window = next(e for e in hit.evidence if e.segment_id is None)
+    assert window.start_ms < 80000 < window.end_ms
+    fearful = [dict(s, emotion="fearful") if s["start_ms"] == 40000 else s for s in segs]
+    quiet("emotion.turn", make_result(fearful, duration_ms=100000))  # fear -> anger is not in the list
 
 
 def test_agent_friendliness():
@@ -130,15 +142,42 @@ def test_agent_friendliness():
 
 
 # ------------------------------------------------------------------------------------- call rules
-def test_invalid_call():
+def test_invalid_call_mostly_music_and_short_speech():
     r = make_result([seg("customer", 50000, 52000, "喂喂")], duration_ms=60000, events=[event("BGM", 0, 40000)])
     fires("call.invalid", r)
-    talky = make_result([seg("customer", 50000, 58000, "喂你好我想问一下我的订单")], duration_ms=60000,
+    talky = make_result([seg("customer", 30000, 58000, "喂你好我想问一下我的订单为什么还没有到")], duration_ms=60000,
                         events=[event("BGM", 0, 40000)])
-    quiet("call.invalid", talky)
-    short_music = make_result([seg("customer", 50000, 52000, "喂喂")], duration_ms=60000,
-                              events=[event("BGM", 0, 20000)])
-    quiet("call.invalid", short_music)
+    quiet("call.invalid", talky)  # 28 s of speech: a real call, even with music under most of it
+    ringing = make_result([seg("customer", 50000, 58000, "喂你好我想问一下我的订单")], duration_ms=60000,
+                          events=[event("Ringback", 0, 45000)])
+    hit = fires("call.invalid", ringing)  # 75% ringback, 8 s of speech
+    assert any("Ringback" in (e.note or "") for e in hit.evidence)
+    some_music = make_result([seg("customer", 50000, 58000, "喂你好我想问一下我的订单")], duration_ms=60000,
+                             events=[event("BGM", 0, 30000)])
+    quiet("call.invalid", some_music)  # 50%: under the seeds' 60%
+
+
+def test_invalid_call_no_speech_or_too_little():
+    hit = fires("call.invalid", make_result([], duration_ms=30000))
+    assert "0.0 s of speech" in hit.evidence[0].note
+    fires("call.invalid", make_result([seg("customer", 0, 2500, "喂你好我想问一下我的订单")], duration_ms=30000))
+    fires("call.invalid", make_result([seg("customer", 0, 8000, "喂喂喂")], duration_ms=30000))  # 3 characters
+    quiet("call.invalid", make_result([seg("customer", 0, 8000, "喂你好我想问一下我的订单")], duration_ms=30000))
+
+
+def test_invalid_call_is_not_scored():
+    out = apply_qa(make_result([], duration_ms=30000))
+    assert out.score.status == "not_scored" and not out.score.scored
+    assert out.score.passed is None and out.score.normalized is None and out.score.verdict == "not scored"
+    assert out.score.reason.startswith("call.invalid: ") and "speech" in out.score.reason
+    assert out.score.items == () and [h.rule_id for h in out.rule_hits] == ["call.invalid"]
+    again = type(out).from_dict(out.to_dict())  # the not-scored state survives result.json
+    assert again.score == out.score
+
+
+def test_no_asr_text_length_is_not_applicable():
+    r = make_result([seg("customer", 0, 8000, "", asr_status="skipped")], duration_ms=10000)
+    quiet("call.invalid", r)  # 8 s of speech, no transcript to count: not invalid
 
 
 def test_dead_air():
@@ -197,3 +236,49 @@ def test_apply_qa_fills_metrics_hits_and_score():
                                  seg("customer", 3500, 6000, "好的没问题谢谢", emotion_="happy")]))
     assert calm.rule_hits and {h.rule_id for h in calm.rule_hits} == {"agent.greeting"}
     assert calm.score.passed and calm.score.normalized == pytest.approx(100.0)
+
+
+# ------------------------------------------------------------------------------------- alerts
+def _summary(call_id, disgust, agent="a1", when="2026-01-0{}T09:00:00Z"):
+    from callsense.rules import CallSummary, EmotionShare
+
+    return CallSummary(call_id=call_id, started_at=when.format(call_id[-1]), agent_id=agent,
+                       emotions=(EmotionShare("customer", "disgusted", disgust),))
+
+
+def _disgusted_call(label="disgusted"):
+    return make_result([seg("agent", 0, 3000, "您好很高兴为您服务", emotion_="neutral"),
+                        seg("customer", 3500, 9000, "你们这服务真让人恶心", emotion_=label)],
+                       duration_ms=10000, metadata={"agent_id": "a1"}, call_id="c4")
+
+
+def _hits(result, history):
+    return {h.rule_id: h for h in evaluate(result, default_ruleset(), history=history)}
+
+
+def test_disgust_streak_fires_on_the_third_disgusted_call_of_one_agent():
+    history = [_summary("c1", 0.1), _summary("c2", 0.6), _summary("c3", 0.5)]
+    hit = _hits(_disgusted_call(), history)["agent.disgust_streak"]
+    assert hit.alert and "c2" in hit.evidence[-1].note + hit.evidence[0].note
+
+
+def test_disgust_streak_stays_quiet_when_the_streak_is_broken():
+    assert "agent.disgust_streak" not in _hits(_disgusted_call(), [_summary("c2", 0.1), _summary("c3", 0.5)])
+    calm_now = _disgusted_call("neutral")
+    assert "agent.disgust_streak" not in _hits(calm_now, [_summary("c2", 0.6), _summary("c3", 0.5)])
+    other_agent = [_summary("c2", 0.6, agent="a2"), _summary("c3", 0.5, agent="a2")]
+    assert "agent.disgust_streak" not in _hits(_disgusted_call(), other_agent)  # N/A: no history of a1
+
+
+@pytest.mark.parametrize("rule_id", ["risk.complaint", "emotion.sustained_anger", "emotion.fear_at_end",
+                                     "agent.disgust_streak"])
+def test_seed_alerts_are_alerts(rule_id):
+    rule = default_ruleset().rule(rule_id)
+    assert rule.consequence.alert
+
+
+def test_every_pack_rule_has_a_bilingual_suggestion_carried_by_its_hits():
+    for rule in default_ruleset().rules:
+        assert rule.suggestion and rule.suggestion.zh and rule.suggestion.en, rule.id
+    hit = fires("risk.complaint", complaint("你们再不发货我就投诉"))
+    assert hit.suggestion == default_ruleset().rule("risk.complaint").suggestion

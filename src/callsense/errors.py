@@ -13,6 +13,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     │   ├── ResultFormatError                   result.json of another schema version
     │   ├── UploadTooLargeError                 an upload over the service's limit  (HTTP 413)
     │   ├── AudioTooQuietError                  a clip under the level it can be judged at (HTTP 422)
+    │   ├── ClipRangeError                      a review clip outside the call or too long (HTTP 422)
     │   └── BadRequestError                     a request the service cannot use    (HTTP 400)
     │       └── LiveProtocolError               a live-call message breaks the protocol (its own code)
     ├── ModelError                      exit 4  (models)
@@ -227,6 +228,11 @@ class LiveProtocolError(BadRequestError):
         super().__init__(message, hint=hint)
 
 
+class ClipRangeError(InputError):
+    status = 422
+    code = "bad_clip_range"
+
+
 class MissingExtraError(CallsenseError):
     """Not a model problem (exit 4 is for models): the hint names the ``pip install 'callsense[...]'``."""
 
@@ -247,6 +253,7 @@ __all__ = [
     "CallNotFoundError",
     "CallsenseError",
     "ChannelLayoutError",
+    "ClipRangeError",
     "DependencyError",
     "DiskFullError",
     "ForbiddenError",

@@ -73,6 +73,8 @@ SENSEVOICE_EVENTS: tuple[str, ...] = (
     "GBG",
 )
 """Audio-event tags. "Speech" means no event; the rest are reported as events."""
+TONE_EVENTS: tuple[str, ...] = ("Ringback", "BusyTone", "DialTone", "DTMF")
+"""Telephone tones found by ``callsense.analysis.tones`` (SenseVoice has no tag for them)."""
 
 # Display convention (model-formats.md): cough is 😷, not FunASR's 🤧.
 TAG_EMOJI: dict[str, str] = {

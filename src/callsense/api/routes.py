@@ -26,7 +26,7 @@ from callsense.api.schemas import (
     RulesOut,
     TranscriptionForm,
 )
-from callsense.errors import UsageError
+from callsense.errors import CallsenseError, UsageError
 from callsense.service import AnalyzeRequest, Service
 from callsense.service.errors import NotFoundError, UploadTooLargeError
 
@@ -252,12 +252,13 @@ def list_calls(
     max_score: Annotated[float | None, Query(ge=0, le=100, description="QA score, 0-100")] = None,
     date_from: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
+    invalid: Annotated[bool, Query(description="only invalid calls, left not scored (the discard view)")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Analysed calls, newest first, filtered and paginated."""
     filters = {"agent_id": agent_id, "queue": queue, "category": category, "emotion": emotion,
                "severity": severity, "min_score": min_score, "max_score": max_score, "date_from": date_from,
-               "date_to": date_to}
+               "date_to": date_to, "invalid": invalid}
     return _svc(request).calls.list(filters=filters, limit=limit, offset=offset)
 
 
@@ -280,6 +281,26 @@ def get_call_audio(request: Request, call_id: str,
     return FileResponse(path, media_type="audio/wav", filename=f"{call_id}.wav")
 
 
+@router.get("/v1/calls/{call_id}/clip", tags=["calls"], responses=ERRORS)
+def get_call_clip(request: Request, call_id: str,
+                  start_ms: Annotated[int, Query(description="clip start, ms on the call's time line")],
+                  end_ms: Annotated[int, Query(description="clip end (at most 120 s after start_ms)")],
+                  token: Annotated[str | None, Query(description="signed link token (web UI players)")] = None
+                  ) -> Any:
+    """A review clip (16 kHz WAV) cut on demand from the processed audio: 404 when the call has no audio,
+    422 for a range outside the call, reversed, or longer than 120 s."""
+    from callsense.report.clips import check_range, cut_clip
+
+    svc = _svc(request)
+    _known_id(call_id)
+    if not (token and svc.check_audio_token(call_id, token)):
+        require("viewer")(request)
+    check_range(start_ms, end_ms)  # before touching the audio: a bad range is 422 whatever is stored
+    clip = cut_clip(svc.calls.audio_path(call_id), start_ms, end_ms)
+    return Response(clip, media_type="audio/wav",
+                    headers={"Content-Disposition": f'inline; filename="{call_id}_{start_ms}-{end_ms}.wav"'})
+
+
 @router.get("/v1/calls/{call_id}/embeddings", tags=["calls"], responses=ERRORS)
 def get_call_embeddings(request: Request, call_id: str, _: Viewer) -> Any:
     """embeddings.npy: one row per segment with an emotion2vec embedding."""
@@ -292,7 +313,13 @@ def get_call_report(request: Request, call_id: str, _: Viewer, download: bool = 
     """The self-contained one-page HTML report of the call."""
     from callsense.report import render_html
 
-    html = render_html(_svc(request).calls.get(_known_id(call_id)))
+    svc = _svc(request)
+    result = svc.calls.get(_known_id(call_id))
+    try:
+        audio = svc.calls.audio_path(call_id)  # review clips are embedded when the audio was kept
+    except CallsenseError:
+        audio = None
+    html = render_html(result, audio=audio)
     headers = {"Content-Disposition": f'attachment; filename="{call_id}.html"'} if download else None
     return HTMLResponse(html, headers=headers)
 

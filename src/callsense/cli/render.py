@@ -86,13 +86,36 @@ def print_call(console: Console, result: CallAnalysis, folder: Path | None, *, f
         colour = {"critical": "red", "warning": "yellow"}.get(hit.severity, "blue")
         where = ", ".join(f"{e.segment_id or ''}@{clock(e.start_ms)}" for e in hit.evidence[:3])
         console.print(f"[{colour}]{hit.severity.upper()}[/] {hit.rule_id} {hit.name}  {where}")
+        if hit.suggestion is not None:
+            console.print(f"  [dim]建议话术 suggested reply:[/] {hit.suggestion.zh} / {hit.suggestion.en}", soft_wrap=True)
     for rec in result.alerts:
         state = "[green]delivered[/]" if rec.delivered else f"[red]not delivered[/] ({rec.error})"
         console.print(f"alert → {rec.target} ({rec.format}): {state}", soft_wrap=True)
     if result.score is not None:
-        console.print(f"QA score: {result.score.normalized:.0f}/100 ({'pass' if result.score.passed else 'fail'})")
+        print_breakdown(console, result)
     for sk in result.processing.skipped:
         console.print(f"[yellow]skipped {sk.feature}:[/] {sk.reason}" + (f" — {sk.hint}" if sk.hint else ""),
                       soft_wrap=True)
     if folder is not None:
         console.print(f"[dim]written to {folder}[/]")
+
+
+def print_breakdown(console: Console, result: CallAnalysis) -> None:
+    """The QA score with the scorecard breakdown: every item's points won or lost and why."""
+    from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
+
+    sc = result.score
+    if sc is None:
+        return
+    if not sc.scored:
+        console.print(f"QA score: [yellow]not scored[/] — {sc.reason}", soft_wrap=True)
+        return
+    table = Table(title=f"QA score {verdict(result)}", show_lines=False, pad_edge=False, title_justify="left")
+    for col in ("section", "item", "status", "points", "why"):
+        table.add_column(col, overflow="fold")
+    for row in breakdown(result):
+        colour = {"lost": "red", "na": "dim"}.get(row.status, "green")
+        table.add_row(row.section, row.item, f"[{colour}]{STATUS_LABEL[row.status]}[/]",
+                      f"{row.points:g}/{row.potential:g}" if row.status != "na" else "–", row.reason)
+    console.print(table)
+    console.print(f"QA score: {sc.normalized:.0f}/100 ({sc.verdict})")

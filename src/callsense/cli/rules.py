@@ -136,7 +136,9 @@ def _print_result(out, result, path: Path) -> None:
 
     score = result.score
     verdict = ""
-    if score is not None:
+    if score is not None and not score.scored:
+        verdict = f"  [yellow]not scored[/] ({escape(score.reason or '')})"
+    elif score is not None:
         verdict = f"  score {score.normalized:.0f}/100 " + ("[green]PASS[/]" if score.passed else "[red]FAIL[/]")
         if score.auto_failed:
             verdict += f" (auto-fail: {escape(', '.join(score.auto_fail_rules))})"

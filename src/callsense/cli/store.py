@@ -197,6 +197,8 @@ def search(
     max_duration: float | None = deprecated_option("--max-duration", "--max-seconds"),
     min_qa: float | None = typer.Option(None, "--min-qa", help="QA score ≥ this (0-100, as shown).", min=0, max=100),
     max_qa: float | None = typer.Option(None, "--max-qa", help="QA score ≤ this (0-100, as shown).", min=0, max=100),
+    invalid: bool = typer.Option(False, "--invalid", help="The discard view: invalid calls (no speech, too "
+                                 "little, mostly music or tones), left not scored."),
     limit: int = typer.Option(50, "--limit", "-n"),
     db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
     database_url: str | None = deprecated_option("--database-url", "--db"),
@@ -218,7 +220,7 @@ def search(
                         event=event, rule_id=rule, severity=severity, meta=meta_filters, since=since, until=until,
                         min_duration_ms=int(min_seconds * 1000) if min_seconds is not None else None,
                         max_duration_ms=int(max_seconds * 1000) if max_seconds is not None else None,
-                        min_qa_score=min_qa, max_qa_score=max_qa, limit=limit)
+                        min_qa_score=min_qa, max_qa_score=max_qa, invalid=invalid, limit=limit)
     store = open_store(db)
     try:
         hits = run_search(store, query)
@@ -409,8 +411,8 @@ def _call_html(call: str, output: Path | None, db: str | None, html: bool) -> No
 
 def export(
     out: str = typer.Option("-", "--out", "-o", help="Output file (- for stdout; parquet needs a file)."),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv|jsonl|parquet"),
-    what: str = typer.Option("calls", "--what", help="calls|segments|rule_hits"),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv|jsonl|json (one array)|parquet"),
+    what: str = typer.Option("calls", "--what", help="calls|segments|rule_hits|qc (the seeds' QC list)"),
     since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep phone/ID/card/email numbers in texts."),

@@ -389,7 +389,8 @@ def assemble_call(audio: DecodedAudio, seg_audio: Sequence[Any], transcripts: Se
     segments, embeddings, timeline = stages.build_segments(seg_audio, transcripts, emotions)
     if speakers is not None:
         segments = tuple(replace(s, speaker=sp) for s, sp in zip(segments, speakers))
-    events = stages.audio_events(segments)
+    events = tuple(sorted((*stages.audio_events(segments), *stages.tone_events(audio.tracks)),
+                          key=lambda e: (e.start_ms, e.end_ms, e.type)))
     call_emotion = stages.call_emotion(segments, timeline, emotion_model, o.emotion, audio.duration_ms,
                                        head=o.emotion_head if emotion_model is not None else None)
     if audio.source.narrowband:

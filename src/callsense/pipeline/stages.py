@@ -146,6 +146,15 @@ def audio_events(segments: Sequence[Segment]) -> tuple[AudioEvent, ...]:
                             segment_id=s.id) for s in segments for ev in s.asr_events)
 
 
+def tone_events(tracks: Sequence[Track]) -> tuple[AudioEvent, ...]:
+    """Ringback, busy, dial and DTMF tones of each track (``callsense.analysis.tones``) as audio events:
+    tones are not speech, so VAD never hands them to SenseVoice."""
+    from callsense.analysis.tones import detect_tones
+
+    return tuple(AudioEvent(type=t.type, start_ms=t.start_ms, end_ms=t.end_ms, channel=tr.channel, role=tr.role)
+                 for tr in tracks for t in detect_tones(tr.samples, SAMPLE_RATE))
+
+
 def call_emotion(segments: Sequence[Segment], timeline: Sequence[TimelinePoint], model: str | None,
                  options: EmotionOptions, duration_ms: int, *, head: str | None = None) -> CallEmotion | None:
     """The call's emotion part (timeline and per-role aggregates), or None when no segment has emotion."""

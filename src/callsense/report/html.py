@@ -4,10 +4,12 @@ or network), with the call's facts, metrics, emotion timeline, transcript, rule 
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from callsense.analysis.common import overall_emotion as mean_emotion
 from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, TAG_EMOJI
+from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
 
 SEVERITY_COLORS = {"critical": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}  # the report's and the UI's
@@ -88,11 +90,64 @@ th{background:#fafafa} .muted{color:#777;font-size:12px} .headline{font-size:22p
 .facts td:first-child{width:220px;color:#555} .role-agent{color:#1565c0} .role-customer{color:#c62828}
 .sev{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px} .score{font-size:28px;font-weight:600}
 .pass{color:#2e7d32} .fail{color:#c62828} .evidence{font-size:12px;color:#444;margin:2px 0 0 10px}
+.notscored{color:#6d4c41} tr.lost td{background:#fff5f5} tr.na td{color:#999}
+.suggestion{font-size:12px;margin:4px 0 0 10px;padding:4px 6px;background:#f1f8e9;border-left:3px solid #7cb342}
+audio.clip{height:28px;margin:4px 0 0 10px;vertical-align:middle}
 """ + BARS_CSS + LEGEND_CSS
 
 
-def render_html(result: Any) -> str:
-    """The report as one HTML string."""
+def score_section(result: Any) -> str:
+    """The score headline and the scorecard breakdown: every item, its points won or lost and why."""
+    sc = result.score
+    if sc is None:
+        return '<p class="muted">No scorecard was applied.</p>'
+    if not sc.scored:
+        return (f'<div class="score notscored" id="score">不计分 NOT SCORED</div>'
+                f'<div class="muted">{escape(sc.reason or "")} · listed in the discard view '
+                f'(<code>callsense search --invalid</code>)</div>')
+    cls = "pass" if sc.passed else "fail"
+    rows = "".join(
+        f'<tr class="{r.status}"><td>{escape(r.section)}</td><td>{escape(r.item)}</td>'
+        f'<td>{escape(STATUS_LABEL[r.status])}</td>'
+        f'<td>{"–" if r.status == "na" else f"{r.points:g} / {r.potential:g}"}</td>'
+        f'<td>{escape(r.reason)}</td></tr>' for r in breakdown(result))
+    table = ('<table class="breakdown" id="breakdown"><tr><th>Section 部分</th><th>Item 项目</th><th>Status 状态</th>'
+             f'<th>Points 分数</th><th>Why 原因</th></tr>{rows}</table>') if rows else ""
+    return (f'<div class="score {cls}" id="score">{escape(verdict(result))}</div>'
+            f'<div class="muted">scorecard {escape(sc.scorecard_id)} v{escape(str(sc.scorecard_version))}'
+            f' · {sc.score:g} of {sc.potential:g} points</div>{table}')
+
+
+def suggestion_html(hit: Any) -> str:
+    s = getattr(hit, "suggestion", None)
+    if s is None:
+        return ""
+    return (f'<div class="suggestion"><b>建议话术 Suggested reply</b>: {escape(s.zh)}'
+            f'{"<br>" + escape(s.en) if s.en else ""}</div>')
+
+
+def _clip_html(hit: Any, audio: Path | None) -> str:
+    """An embedded player for the hit's review window (a data: URI: the report stays one offline file)."""
+    if audio is None:
+        return ""
+    from callsense.report.clips import MAX_CLIP_MS, cut_clip, data_uri
+
+    window = hit.window(MAX_CLIP_MS)
+    if window is None:
+        return ""
+    try:
+        clip = cut_clip(audio, *window)
+    except Exception:  # audio deleted or shorter than the result says: the report still renders
+        return ""
+    return (f'<div><audio class="clip" controls preload="none" data-rule="{escape(hit.rule_id)}" '
+            f'src="{data_uri(clip)}"></audio> <span class="muted">review clip {fmt_ms(window[0])}–'
+            f'{fmt_ms(window[1])}</span></div>')
+
+
+def render_html(result: Any, audio: str | Path | None = None) -> str:
+    """The report as one HTML string. With ``audio`` (the call's processed ``audio_16k.wav``), every hit
+    with a time window gets an embedded review clip."""
+    audio = Path(audio) if audio is not None and Path(audio).is_file() else None
     src = result.source
     meta = result.metadata or {}
     e = main_emotion(result)
@@ -101,14 +156,7 @@ def render_html(result: Any) -> str:
         role, label, conf, scores = e
         headline = (f'<div class="headline" id="main-emotion">{escape(emotion_headline(label, conf))} '
                     f'<span class="muted">({escape(role)})</span></div>{distribution_bars(scores)}')
-    score_html = '<p class="muted">No scorecard was applied.</p>'
-    if result.score is not None:
-        sc = result.score
-        cls = "pass" if sc.passed else "fail"
-        verdict = ("PASS 合格" if sc.passed else "FAIL 不合格") + (" (auto-fail)" if sc.auto_failed else "")
-        score_html = (f'<div class="score {cls}">{sc.normalized:.0f} / 100 · {verdict}</div>'
-                      f'<div class="muted">scorecard {escape(sc.scorecard_id)} v{escape(str(sc.scorecard_version))}'
-                      f' · {sc.score:g} of {sc.potential:g} points</div>')
+    score_html = score_section(result)
     facts = [
         ("Call id", result.call_id), ("File 文件", meta.get("filename") or src.name),
         ("Duration 时长", f"{result.duration_ms / 1000:.1f} s"),
@@ -134,7 +182,7 @@ def render_html(result: Any) -> str:
         color = SEVERITY_COLORS.get(h.severity, "#555")
         hits.append(f'<tr><td><span class="sev" style="background:{color}">{escape(h.severity)}</span></td>'
                     f'<td><b>{escape(h.name)}</b> <span class="muted">{escape(h.rule_id)} · {escape(h.category)}'
-                    f'</span>{ev}</td><td>{h.score_delta:+g}</td></tr>')
+                    f'</span>{ev}{suggestion_html(h)}{_clip_html(h, audio)}</td><td>{h.score_delta:+g}</td></tr>')
     hits_html = (f"<table><tr><th>Severity</th><th>Rule 规则 / evidence 证据</th><th>Score</th></tr>{''.join(hits)}"
                  "</table>") if hits else '<p class="muted">No rule hits 无规则命中.</p>'
     timings = ", ".join(f"{k} {v:.0f} ms" for k, v in result.processing.timings_ms.items())

@@ -154,6 +154,15 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """A suggested reply for the agent (the seeds' "建议话术"), in Chinese and English."""
+
+    __pydantic_config__ = {"extra": "forbid"}  # a misspelt language key in a rule file is an error
+    zh: str = ""
+    en: str = ""
+
+
+@dataclass(frozen=True)
 class RuleHit:
     rule_id: str
     rule_version: str
@@ -166,6 +175,19 @@ class RuleHit:
     scorecard_item: str | None = None
     ruleset_id: str | None = None
     ruleset_version: str | None = None
+    suggestion: Suggestion | None = None  # the rule's suggested reply, shown with the hit
+    not_scored: bool = False  # this hit leaves the call without a score (an invalid call)
+
+    def window(self, max_ms: int = 60_000) -> tuple[int, int] | None:
+        """The stretch of the call to play for review: the span of the evidence, or, when that is longer
+        than ``max_ms``, the first piece of evidence (cut to ``max_ms``). None without evidence."""
+        if not self.evidence:
+            return None
+        start, end = min(e.start_ms for e in self.evidence), max(e.end_ms for e in self.evidence)
+        if end - start > max_ms:
+            first = self.evidence[0]
+            start, end = first.start_ms, min(first.end_ms, first.start_ms + max_ms)
+        return (start, end) if end > start else None
 
 
 @dataclass(frozen=True)
@@ -176,6 +198,8 @@ class ItemScore:
     points: float  # earned
     potential: float  # 0 when N/A
     rule_ids: tuple[str, ...] = ()  # the bound rules that decided it
+    name: str = ""  # the scorecard's name of the item, e.g. "Scripted greeting"
+    mode: str = ""  # fail_if_hit / pass_if_hit / deduct: how the rules decided it
 
 
 @dataclass(frozen=True)
@@ -185,24 +209,38 @@ class SectionScore:
     score: float
     potential: float
     normalized: float | None  # 0-100, None when every item is N/A
+    name: str = ""
 
 
 # A call's scorecard result. ``normalized`` is *the* QA score: 0-100, as shown to users and as stored
 # (``calls.score_normalized``), filtered (``search --min-qa``, ``/v1/calls?min_score``) and exported
-# (``qa_score``). ``score`` / ``potential`` are the raw points behind it (``qa_points``). (A comment, not a
-# docstring: docstrings become the shipped JSON schema's descriptions.)
+# (``qa_score``). ``score`` / ``potential`` are the raw points behind it (``qa_points``).
+# ``status`` "not_scored": an invalid call (no speech, too little, mostly music or tones) gets no score and no
+# pass/fail: ``normalized`` and ``passed`` are None, ``reason`` says why, sections and items are empty.
+# (A comment, not a docstring: docstrings become the shipped JSON schema's descriptions.)
 @dataclass(frozen=True)
 class QAScore:
     scorecard_id: str
     scorecard_version: str
     score: float  # raw points earned
     potential: float  # raw points possible
-    normalized: float  # 0-100, weighted over sections
-    passed: bool
+    normalized: float | None  # 0-100, weighted over sections; None when not scored
+    passed: bool | None  # None when not scored
     auto_failed: bool = False
     auto_fail_rules: tuple[str, ...] = ()
     sections: tuple[SectionScore, ...] = ()
     items: tuple[ItemScore, ...] = ()
+    status: Literal["scored", "not_scored"] = "scored"
+    reason: str | None = None  # why not scored, e.g. "call.invalid: 0.0 s of speech (below 3 s)"
+
+    @property
+    def scored(self) -> bool:
+        return self.status == "scored"
+
+    @property
+    def verdict(self) -> str:
+        """"pass", "fail" or "not scored", as every adapter shows it."""
+        return "not scored" if not self.scored else ("pass" if self.passed else "fail")
 
 
 @dataclass(frozen=True)

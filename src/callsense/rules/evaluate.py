@@ -143,6 +143,8 @@ def evaluate_rule(ctx: Context, rule: m.Rule, ruleset: m.Ruleset | None = None) 
         scorecard_item=c.item,
         ruleset_id=ruleset.id if ruleset else None,
         ruleset_version=ruleset.version if ruleset else None,
+        suggestion=rule.suggestion,
+        not_scored=c.not_scored,
     )
     return RuleOutcome(rule.id, "hit", hit=hit)
 

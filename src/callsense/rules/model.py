@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from pydantic import ConfigDict, InstanceOf
 
+from callsense.result.qa import Suggestion
 from callsense.rules import expr as _expr
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class Consequence:
     score_delta: float = 0.0  # used by scorecard items in "deduct" mode
     alert: bool = False  # send to the alert targets (critical hits are always sent)
     item: str | None = None  # "section.item" of the scorecard this rule decides
+    not_scored: bool = False  # a hit leaves the call without a score or pass/fail (invalid calls)
 
 
 # ------------------------------------------------------------------------------------ conditions
@@ -156,6 +158,7 @@ class Rule:
     conditions: dict[int, InstanceOf[Condition]]  # built by the loader through the registry
     expression: str | None = None  # default: every condition (1 && 2 && ...)
     consequence: Consequence = field(default_factory=Consequence)
+    suggestion: Suggestion | None = None  # a suggested reply ({zh: ..., en: ...}), shown with each hit
 
     @cached_property
     def tree(self) -> _expr.Expr:

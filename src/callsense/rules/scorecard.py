@@ -8,6 +8,9 @@ whose bound rules were all N/A (or are not in the rule set) is N/A and leaves th
 The normalised score is the weight-averaged section percentage over sections that have any
 potential; with nothing applicable it is 100. A critical hit (when ``auto_fail_on_critical``) or
 a lost ``critical`` item fails the call: ``auto_failed`` is set, ``normalized`` becomes 0.
+
+A hit of a rule whose consequence says ``not_scored`` (the default pack's ``call.invalid``) leaves
+the call *not scored*: no points, no pass/fail, the hit's evidence as the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from callsense.rules.evaluate import RuleOutcome
 def score_call(outcomes: Sequence[RuleOutcome], scorecard: m.Scorecard,
                ruleset: m.Ruleset | None = None) -> QAScore:
     sc = scorecard.scorecard
+    invalid = [o.hit for o in outcomes if o.hit is not None and o.hit.not_scored]
+    if invalid:
+        notes = [e.note for e in invalid[0].evidence if e.note]
+        reason = f"{invalid[0].rule_id}: " + ("; ".join(dict.fromkeys(notes)) if notes else invalid[0].name)
+        return QAScore(scorecard_id=sc.id, scorecard_version=sc.version, score=0.0, potential=0.0,
+                       normalized=None, passed=None, status="not_scored", reason=reason)
     by_rule = {o.rule_id: o for o in outcomes}
     bound_by_item: dict[str, set[str]] = {}
     for rule in (ruleset.rules if ruleset else ()):
@@ -43,7 +52,7 @@ def score_call(outcomes: Sequence[RuleOutcome], scorecard: m.Scorecard,
             if item.critical and result.status == "lost":
                 auto_fail.append(f"{section.id}.{item.id}")
         sections.append(SectionScore(section_id=section.id, weight=section.weight, score=s_score,
-                                     potential=s_potential,
+                                     potential=s_potential, name=section.name,
                                      normalized=(100.0 * s_score / s_potential) if s_potential > 0 else None))
 
     if sc.auto_fail_on_critical:
@@ -76,7 +85,8 @@ def _item(section_id: str, item: m.ScorecardItem, rules: tuple[str, ...], by_rul
 
     def score(status: str, points: float, potential: float) -> ItemScore:
         return ItemScore(section_id=section_id, item_id=item.id, status=status,  # type: ignore[arg-type]
-                         points=points, potential=potential, rule_ids=tuple(o.rule_id for o in (hits or known)))
+                         points=points, potential=potential, rule_ids=tuple(o.rule_id for o in (hits or known)),
+                         name=item.name, mode=item.mode)
 
     if item.mode == "pass_if_hit":
         if hits:

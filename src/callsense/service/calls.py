@@ -256,7 +256,8 @@ class CallRepository:
         q = self._query(
             meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
             min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
-            role="customer" if f.get("emotion") else None, emotion=f.get("emotion"), limit=MAX_SCAN)
+            role="customer" if f.get("emotion") else None, emotion=f.get("emotion"),
+            invalid=bool(f.get("invalid")), limit=MAX_SCAN)
         ids = list(dict.fromkeys(h.call_id for h in search_calls(self.store, q)))  # segment hits: one per call
         items = []
         for call_id in ids[offset:offset + limit]:

@@ -50,7 +50,7 @@ def agents(results: Iterable[Any]) -> dict[str, Any]:
     for r in results:
         a = per[str((r.metadata or {}).get("agent_id") or "(none)")]
         a["calls"] += 1
-        if r.score is not None:
+        if r.score is not None and r.score.normalized is not None:  # invalid calls are not scored
             a["scores"].append(r.score.normalized)
             a["passed"] += int(r.score.passed)
         a["hits"] += len(r.rule_hits)
@@ -90,7 +90,7 @@ def daily(results: Iterable[Any]) -> dict[str, Any]:
         d["calls"] += 1
         d["audio_ms"] += r.duration_ms
         d["hits"] += len(r.rule_hits)
-        if r.score is not None:
+        if r.score is not None and r.score.normalized is not None:
             d["scores"].append(r.score.normalized)
     return {"rows": [{"day": day, "calls": d["calls"], "audio_minutes": round(d["audio_ms"] / 60000, 2),
                       "rule_hits": d["hits"],

@@ -1,5 +1,9 @@
-"""Exports for BI tools (Metabase, Superset, spreadsheets): calls, segments or rule hits as CSV, JSONL
-or Parquet, with the columns listed in :data:`EXPORT_COLUMNS` (documented in docs/store.md).
+"""Exports for BI tools (Metabase, Superset, spreadsheets): calls, segments or rule hits as CSV, JSONL,
+one JSON array or Parquet, with the columns listed in :data:`EXPORT_COLUMNS` (documented in docs/store.md).
+
+``what="qc"`` is the seeds' batch QC list: one row per call (``call_id``, ``duration_s``, ``text``,
+``start_emotion`` / ``end_emotion`` of the customer, ``risk``, ``invalid``, ``score``, ``hit_ids``) and
+one per file the batch could not analyse (``call_id`` null, ``file`` and ``error`` set).
 
 Every text that can carry PII — transcripts, evidence texts, source names and paths, metadata fields
 (``customer_id`` included) — is PII-redacted by default (``redact=False`` / ``--no-redact`` to keep them as
@@ -26,9 +30,9 @@ if TYPE_CHECKING:
     from callsense.store.db import Store
     from callsense.store.privacy import RedactionConfig
 
-ExportFormat = Literal["csv", "jsonl", "parquet"]
-ExportWhat = Literal["calls", "segments", "rule_hits"]
-FORMATS = ("csv", "jsonl", "parquet")
+ExportFormat = Literal["csv", "jsonl", "json", "parquet"]
+ExportWhat = Literal["calls", "segments", "rule_hits", "qc"]
+FORMATS = ("csv", "jsonl", "json", "parquet")
 
 _CALL_TIME = ("call_time", "started_at", "analyzed_at")
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -43,6 +47,8 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "rule_hits": ("call_id", "rule_id", "rule_version", "name", "category", "severity", "score_delta", "alert",
                   "evidence_segments", "evidence_start_ms", "evidence_text", "evidence", "call_time", "agent_id",
                   "queue"),
+    "qc": ("call_id", "file", "duration_s", "text", "start_emotion", "end_emotion", "risk", "invalid", "score",
+           "passed", "hit_ids", "error"),
 }
 
 
@@ -72,6 +78,14 @@ def export(store: Store, out: str | Path | IO[str], *, format: ExportFormat = "c
 
 def _write_text(rows: Iterator[dict[str, Any]], columns: tuple[str, ...], f: IO[str], format: str) -> int:
     n = 0
+    if format == "json":  # one array, written row by row (a big export is never one string in memory)
+        f.write("[")
+        for row in rows:
+            f.write(("," if n else "") + "\n" + json.dumps({k: _json_cell(row.get(k)) for k in columns},
+                                                          ensure_ascii=False))
+            n += 1
+        f.write("\n]\n")
+        return n
     if format == "csv":
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
@@ -246,6 +260,32 @@ def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
         yield items[i:i + n]
 
 
-_ROWS = {"calls": _call_rows, "segments": _segment_rows, "rule_hits": _hit_rows}
+def _qc_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None) -> Iterator[dict[str, Any]]:
+    """The seeds' QC list: ``risk`` is a risk-category hit (the default pack's high-risk complaint), ``invalid``
+    a call the scorecard left not scored (``call.invalid``); failed files follow with their reason."""
+    from sqlalchemy import select
+
+    from callsense.store.models import Failure
+
+    with store.session() as s:
+        risky = {r for (r,) in s.execute(select(RuleHitRow.call_id).where(RuleHitRow.category == "risk"))}
+        failures = s.execute(select(Failure.source_path, Failure.source_key, Failure.error_code, Failure.message)
+                             .order_by(Failure.id)).all() if since is None and until is None else []
+    for row in _call_rows(store, since, until, red):
+        hit_ids = [h for h in (row["rule_ids"] or "").split(",") if h]
+        yield {
+            "call_id": row["call_id"], "file": row["source_name"],
+            "duration_s": round(row["duration_ms"] / 1000, 3) if row["duration_ms"] is not None else None,
+            "text": row["transcript"] or "", "start_emotion": row["first_customer_emotion"],
+            "end_emotion": row["last_customer_emotion"], "risk": row["call_id"] in risky,
+            "invalid": row["scorecard_id"] is not None and row["qa_score"] is None,
+            "score": row["qa_score"], "passed": row["passed"], "hit_ids": hit_ids, "error": None,
+        }
+    for f in failures:
+        yield {"call_id": None, "file": _red(f.source_path or f.source_key, red), "invalid": None, "risk": None,
+               "hit_ids": [], "error": f"{f.error_code}: {f.message}"}
+
+
+_ROWS = {"calls": _call_rows, "segments": _segment_rows, "rule_hits": _hit_rows, "qc": _qc_rows}
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "export"]

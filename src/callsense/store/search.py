@@ -50,6 +50,7 @@ class SearchQuery:
     min_qa_score: float | None = None  # QA score 0-100, as shown (QAScore.normalized)
     max_qa_score: float | None = None
     call_id: str | None = None
+    invalid: bool = False  # only the discard view: calls a scorecard left "not scored" (call.invalid)
     limit: int = 50
     offset: int = 0
     after: str | None = None  # the cursor of the last hit of the previous page (keyset pagination)
@@ -240,6 +241,8 @@ def _call_filters(stmt: Any, q: SearchQuery, when: Any) -> Any:
         stmt = stmt.where(Call.score_normalized >= q.min_qa_score)
     if q.max_qa_score is not None:
         stmt = stmt.where(Call.score_normalized <= q.max_qa_score)
+    if q.invalid:  # a scorecard ran and gave no score: an invalid call (result.score.status "not_scored")
+        stmt = stmt.where(Call.scorecard_id.is_not(None), Call.score_normalized.is_(None))
     # IN (uncorrelated) rather than a correlated EXISTS: the subquery is one range scan of the
     # (rule_id, call_id) / (severity, call_id) index, evaluated once, not once per call
     if q.rule_id:

@@ -24,7 +24,8 @@ import gradio as gr  # noqa: E402
 
 from callsense.errors import CallsenseError
 from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
-from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags
+from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
+from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags, suggestion_html
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
 from callsense.ui.live import build_live_tab
 
@@ -91,12 +92,41 @@ def transcript_html(result: Any) -> str:
             f'<th>标签 Tags</th><th>文本 Text</th></tr>{"".join(rows)}</table>')
 
 
-def hits_html(result: Any) -> str:
+def breakdown_html(result: Any) -> str:
+    """The scorecard breakdown: every item with the points won or lost and the evidence behind it."""
+    rows = "".join(
+        f'<tr class="cs-item cs-{r.status}"><td>{escape(r.section)}</td><td>{escape(r.item)}</td>'
+        f'<td>{escape(STATUS_LABEL[r.status])}</td>'
+        f'<td>{"–" if r.status == "na" else f"{r.points:g}/{r.potential:g}"}</td><td>{escape(r.reason)}</td></tr>'
+        for r in breakdown(result))
+    if not rows:
+        return ""
+    return ('<table class="cs-table" id="cs-breakdown"><tr><th>部分 Section</th><th>项目 Item</th><th>状态 Status</th>'
+            f'<th>分数 Points</th><th>原因 Why</th></tr>{rows}</table>')
+
+
+def clip_link(result: Any, hit: Any, token: str | None) -> str:
+    """A player for the hit's review window, cut by ``GET /v1/calls/{id}/clip`` with the page's signed audio
+    token (browsers send no API key); none without a token or a window."""
+    window = hit.window()
+    if window is None or token is None:
+        return ""
+    src = (f"/v1/calls/{escape(result.call_id)}/clip?start_ms={window[0]}&amp;end_ms={window[1]}"
+           f"&amp;token={escape(token)}")
+    return (f'<div class="cs-clip"><audio class="cs-clip-audio" controls preload="none" data-rule="'
+            f'{escape(hit.rule_id)}" src="{src}"></audio></div>')
+
+
+def hits_html(result: Any, token: str | None = None) -> str:
     parts = []
     if result.score is not None:
         sc = result.score
-        verdict = "合格 PASS" if sc.passed else "不合格 FAIL"
-        parts.append(f'<div class="cs-headline" id="cs-score">{sc.normalized:.0f}/100 · {verdict}</div>')
+        if not sc.scored:
+            parts.append(f'<div class="cs-headline" id="cs-score">不计分 NOT SCORED</div>'
+                         f'<div class="cs-muted" id="cs-not-scored">{escape(sc.reason or "")}</div>')
+        else:
+            parts.append(f'<div class="cs-headline" id="cs-score">{escape(verdict(result))}</div>')
+            parts.append(breakdown_html(result))
     rows = []
     for h in result.rule_hits:
         ev = "".join(
@@ -106,7 +136,7 @@ def hits_html(result: Any) -> str:
         rows.append(f'<tr class="cs-hit" data-rule="{escape(h.rule_id)}"><td><span class="cs-sev" '
                     f'style="background:{SEVERITY_COLORS.get(h.severity, "#555")}">{escape(h.severity)}</span></td>'
                     f'<td><b>{escape(h.name)}</b> <span class="cs-muted">{escape(h.rule_id)} · {escape(h.category)}'
-                    f'</span>{ev}</td><td>{h.score_delta:+g}</td></tr>')
+                    f'</span>{ev}{suggestion_html(h)}{clip_link(result, h, token)}</td><td>{h.score_delta:+g}</td></tr>')
     if rows:
         parts.append('<table class="cs-table" id="cs-hits"><tr><th>级别 Severity</th><th>规则与证据 Rule & evidence'
                      f'</th><th>分 Score</th></tr>{"".join(rows)}</table>')
@@ -131,7 +161,8 @@ def log_markdown(result: Any) -> str:
 
 def call_page_html(service: Any, result: Any) -> str:
     return (f'<div class="cs-call">{player_html(service, result.call_id)}{headline_html(result)}'
-            f'<h3>情绪曲线 Emotion timeline</h3>{timeline_html(result)}<h3>规则命中 Rule hits</h3>{hits_html(result)}'
+            f'<h3>情绪曲线 Emotion timeline</h3>{timeline_html(result)}<h3>规则命中 Rule hits</h3>'
+            f'{hits_html(result, service.sign_audio(result.call_id))}'
             f'<h3>转写 Transcript</h3>{transcript_html(result)}</div>')
 
 
@@ -220,14 +251,15 @@ def build_ui(service: Any) -> Any:
         # also finds Gradio's cached copies of them (docs/privacy.md).
         cid = result.call_id
         report = folder / f"{cid}_report.html"
-        report.write_text(render_html(result), encoding="utf-8")
+        report.write_text(render_html(result, audio=folder / "audio_16k.wav"), encoding="utf-8")
         files = [str(report)]
         for name in ("result.json", "embeddings.npy"):
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, folder / f"{cid}_{name}")
                 files.insert(-1, str(folder / f"{cid}_{name}"))
         return (f'<div class="cs-call">{player_html(service, result.call_id)}{headline_html(result)}</div>',
-                timeline_html(result), transcript_html(result), hits_html(result), log_markdown(result), files)
+                timeline_html(result), transcript_html(result), hits_html(result, service.sign_audio(cid)),
+                log_markdown(result), files)
 
     def load_example(name):
         if not name or name not in example_files:
@@ -235,11 +267,12 @@ def build_ui(service: Any) -> Any:
         return str(example_files[name])
 
     # ---- Calls
-    def list_calls(agent, queue, date_from, date_to, min_score, severity, emotion):
+    def list_calls(agent, queue, date_from, date_to, min_score, severity, emotion, invalid=False):
         try:
             page = service.calls.list(filters={"agent_id": agent, "queue": queue, "date_from": date_from,
                                                "date_to": date_to, "min_score": min_score or None,
-                                               "severity": severity or None, "emotion": emotion or None}, limit=200)
+                                               "severity": severity or None, "emotion": emotion or None,
+                                               "invalid": bool(invalid)}, limit=200)
         except CallsenseError as e:
             return fail(e)
         rows = [[r["call_id"], r["filename"], round(r["duration_ms"] / 1000, 1), r["analyzed_at"], r["agent_id"] or "",
@@ -372,12 +405,15 @@ def build_ui(service: Any) -> Any:
                     f_score = gr.Number(label="最低分 Min score (0-100)", value=None)
                     f_sev = gr.Dropdown(["", "info", "warning", "critical"], value="", label="级别 Severity ≥")
                     f_emo = gr.Dropdown([""] + list(EMOTION_NAMES), value="", label="客户情绪 Customer emotion")
+                    f_invalid = gr.Checkbox(value=False, label="仅无效通话 Invalid calls only (discard view)",
+                                            elem_id="cs-invalid-only")
                     refresh = gr.Button("查询 Refresh", variant="primary")
                 table = gr.Dataframe(headers=["call_id", "file", "seconds", "analysed", "agent", "customer emotion",
                                               "score", "hits", "severity"], interactive=False, wrap=True)
                 pick = gr.Dropdown([], label="打开通话 Open call", elem_id="cs-call-pick")
                 call_out = gr.HTML()
-                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo], [table, pick])
+                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
+                              [table, pick])
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
 

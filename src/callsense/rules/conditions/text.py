@@ -284,6 +284,8 @@ class TextLength(Condition):
         need(self.above is not None or self.below is not None, None, f"{self.type} needs 'above' or 'below' (or both)")
 
     def evaluate(self, ctx: Context, sc: Scoped, n: int) -> Outcome:
+        if sc.segments and all(s.asr_status == "skipped" for s in sc.segments):  # --no-asr: no text to count
+            return Outcome(False, applicable=False, scope=sc, note="no transcript (ASR skipped)")
         chars = sum(count_chars(s.text) for s in sc.segments)
         ok = out_of_range(chars, self.above, self.below)
         if not ok:

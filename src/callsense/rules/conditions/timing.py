@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from callsense.analysis.common import clip, intersect_total, merge, overlaps_any, subtract, total
-from callsense.labels import SENSEVOICE_EVENTS
+from callsense.labels import SENSEVOICE_EVENTS, TONE_EVENTS
 from callsense.rules.context import Context, Outcome, Scoped, bounds, cap, interval_ev, out_of_range, seg_ev
 from callsense.rules.model import Condition, Findings, register_condition
 
-EVENT_TAGS = tuple(e for e in SENSEVOICE_EVENTS if e != "Speech")
+EVENT_TAGS = (*(e for e in SENSEVOICE_EVENTS if e != "Speech"), *TONE_EVENTS)
 
 
 @register_condition("event")
@@ -20,7 +20,7 @@ EVENT_TAGS = tuple(e for e in SENSEVOICE_EVENTS if e != "Speech")
 class Event(Condition):
     """SenseVoice audio events (music, laughter, ...) present, or above a share of the window."""
 
-    events: tuple[str, ...]  # SenseVoice event tags: BGM, Cough, Sneeze, Laughter, Cry, ...
+    events: tuple[str, ...]  # SenseVoice event tags (BGM, Cough, ...) or tones (Ringback, BusyTone, DialTone, DTMF)
     min_count: int = 1
     min_share: float | None = None  # share of the window covered by these events
 
@@ -250,4 +250,24 @@ class Duration(Condition):
         secs = ctx.duration / 1000
         ok = out_of_range(secs, self.above_s, self.below_s)
         return Outcome(ok, (interval_ev(ctx, 0, ctx.duration, n, note=f"call lasts {secs:.1f} s "
+                                         f"({bounds(self.above_s, self.below_s, ' s')})"),) if ok else (), scope=sc)
+
+
+@register_condition("speech")
+@dataclass(frozen=True, kw_only=True)
+class Speech(Condition):
+    """Speech time in scope (the union of its segments, in seconds) above or below a bound. No segment
+    at all is 0 s: a call with nothing said matches ``below_s``."""
+
+    above_s: float | None = None
+    below_s: float | None = None
+
+    def check(self, findings: Findings) -> None:
+        super().check(findings)
+        findings.need(self.above_s is not None or self.below_s is not None, None, "speech needs 'above_s' or 'below_s'")
+
+    def evaluate(self, ctx: Context, sc: Scoped, n: int) -> Outcome:
+        secs = total(merge([ctx.spans[s.id] for s in sc.segments])) / 1000
+        ok = out_of_range(secs, self.above_s, self.below_s)
+        return Outcome(ok, (interval_ev(ctx, 0, ctx.duration, n, note=f"{secs:.1f} s of speech "
                                          f"({bounds(self.above_s, self.below_s, ' s')})"),) if ok else (), scope=sc)
