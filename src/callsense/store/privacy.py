@@ -387,7 +387,7 @@ def delete_call(store: Store, call_id: str) -> DeletedCall:
     return DeletedCall(call_id, tuple(files))
 
 
-PURGE_BATCH_S = 0.4  # target time of one purge transaction
+PURGE_BATCH_S = 0.25  # target time of one purge transaction (the bound is 1 s; other writers add to it)
 PURGE_BATCH_MAX = 2000
 
 
@@ -405,7 +405,8 @@ def _in_batches(store: Store, ids: list[str], work: Any) -> int:
         took = time.perf_counter() - started
         log.debug("purge batch of %d calls in %.3f s", len(chunk), took)
         i += len(chunk)
-        size = int(min(PURGE_BATCH_MAX, max(5, size * PURGE_BATCH_S / max(took, 1e-3))))
+        # follow the measured time, but at most double: one fast batch must not make the next one long
+        size = int(min(PURGE_BATCH_MAX, 2 * size, max(5, size * PURGE_BATCH_S / max(took, 1e-3))))
     return total
 
 
