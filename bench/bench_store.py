@@ -141,8 +141,52 @@ def queries(store) -> dict[str, Callable[[], object]]:
         "rule hit counts": lambda: rule_hit_counts(store),
         "daily trends": lambda: daily_trends(store),
         "similar segments (find_similar on a segment)": lambda: find_similar(store, "call0000000", "s0002"),
+        "similar segments, exact scan": lambda: find_similar(store, "call0000000", "s0002", exact=True),
         "similar calls": lambda: find_similar(store, "call0000000"),
     }
+
+
+def _recall(store, seed: int, n: int = 20) -> float:
+    """recall@10 of the index against exact search, over ``n`` random stored segments."""
+    from callsense.store import find_similar
+
+    rng = np.random.default_rng(seed)
+    total = _count(store)
+    found = want = 0
+    for i in rng.integers(0, total, size=n):
+        call, segment = f"call{int(i):07d}", f"s{int(rng.integers(1, 5)):04d}"
+        exact = {(h.call_id, h.segment_id) for h in find_similar(store, call, segment, exact=True)}
+        found += len(exact & {(h.call_id, h.segment_id) for h in find_similar(store, call, segment)})
+        want += len(exact)
+    return round(found / want, 4) if want else 0.0
+
+
+def _purge(store, calls: int) -> dict:
+    """Purge every call (batched): calls/s, and the longest batch transaction."""
+    import logging
+
+    from callsense.store import purge
+
+    took: list[float] = []
+
+    class Grab(logging.Handler):
+        def emit(self, record):
+            if record.msg.startswith("purge batch"):
+                took.append(float(record.args[1]))
+
+    log = logging.getLogger("callsense")
+    h, level = Grab(), log.level
+    log.addHandler(h)
+    log.setLevel(logging.DEBUG)
+    try:
+        t0 = time.perf_counter()
+        purge(store, "0s")
+        wall = time.perf_counter() - t0
+    finally:
+        log.removeHandler(h)
+        log.setLevel(level)
+    return {"calls": calls, "wall_s": round(wall, 1), "calls_per_s": round(calls / wall, 1) if wall else 0,
+            "batches": len(took), "max_batch_s": round(max(took, default=0), 3)}
 
 
 def _count(store) -> int:
@@ -243,17 +287,23 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
                 days = refresh(s, store.dialect)
             rollup_s = time.perf_counter() - t0
             sizes_b = disk(store, path)
+            t0 = time.perf_counter()
+            recall = _recall(store, args.seed)  # the first similarity query also builds / catches up the index
+            ann_s = time.perf_counter() - t0
             lat, plans = {}, {}
             for name, fn in queries(store).items():
                 lat[name] = round(timed(fn, args.repeat)[0], 2)
                 plans[name] = [explain(store, st, p) for st, p in capture_sql(store, fn)][-3:]
             out["sizes"][size] = {"ingest_calls_per_s": round(rate, 1), "latency_ms": lat, "plans": plans,
                                   "disk_bytes": sizes_b, "disk_per_call_kb": round(sizes_b["(file)"] / size / 1024, 1),
-                                  "rollup_refresh_s": round(rollup_s, 2), "rollup_days": days}
+                                  "rollup_refresh_s": round(rollup_s, 2), "rollup_days": days,
+                                  "ann_build_and_recall_s": round(ann_s, 2), "ann_recall_at_10": recall}
             print(f"{backend} {size}: ingest {rate:.0f} calls/s, {out['sizes'][size]['disk_per_call_kb']} KB/call",
                   file=sys.stderr)
             for name, ms in lat.items():
                 print(f"  {ms:9.1f} ms  {name}", file=sys.stderr)
+        out["purge"] = _purge(store, have)
+        print(f"{backend} purge: {out['purge']}", file=sys.stderr)
     finally:
         store.close()
         if ctx is not None:
@@ -277,6 +327,15 @@ def markdown(results: list[dict], args) -> str:
              (f"Synthetic calls: ~{args.segments} segments, {AGENTS} agents, {DAYS} days, {args.dim}-d embedding per "
               f"segment, seed {args.seed}; sizes {', '.join(map(str, sizes))}. Latency: median of {args.repeat} warm "
               "runs, ms.\n"), markdown_table(["operation"] + cols, rows), ""]
+    rows2 = [[r["backend"], s, r["sizes"][s]["ann_recall_at_10"], r["sizes"][s]["ann_build_and_recall_s"]]
+             for r in results for s in sorted(r["sizes"], key=int)]
+    parts += ["Similarity index: recall@10 against exact search (20 random segments), and the time of the first"
+              " 40 similarity queries, which build or catch up the index:\n",
+              markdown_table(["backend", "calls", "recall@10", "build + 40 queries, s"], rows2), ""]
+    rows3 = [[r["backend"], r["purge"]["calls"], r["purge"]["wall_s"], r["purge"]["calls_per_s"],
+              r["purge"]["batches"], r["purge"]["max_batch_s"]] for r in results if "purge" in r]
+    parts += ["Purge of every call (batched):\n", markdown_table(
+        ["backend", "calls", "wall s", "calls/s", "batches", "longest batch s"], rows3), ""]
     big = results[0]["sizes"][max(results[0]["sizes"], key=int)]
     disk_rows = sorted(((n, round(b / int(max(results[0]['sizes'], key=int)) / 1024, 2))
                         for n, b in big["disk_bytes"].items() if n != "(file)"), key=lambda t: -t[1])[:12]

@@ -75,10 +75,11 @@ class EmotionOut(BaseModel):
 
 
 class CallList(BaseModel):
-    total: int
+    total: int | None  # None on a cursor page (counting every match would cost what the cursor saves)
     offset: int
     limit: int
     items: list[dict[str, Any]]
+    next_cursor: str | None = None  # pass as ?cursor= for the next page; None on the last one
 
 
 class RulesOut(BaseModel):

@@ -200,6 +200,8 @@ def search(
     invalid: bool = typer.Option(False, "--invalid", help="The discard view: invalid calls (no speech, too "
                                  "little, mostly music or tones), left not scored."),
     limit: int = typer.Option(50, "--limit", "-n"),
+    after: str | None = typer.Option(None, "--after", metavar="CURSOR",
+                                     help="The page after this hit: the `cursor` of the last hit in --json."),
     db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
     database_url: str | None = deprecated_option("--database-url", "--db"),
     as_json: bool = typer.Option(False, "--json", help="Print the hits as one JSON array on stdout."),
@@ -220,7 +222,8 @@ def search(
                         event=event, rule_id=rule, severity=severity, meta=meta_filters, since=since, until=until,
                         min_duration_ms=int(min_seconds * 1000) if min_seconds is not None else None,
                         max_duration_ms=int(max_seconds * 1000) if max_seconds is not None else None,
-                        min_qa_score=min_qa, max_qa_score=max_qa, invalid=invalid, limit=limit)
+                        min_qa_score=min_qa, max_qa_score=max_qa, invalid=invalid, limit=limit,
+                        after=after or None)
     store = open_store(db)
     try:
         hits = run_search(store, query)

@@ -247,9 +247,14 @@ class CallRepository:
 
         return SearchQuery(**{k: v for k, v in kw.items() if v not in (None, "", {})})
 
-    def list(self, *, filters: dict[str, Any] | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """A page of call summaries, newest first, with the total count."""
+    def list(self, *, filters: dict[str, Any] | None = None, limit: int = 50, offset: int = 0,
+             cursor: str | None = None) -> dict[str, Any]:
+        """A page of call summaries, newest first, with ``next_cursor`` (pass it as ``cursor`` for the
+        next page: a keyset range however deep; "" starts one) and, on an offset page, the total count."""
+        import dataclasses
+
         from callsense.store import search_calls
+        from callsense.store.cursor import make_cursor, parse_cursor
 
         f = {k: v for k, v in (filters or {}).items() if v not in (None, "", [])}
         meta = {k: str(f[k]) for k in ("agent_id", "queue", "category", "team", "customer_id") if k in f}
@@ -258,14 +263,35 @@ class CallRepository:
             min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
             role="customer" if f.get("emotion") else None, emotion=f.get("emotion"),
             invalid=bool(f.get("invalid")), limit=MAX_SCAN)
-        ids = list(dict.fromkeys(h.call_id for h in search_calls(self.store, q)))  # segment hits: one per call
+        calls: dict[str, str] = {}  # call id -> its call-level cursor (after every segment hit of it)
+
+        def take(hits: Any) -> None:
+            for h in hits:
+                at, call_id, _ = parse_cursor(h.cursor)
+                calls.setdefault(call_id, make_cursor(at, call_id))
+
+        total: int | None
+        if cursor is None:
+            take(search_calls(self.store, q))
+            ids, total = list(calls)[offset:offset + limit], len(calls)
+        else:  # keyset: read hits page by page until ``limit`` calls (segment hits: several per call)
+            after, page = cursor or None, max(4 * limit, 100)
+            while len(calls) < limit + 1:
+                hits = search_calls(self.store, dataclasses.replace(q, after=after, limit=page))
+                take(hits)
+                if len(hits) < page:
+                    break
+                after = hits[-1].cursor
+            ids, total, offset = list(calls)[:limit], None, 0
         items = []
-        for call_id in ids[offset:offset + limit]:
+        for call_id in ids:
             try:
                 items.append(call_summary(self.get(call_id)))
             except NotFoundError:  # deleted meanwhile
                 continue
-        return {"total": len(ids), "offset": offset, "limit": limit, "items": items}
+        more = len(calls) > (offset + limit if cursor is None else limit)
+        return {"total": total, "offset": offset, "limit": limit, "items": items,
+                "next_cursor": calls[ids[-1]] if ids and more else None}
 
     def recent_results(self, limit: int = MAX_SCAN) -> list[Any]:
         from callsense.store import list_calls

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from callsense.errors import MissingExtraError, UsageError
 from callsense.labels import NEGATIVE_EMOTIONS
+from callsense.store.codec import result_text
 from callsense.store.metadata import utc_naive
 from callsense.store.models import EMOTION_COLUMNS, META_FIELDS, Call, RuleHitRow, SegmentRow
 
@@ -185,7 +186,7 @@ def _call_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None
         emo_ms = sum(x.duration_ms for x in cust_emo)
         neg_ms = sum(x.duration_ms for x in cust_emo if x.emotion_label in NEGATIVE_EMOTIONS)
         hh = hits.get(c.call_id, [])
-        score = json.loads(c.result_json).get("score") or {}
+        score = json.loads(result_text(c.result_json, c.result_z)).get("score") or {}
         yield {
             "call_id": c.call_id, "source_name": _red(c.source_name, red), "source_path": _red(c.source_path, red),
             "content_sha256": c.content_sha256, "duration_ms": c.duration_ms, "call_time": when,

@@ -35,6 +35,7 @@ def call_history(store: Store, *, agent_id: str | None = None, customer_id: str 
 
     from callsense.result.io import result_from_dict
     from callsense.rules import summarize
+    from callsense.store.codec import result_text
 
     when = func.coalesce(Call.started_at, Call.analyzed_at)
     texts: dict[str, tuple[datetime, str]] = {}
@@ -42,13 +43,13 @@ def call_history(store: Store, *, agent_id: str | None = None, customer_id: str 
         for column, value in ((Call.agent_id, agent_id), (Call.customer_id, customer_id)):
             if value is None:
                 continue
-            stmt = select(Call.call_id, when, Call.result_json).where(column == value)
+            stmt = select(Call.call_id, when, Call.result_json, Call.result_z).where(column == value)
             if before is not None:
                 stmt = stmt.where(when <= utc_naive(before))
             if exclude_call is not None:
                 stmt = stmt.where(Call.call_id != exclude_call)
-            for call_id, at, text in s.execute(stmt.order_by(when.desc(), Call.stored_at.desc()).limit(limit)):
-                texts[call_id] = (at, text)
+            for call_id, at, text, z in s.execute(stmt.order_by(when.desc(), Call.stored_at.desc()).limit(limit)):
+                texts[call_id] = (at, result_text(text, z))
     ordered = sorted(texts.items(), key=lambda kv: kv[1][0], reverse=True)
     return [summarize(result_from_dict(json.loads(text), source=f"store:{cid}")) for cid, (_, text) in ordered]
 

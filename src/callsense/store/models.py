@@ -91,7 +91,8 @@ class Call(Base):
     audio_path: Mapped[str | None] = mapped_column(Text)  # the copy kept by --copy-audio
     audio_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     output_dir: Mapped[str | None] = mapped_column(Text)  # the call's folder (service), removed with the record
-    result_json: Mapped[str] = mapped_column(Text)
+    result_json: Mapped[str] = mapped_column(Text)  # "" since revision 0006: the result is in result_z
+    result_z: Mapped[bytes | None] = mapped_column(LargeBinary)  # compressed (callsense.store.codec)
 
     segments: Mapped[list[SegmentRow]] = relationship(
         back_populates="call", cascade="all, delete-orphan", passive_deletes=True, order_by="SegmentRow.idx"
@@ -261,6 +262,19 @@ class EmbeddingRow(Base):
 # inserted or deleted (triggers, so every deletion path counts, raw SQL included); the aggregate
 # functions recompute dirty days before they read (callsense.store.rollups). ``day`` is the UTC date
 # of ``sort_at`` as 'YYYY-MM-DD'.
+
+
+class EmbeddingLog(Base):
+    """One row per call stored, re-stored or deleted (triggers on ``calls``, revision 0006): the
+    in-process similarity index (callsense.store.ann) applies the rows after its position."""
+
+    __tablename__ = "embedding_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
 
 class RollupDirty(Base):

@@ -305,8 +305,10 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
       copy is kept;
     - ``"all"``: both — nothing of those calls is left.
 
-    The records go in one transaction first (from then on every query answers "not found"), then the
-    files; a file that cannot be removed is logged and removed by the service's next sweep.
+    The records go first, in batches of whole calls, each its own short transaction (sized to take
+    about ``PURGE_BATCH_S``, so no writer waits on a purge for more than about a second; a deleted
+    call answers "not found" from its batch on), then the files; a file that cannot be removed is
+    logged and removed by the service's next sweep. The similarity index follows (store/ann.py).
     """
     from sqlalchemy import select, update
 
@@ -320,21 +322,28 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
     with store.session() as s:
         old = s.execute(select(Call.call_id, Call.audio_path, Call.audio_deleted, Call.output_dir)
                         .where(Call.stored_at < cutoff)).all()
-        audio = [p for _, p, deleted, _ in old if p and not deleted] if what in ("audio", "all") else []
-        audio += [str(Path(d) / PROCESSED_AUDIO) for _, _, _, d in old
-                  if d and what == "audio" and (Path(d) / PROCESSED_AUDIO).is_file()]
-        dirs = [d for _, _, _, d in old if d] if what in ("records", "all") else []
         if what in ("records", "all"):
-            calls = len(old)
             failures = len(s.execute(select(Failure.id).where(Failure.failed_at < cutoff)).all())
-            if not dry_run:
-                jobs = _delete_call_rows(s, [c for c, *_ in old])
-                jobs += _delete_old_jobs(s, cutoff)
+    audio = [p for _, p, deleted, _ in old if p and not deleted] if what in ("audio", "all") else []
+    audio += [str(Path(d) / PROCESSED_AUDIO) for _, _, _, d in old
+              if d and what == "audio" and (Path(d) / PROCESSED_AUDIO).is_file()]
+    dirs = [d for _, _, _, d in old if d] if what in ("records", "all") else []
+    ids = [c for c, *_ in old]
+    if what in ("records", "all"):
+        calls = len(old)
+        if not dry_run:
+            jobs = _in_batches(store, ids, _delete_call_rows)
+            with store.session() as s:
                 from sqlalchemy import delete
 
+                jobs += _delete_old_jobs(s, cutoff)
                 s.execute(delete(Failure).where(Failure.failed_at < cutoff))
-        elif not dry_run and audio:
-            s.execute(update(Call).where(Call.stored_at < cutoff).values(audio_deleted=True))
+            from callsense.store.ann import after_delete
+
+            after_delete(store)  # the similarity index and its saved copy lose the deleted vectors
+    elif not dry_run and audio:
+        _in_batches(store, ids, lambda s, chunk: s.execute(
+            update(Call).where(Call.call_id.in_(chunk)).values(audio_deleted=True)).rowcount or 0)
     if dry_run:
         audio_files, folders = len(audio), len(dirs)
     else:
@@ -366,6 +375,9 @@ def delete_call(store: Store, call_id: str) -> DeletedCall:
         if row is None:
             raise CallNotFoundError(f"no stored call {call_id!r}", hint="list stored calls with `callsense report`")
         _delete_call_rows(s, [call_id])
+    from callsense.store.ann import after_delete
+
+    after_delete(store)
     files = [p for p in (row.audio_path,) if p]
     _unlink_all(files)
     if row.output_dir:
@@ -373,6 +385,29 @@ def delete_call(store: Store, call_id: str) -> DeletedCall:
         files.append(row.output_dir)
     log.info("deleted call %s", call_id)
     return DeletedCall(call_id, tuple(files))
+
+
+PURGE_BATCH_S = 0.25  # target time of one purge transaction (the bound is 1 s; other writers add to it)
+PURGE_BATCH_MAX = 2000
+
+
+def _in_batches(store: Store, ids: list[str], work: Any) -> int:
+    """``work(session, chunk)`` over ``ids`` in transactions of about ``PURGE_BATCH_S`` each (the
+    batch size follows the measured time of the previous batch); returns the sum of its results."""
+    import time
+
+    total, i, size = 0, 0, min(50, PURGE_BATCH_MAX)
+    while i < len(ids):
+        chunk = ids[i:i + size]
+        started = time.perf_counter()
+        with store.session() as s:
+            total += work(s, chunk)
+        took = time.perf_counter() - started
+        log.debug("purge batch of %d calls in %.3f s", len(chunk), took)
+        i += len(chunk)
+        # follow the measured time, but at most double: one fast batch must not make the next one long
+        size = int(min(PURGE_BATCH_MAX, 2 * size, max(5, size * PURGE_BATCH_S / max(took, 1e-3))))
+    return total
 
 
 def _delete_call_rows(session: Any, call_ids: list[str]) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 from callsense.errors import LIST_CALLS_HINT, CallNotFoundError
 from callsense.labels import EMOTION_NAMES
+from callsense.store.codec import compress, result_text
 from callsense.store.metadata import KNOWN_FIELDS, normalize_metadata, utc_naive
 from callsense.store.models import (
     EMOTION_COLUMNS,
@@ -185,11 +186,11 @@ def get_result(store: Store, call_id: str) -> CallAnalysis:
     from callsense.store.outbox import with_outbox_records
 
     with store.session() as s:
-        text = s.execute(select(Call.result_json).where(Call.call_id == call_id)).scalar_one_or_none()
-        if text is None:
+        row = s.execute(select(Call.result_json, Call.result_z).where(Call.call_id == call_id)).first()
+        if row is None:
             raise CallNotFoundError(f"no stored call {call_id!r}")
         # alerts are delivered after storing (the outbox): their records join the result here
-        return with_outbox_records(s, result_from_dict(json.loads(text), source=f"store:{call_id}"))
+        return with_outbox_records(s, result_from_dict(json.loads(result_text(*row)), source=f"store:{call_id}"))
 
 
 def keep_identity(store: Store, result: CallAnalysis, *, source_name: str | None = None) -> CallAnalysis:
@@ -292,7 +293,7 @@ def list_calls(store: Store, *, agent_id: str | None = None, customer_id: str | 
 
     from callsense.store.cursor import after_condition
 
-    cols = [c for c in Call.__table__.columns if c.name != "result_json"]  # never the ~100 KB result
+    cols = [c for c in Call.__table__.columns if c.name not in ("result_json", "result_z")]  # never the result
     q = select(*cols).order_by(Call.sort_at.desc(), Call.call_id).limit(limit).offset(offset)
     if agent_id:
         q = q.where(Call.agent_id == agent_id)
@@ -352,7 +353,8 @@ def _call_row(result: CallAnalysis, sha: str, fp: str, meta: dict[str, Any], now
         "emotion_model": result.emotion.model if result.emotion else None,
         "analyzed_at": analyzed_at, "stored_at": now, "run_id": run_id, "redacted": redacted,
         "audio_path": audio_path, "audio_deleted": False,
-        "result_json": json.dumps(stored.to_dict(), ensure_ascii=False),
+        # compressed, behind a codec marker (callsense.store.codec); result_json stays empty
+        "result_json": "", "result_z": compress(json.dumps(stored.to_dict(), ensure_ascii=False)),
     }
     for name in META_FIELDS:
         row[name] = meta.get(name)

@@ -122,7 +122,7 @@ class SearchHit:
             "duration_ms": self.duration_ms, "agent_id": self.agent_id, "qa_score": self.qa_score,
             "segment_id": self.segment_id, "start_ms": self.start_ms, "end_ms": self.end_ms, "role": self.role,
             "emotion": self.emotion, "emoji": self.emoji, "emotion_score": self.emotion_score, "text": self.text,
-            "spans": [list(s) for s in self.spans], "marked": self.marked(),
+            "spans": [list(s) for s in self.spans], "marked": self.marked(), "cursor": self.cursor,
         }
 
 

@@ -3,17 +3,19 @@
 ``similar(store, "CALL")`` compares the call's pooled embedding (the mean of its L2-normalised segment
 vectors; per role with ``role="customer"``) with every other call's; ``similar(store, "CALL", "s0003")``
 compares one segment with every stored segment — the seeds' "customers with similar emotional
-expression". The search is exact, in numpy, streamed in blocks of float16 vectors (callsense.store.vectors)
-so memory stays bounded. It reads every vector of the kind: its time grows linearly with the store
-(measured in bench/RESULTS.md — roughly 1 s per million 1024-d segment vectors read on SQLite, more
-on PostgreSQL; no approximate index yet). Vectors of another model (another dimension) are never
-compared.
+expression". Candidates come from a nearest-neighbour index kept in step with the store
+(callsense.store.ann, faiss); they are read back from the store and ranked by exact cosine, so the
+scores are exact and a deleted vector is never returned; recall@10 against exact search is tested
+(≥ 0.95). Without faiss, or with ``exact=True``, every vector of the kind is scanned in blocks
+(time linear in the store; measured in bench/RESULTS.md). Vectors of another model (another
+dimension) are never compared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,9 +23,13 @@ from callsense.errors import UsageError
 from callsense.store.repo import CallNotFoundError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from callsense.store.ann import VectorIndex
     from callsense.store.db import Store
 
 BLOCK_ROWS = 20_000
+OVERSAMPLE = 4  # index candidates per hit wanted: the exact re-rank then recovers the true order
 
 
 @dataclass(frozen=True)
@@ -37,16 +43,18 @@ class SimilarHit:
 
 
 def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int = 10, role: str | None = None,
-            include_same_call: bool = False) -> list[SimilarHit]:
+            include_same_call: bool = False, exact: bool = False) -> list[SimilarHit]:
     """The ``k`` calls (or, with ``segment_id``, segments) closest to the given one, best first.
 
     ``role`` picks the per-role call embedding (``"customer"``: how the customer sounded) or, for
-    segments, restricts candidates to that role.
+    segments, restricts candidates to that role. Candidates come from the nearest-neighbour index
+    (callsense.store.ann) and are ranked by exact cosine; ``exact=True`` scans every vector instead.
     """
     from sqlalchemy import select
 
+    from callsense.store.ann import index_for
     from callsense.store.models import Call, EmbeddingRow, SegmentRow
-    from callsense.store.vectors import decode, decode_block
+    from callsense.store.vectors import decode
 
     if k < 1:
         raise UsageError("k must be at least 1")
@@ -63,21 +71,15 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
             what = f"segment {segment_id} of call {call_id}" if segment_id else f"call {call_id}"
             raise UsageError(f"{what} has no stored embedding" + (f" for role {role}" if role and not segment_id else ""),
                              hint="embeddings are stored when the emotion2vec model ran on the call")
-        query = decode(row.vector, row.dim)
-        cand = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
-                      ).where(EmbeddingRow.kind == kind, EmbeddingRow.dim == row.dim)
-        if not include_same_call:
-            cand = cand.where(EmbeddingRow.call_id != call_id)
-        if segment_id and role:
-            cand = cand.where(EmbeddingRow.role == role)
-        best: list[tuple[float, str, str | None, str | None]] = []
-        for block in s.execute(cand.execution_options(yield_per=BLOCK_ROWS)).partitions(BLOCK_ROWS):
-            mat = decode_block([r.vector for r in block], row.dim)
-            scores = _cosine(mat, query)
-            top = np.argsort(-scores)[: k + 1]
-            best += [(float(scores[i]), block[i].call_id, block[i].segment_id, block[i].role) for i in top
-                     if not (block[i].call_id == call_id and block[i].segment_id == segment_id)]
-            best = sorted(best, key=lambda t: -t[0])[:k]
+        query, dim = decode(row.vector, row.dim), row.dim
+    # outside the session above: the index reads the store in sessions of its own (on SQLite every
+    # session holds the write lock while it lasts)
+    vi = None if exact else index_for(store, kind, dim)
+    with store.session() as s:
+        if vi is None:
+            best = _exact(s, kind, dim, query, call_id, segment_id, k, role, include_same_call)
+        else:
+            best = _approximate(s, vi, query, call_id, segment_id, k, role, include_same_call)
         names = dict(s.execute(select(Call.call_id, Call.source_name)
                                 .where(Call.call_id.in_({b[1] for b in best}))).all())
         texts: dict[tuple[str, str], str] = {}
@@ -87,6 +89,67 @@ def similar(store: Store, call_id: str, segment_id: str | None = None, *, k: int
             texts = {(r.call_id, r.segment_id): r.text for r in rows}
     return [SimilarHit(call_id=c, segment_id=sid, score=round(score, 6), role=r, source_name=names.get(c, ""),
                        text=texts.get((c, sid)) if sid else None) for score, c, sid, r in best]
+
+
+Best = list[tuple[float, str, str | None, str | None]]  # (cosine, call id, segment id, role), best first
+
+
+def _exact(s: Session, kind: str, dim: int, query: np.ndarray, call_id: str, segment_id: str | None, k: int,
+           role: str | None, include_same_call: bool) -> Best:
+    """Every vector of the kind, streamed in blocks."""
+    from sqlalchemy import select
+
+    from callsense.store.models import EmbeddingRow
+    from callsense.store.vectors import decode_block
+
+    cand = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
+                  ).where(EmbeddingRow.kind == kind, EmbeddingRow.dim == dim)
+    if not include_same_call:
+        cand = cand.where(EmbeddingRow.call_id != call_id)
+    if segment_id and role:
+        cand = cand.where(EmbeddingRow.role == role)
+    best: Best = []
+    for block in s.execute(cand.execution_options(yield_per=BLOCK_ROWS)).partitions(BLOCK_ROWS):
+        best = _merge(best, block, decode_block([r.vector for r in block], dim), query, call_id, segment_id, k)
+    return best
+
+
+def _approximate(s: Session, vi: VectorIndex, query: np.ndarray, call_id: str, segment_id: str | None, k: int,
+                 role: str | None, include_same_call: bool) -> Best:
+    """Candidates from the index, read back from the store (so deleted ones drop out) and ranked by
+    exact cosine; the candidate count grows until ``k`` survive the filters or the index is exhausted."""
+    from sqlalchemy import select
+
+    from callsense.store.models import EmbeddingRow
+    from callsense.store.vectors import decode_block
+
+    n = OVERSAMPLE * k + 40
+    while True:
+        ids = vi.search(query, n)
+        best: Best = []
+        for i in range(0, len(ids), 1000):
+            q = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
+                       ).where(EmbeddingRow.id.in_(ids[i:i + 1000]), EmbeddingRow.dim == vi.dim)
+            if not include_same_call:
+                q = q.where(EmbeddingRow.call_id != call_id)
+            if segment_id and role:
+                q = q.where(EmbeddingRow.role == role)
+            rows = s.execute(q).all()
+            if rows:
+                best = _merge(best, rows, decode_block([r.vector for r in rows], vi.dim), query, call_id,
+                              segment_id, k)
+        if len(best) >= k or n >= vi.size:
+            return best
+        n *= 4
+
+
+def _merge(best: Best, rows: Sequence[Any], mat: np.ndarray, query: np.ndarray, call_id: str,
+           segment_id: str | None, k: int) -> Best:
+    scores = _cosine(mat, query)
+    top = np.argsort(-scores)[: k + 1]
+    best = best + [(float(scores[i]), rows[i].call_id, rows[i].segment_id, rows[i].role) for i in top
+                   if not (rows[i].call_id == call_id and rows[i].segment_id == segment_id)]
+    return sorted(best, key=lambda t: (-t[0], t[1], t[2] or ""))[:k]
 
 
 def _cosine(mat: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -1,0 +1,188 @@
+"""The similarity index (store/ann.py): recall@10 against exact search, kept in step with saves,
+deletes and purges (in this process and through its saved copy), exact fallback. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from callsense.testing.results import make_result, seg
+from callsense.testing.store import fresh_postgres_database
+
+DIM = 48
+SEGS = 20
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, monkeypatch):
+    from callsense.store import ann, open_store
+
+    monkeypatch.setattr(ann, "EXACT_BELOW", 300)  # the IVF path on a test-sized store
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        yield s
+        ann.forget(s)
+        s.close()
+    else:
+        with fresh_postgres_database() as url:
+            s = open_store(url)
+            yield s
+            ann.remove_saved(s)
+            s.close()
+
+
+_CENTRES = np.random.default_rng(0).normal(size=(12, DIM)).astype(np.float32)
+
+
+def _call(i: int, vectors: np.ndarray | None = None):
+    rng = np.random.default_rng(1000 + i)
+    segs = [seg("agent" if j % 2 == 0 else "customer", j * 1000, j * 1000 + 900, f"第{j}句", emotion_="neutral") for j in range(SEGS)]
+    r = make_result(segs, call_id=f"c{i:04d}")
+    segs_e = tuple(dataclasses.replace(s, emotion=dataclasses.replace(s.emotion, embedding_index=k))
+                   for k, s in enumerate(r.segments))
+    r = dataclasses.replace(r, segments=segs_e, source=dataclasses.replace(r.source, sha256=f"{i:064d}"))
+    if vectors is None:  # clustered, as emotion embeddings are
+        vectors = _CENTRES[rng.integers(0, len(_CENTRES), SEGS)] + 0.6 * rng.normal(size=(SEGS, DIM))
+    return r, vectors.astype(np.float32)
+
+
+def _fill(store, n: int) -> None:
+    from callsense.store import save_result
+
+    for i in range(n):
+        r, e = _call(i)
+        save_result(store, r, embeddings=e)
+
+
+def _ids(hits) -> list[tuple[str, str | None]]:
+    return [(h.call_id, h.segment_id) for h in hits]
+
+
+def test_recall_at_10_against_exact_search(store):
+    import faiss
+
+    from callsense.store import ann, find_similar
+
+    _fill(store, 60)  # 1200 segment vectors
+    queries = [(f"c{i:04d}", f"s{j:04d}") for i, j in zip(range(0, 60, 3), range(1, 21))]
+    found = total = 0
+    for call, segment in queries:
+        exact = find_similar(store, call, segment, k=10, exact=True)
+        approx = find_similar(store, call, segment, k=10)
+        assert len(exact) == len(approx) == 10
+        found += len(set(_ids(exact)) & set(_ids(approx)))
+        total += 10
+        # the re-rank is exact: every score returned is the true cosine, best first
+        scores = {(h.call_id, h.segment_id): h.score for h in exact}
+        assert all(abs(h.score - scores[(h.call_id, h.segment_id)]) < 1e-6 for h in approx
+                   if (h.call_id, h.segment_id) in scores)
+        assert [h.score for h in approx] == sorted((h.score for h in approx), reverse=True)
+    assert found / total >= 0.95
+    vi = ann.index_for(store, "segment", DIM)
+    assert isinstance(vi.index, faiss.IndexIVF) and vi.size == 1200  # the approximate path ran
+
+
+def test_calls_similarity_uses_the_index_and_matches_exact(store):
+    from callsense.store import find_similar
+
+    _fill(store, 30)
+    for role in (None, "customer"):
+        assert _ids(find_similar(store, "c0003", k=5, role=role)) == _ids(
+            find_similar(store, "c0003", k=5, role=role, exact=True))
+
+
+def test_save_and_delete_keep_the_index_in_step(store):
+    from callsense.store import ann, find_similar, get_embeddings, save_result
+    from callsense.store.privacy import delete_call
+
+    _fill(store, 30)
+    before = find_similar(store, "c0001", "s0002", k=10)
+    victim = before[0].call_id
+    delete_call(store, victim)
+    after = find_similar(store, "c0001", "s0002", k=10)
+    assert victim not in {h.call_id for h in after} and len(after) == 10
+    assert victim not in ann.index_for(store, "segment", DIM).by_call
+
+    # a new call whose segment 5 repeats the query vector is found first
+    q = get_embeddings(store, "c0001")["s0002"]
+    vectors = _call(500)[1]
+    vectors[5] = q
+    r, _ = _call(500)
+    save_result(store, r, embeddings=vectors)
+    first = find_similar(store, "c0001", "s0002", k=3)[0]
+    assert (first.call_id, first.segment_id) == ("c0500", "s0006") and first.score > 0.999
+
+    # a re-analysis of a stored call replaces its vectors in the index
+    save_result(store, r, embeddings=_call(501)[1])
+    assert "c0500" not in {h.call_id for h in find_similar(store, "c0001", "s0002", k=3)
+                           if h.segment_id == "s0006" and h.score > 0.999}
+
+
+def test_a_new_process_starts_from_the_saved_index_and_catches_up(store, monkeypatch):
+    from callsense.store import ann, find_similar, get_embeddings, purge, save_result
+
+    _fill(store, 20)
+    find_similar(store, "c0001", "s0002", k=5)  # built (and saved, for a file store)
+    ann.forget(store)  # as if another process: it loads the saved copy, or rebuilds
+    r, e = _call(600)
+    e[2] = get_embeddings(store, "c0001")["s0002"]
+    save_result(store, r, embeddings=e)
+    hits = find_similar(store, "c0001", "s0002", k=5)
+    assert (hits[0].call_id, hits[0].segment_id) == ("c0600", "s0003")
+    assert "c0600" in ann.index_for(store, "segment", DIM).by_call
+
+    # a purge goes in batches and the index (and its saved copy) loses every purged vector
+    from callsense.store import privacy
+
+    sizes: list[int] = []
+    real = privacy._delete_call_rows
+    monkeypatch.setattr(privacy, "PURGE_BATCH_MAX", 4)
+    monkeypatch.setattr(privacy, "_delete_call_rows", lambda s, ids: (sizes.append(len(ids)), real(s, ids))[1])
+    report = purge(store, "0s")
+    assert report.calls == 21 and len(sizes) >= 6 and max(sizes) <= 4
+    vi = ann.index_for(store, "segment", DIM)
+    assert vi.size == 0 and vi.by_call == {}
+    folder = ann.index_folder(store)
+    for meta in folder.glob("*.json") if folder and folder.is_dir() else []:
+        assert json.loads(meta.read_text())["by_call"] == {}
+
+
+def test_a_saved_copy_that_does_not_match_the_store_is_rebuilt(tmp_path, monkeypatch):
+    from callsense.store import ann, find_similar, open_store
+
+    monkeypatch.setattr(ann, "EXACT_BELOW", 300)
+    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        _fill(store, 20)
+        want = _ids(find_similar(store, "c0002", "s0003", k=5, exact=True))
+        assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+        ann.forget(store)
+        meta = next(ann.index_folder(store).glob("segment-*.json"))
+        state = json.loads(meta.read_text())
+        state["seq"] = 10**9  # a copy from another store
+        meta.write_text(json.dumps(state))
+        assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+        (ann.index_folder(store) / meta.name.replace(".json", ".faiss")).write_bytes(b"garbage")
+        ann.forget(store)
+        assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+    finally:
+        ann.forget(store)
+        store.close()
+
+
+def test_without_faiss_similarity_is_an_exact_scan(tmp_path, monkeypatch):
+    from callsense.store import ann, find_similar, open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    try:
+        _fill(store, 8)
+        want = _ids(find_similar(store, "c0002", "s0003", k=5, exact=True))
+        monkeypatch.setattr(ann, "available", lambda: False)
+        assert ann.index_for(store, "segment", DIM) is None
+        assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+        assert not (tmp_path / "b.db.ann").exists()
+    finally:
+        store.close()
