@@ -35,3 +35,13 @@ def test_good_options_are_normalised_once():
     options = AnalyzeOptions(audio=audio, asr=AsrOptions(language="yue"))
     assert options.replace(num_threads=1).audio.channel_map == ("customer", "agent")
     assert AnalyzeRequest(language="en", channels=("agent", "customer"), granularity="utterance").validate()
+
+
+def test_the_processing_log_never_records_a_webhook_key():
+    from callsense.pipeline.options import AnalyzeOptions
+
+    opts = AnalyzeOptions(webhooks=("wecom:https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET-1",
+                                    "http://user:pw@127.0.0.1:8080/hook?token=SECRET-2"))
+    logged = opts.to_log()["webhooks"]
+    assert logged == ["wecom:https://qyapi.weixin.qq.com/cgi-bin/webhook/send", "http://127.0.0.1:8080/hook"]
+    assert "SECRET" not in str(opts.to_log())

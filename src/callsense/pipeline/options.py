@@ -46,7 +46,23 @@ class AnalyzeOptions:
 
         data = to_jsonable(self)
         data["rules"] = str(self.rules) if self.rules else None
+        # a webhook URL carries its robot's key (WeCom ?key=, DingTalk access_token): keep host and path only
+        data["webhooks"] = [_without_secrets(w) for w in self.webhooks]
         return data
 
     def replace(self, **changes: Any) -> AnalyzeOptions:
         return dataclasses.replace(self, **changes)
+
+
+def _without_secrets(spec: str) -> str:
+    """``[FORMAT:]URL`` with the URL's query and user info dropped (they hold webhook keys)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    fmt, sep, rest = spec.partition(":")
+    url = rest if sep and not rest.startswith("//") else spec
+    prefix = spec[: len(spec) - len(url)]
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return prefix + urlunsplit((parts.scheme, host, parts.path, "", ""))
