@@ -521,3 +521,12 @@ def test_cross_call_rule_fires_on_the_agents_stored_history(store):
     fifth = apply_history_rules(store, new_call(5, "a1", emo="happy"), ruleset)
     assert [h.rule_id for h in fifth.rule_hits] == ["agent_disgust_streak"]
     assert "c4, c2, c1" in fifth.rule_hits[0].evidence[0].note
+
+
+def test_store_is_a_context_manager(tmp_path):
+    from callsense.store import count_calls, open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'ctx.db'}") as store:
+        assert count_calls(store) == 0
+        pool = store.engine.pool
+    assert pool is not store.engine.pool  # closed: the engine's connections were disposed

@@ -58,7 +58,8 @@ def redact_url(url: str) -> str:
 
 @dataclass
 class Store:
-    """An open store: the engine and a session factory. Create with :func:`open_store`."""
+    """An open store: the engine and a session factory. Create with :func:`open_store`; use it as a
+    context manager (``with open_store(url) as store: ...``) to have it closed at the end."""
 
     url: str
     engine: Engine
@@ -84,6 +85,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def make_engine(url: str) -> Engine:
