@@ -122,7 +122,10 @@ def serve(
         h.setFormatter(logging.Formatter(fmt))
     app = create_app(settings)  # refuses a public address without keys
     typer.echo(f"callsense: serving on http://{host}:{port}/ (API docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    # ws_ping_timeout: a live call (/v1/live) reads its next frame only when the last one is analysed
+    # (back-pressure), so a client's pong can wait behind queued audio; uvicorn's default 20 s would
+    # drop a call whose server fell briefly behind (seen in bench/live.py under load).
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, ws_ping_timeout=120.0)
 
 
 def _age_s(text: str | None) -> float | None:
