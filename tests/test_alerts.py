@@ -152,3 +152,18 @@ def test_only_alerting_hits_are_sent_and_records_land_in_the_result(result):
     assert info[0].rule_ids == ("agent.greeting",)
     assert out.alerts[-1].target == "qa-team" and out.alerts[-1].delivered
     assert out.to_dict()["alerts"][0]["rule_ids"] == ["risk.complaint"]
+
+
+@pytest.mark.parametrize("fmt", ["wecom", "dingtalk", "feishu", "slack", "generic"])
+def test_an_invalid_call_that_alerts_says_not_scored(result, fmt):
+    """A call left not scored (call.invalid) can still carry an alerting hit: its message must say so, not crash."""
+    import dataclasses
+
+    from callsense.rules.alerts import build_body
+
+    unscored = dataclasses.replace(result, score=dataclasses.replace(
+        result.score, normalized=None, passed=None, status="not_scored", reason="call.invalid: 1.2 s of speech"))
+    body = json.dumps(build_body(unscored, [h for h in unscored.rule_hits if h.alert], fmt), ensure_ascii=False)
+    assert "/100" not in body
+    if fmt != "generic":
+        assert "not scored" in body

@@ -221,7 +221,7 @@ def _markdown(result: CallAnalysis, hits: Sequence[RuleHit], title: str) -> str:
         parts.append(f"**[{h.severity.upper()}] {h.name}** (`{h.rule_id}`)")
         parts += [f"> {line}" for line in _lines(result, h)]
     if result.score is not None:
-        parts.append(f"score {result.score.normalized:.0f}/100 {'PASS' if result.score.passed else 'FAIL'}")
+        parts.append(_score_line(result))
     return "\n".join(parts)
 
 
@@ -231,8 +231,15 @@ def _plain(result: CallAnalysis, hits: Sequence[RuleHit], title: str, bold: str 
         parts.append(f"{bold}[{h.severity.upper()}] {h.name}{bold} ({h.rule_id})")
         parts += [f"  {line}" for line in _lines(result, h)]
     if result.score is not None:
-        parts.append(f"score {result.score.normalized:.0f}/100 {'PASS' if result.score.passed else 'FAIL'}")
+        parts.append(_score_line(result))
     return "\n".join(parts)
+
+
+def _score_line(result: CallAnalysis) -> str:
+    score = result.score
+    if score is None or not score.scored or score.normalized is None:  # an invalid call gets no score
+        return f"score: not scored ({score.reason})" if score is not None and score.reason else "score: not scored"
+    return f"score {score.normalized:.0f}/100 {'PASS' if score.passed else 'FAIL'}"
 
 
 def _clock(ms: int) -> str:
