@@ -43,8 +43,10 @@ def fixture_calls(url: str) -> dict[str, float]:
     from callsense.store import open_store, save_result
 
     specs = {
-        "fx-fail": [seg("agent", 0, 2000, "喂", emotion_="neutral"), seg("customer", 2000, 6000, "我要投诉", emotion_="angry")],
-        "fx-ok": [seg("agent", 0, 2000, "hi", emotion_="neutral"), seg("customer", 2000, 4000, "fine", emotion_="neutral")],
+        "fx-fail": [seg("agent", 0, 2000, "喂，你好，请讲", emotion_="neutral"),
+                    seg("customer", 2000, 6000, "我要投诉你们的服务", emotion_="angry")],
+        "fx-ok": [seg("agent", 0, 2000, "hi there", emotion_="neutral"),
+                  seg("customer", 2000, 4000, "fine thanks", emotion_="neutral")],
         "fx-best": [seg("agent", 0, 2000, "您好，请问有什么可以帮您", emotion_="happy"),
                     seg("customer", 2000, 4000, "好的谢谢", emotion_="happy")],
     }

@@ -133,7 +133,7 @@ def test_cli_check_reports_file_line_column_and_exits_2(tmp_path, capsys):
 def test_cli_check_accepts_the_default_pack_and_scorecard(capsys):
     code, out, err = run_cli(["rules", "check", pack_path(), pack_path("default-scorecard.yaml")], capsys)
     assert code == 0, err
-    assert "ok, 11 rules" in out and "scorecard callsense-default" in out
+    assert "ok, 12 rules" in out and "scorecard callsense-default" in out
 
 
 def test_cli_list_shows_the_default_pack(capsys):
@@ -142,7 +142,7 @@ def test_cli_list_shows_the_default_pack(capsys):
 
 
 def test_cli_run_re_evaluates_stored_results(tmp_path, capsys):
-    result = make_result([seg("customer", 0, 3000, "我要投诉", emotion_="angry")], call_id="call-42")
+    result = make_result([seg("customer", 0, 4000, "我要投诉你们的服务态度", emotion_="angry")], call_id="call-42")
     path = tmp_path / "result.json"
     path.write_text(dump_result(result), encoding="utf-8")
     code, out, err = run_cli(["rules", "run", "default", str(path)], capsys)

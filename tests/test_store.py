@@ -215,9 +215,9 @@ def test_saving_the_same_recording_again_replaces_it_under_the_same_id(store):
     from callsense.store import CallNotFoundError, call_analyses, count_calls, get_result, keep_identity, save_result
     from callsense.store.search import SearchQuery, search
 
-    first = call("c1", "b" * 64, [seg("customer", 0, 1000, "first version", emotion_="sad")], qa=True)
+    first = call("c1", "b" * 64, [seg("customer", 0, 4000, "first version", emotion_="sad")], qa=True)
     save_result(store, first, fingerprint="v1")
-    second = call("c1-new", "b" * 64, [seg("customer", 0, 1000, "second version 投诉", emotion_="angry")], qa=True)
+    second = call("c1-new", "b" * 64, [seg("customer", 0, 4000, "second version 投诉", emotion_="angry")], qa=True)
     assert keep_identity(store, second).call_id == "c1"
     assert keep_identity(store, second, source_name="客户.wav").source.name == "客户.wav"
     assert save_result(store, second, fingerprint="v2") == "c1"
@@ -279,7 +279,7 @@ def filled(store):
 
     calls = [
         call("c1", "1" * 64, [seg("agent", 0, 3000, "您好", emotion_="neutral"),
-                              seg("customer", 3000, 7000, "我要投诉", emotion_="angry")],
+                              seg("customer", 3000, 7000, "我要投诉你们的服务态度", emotion_="angry")],
              metadata={"agent_id": "a1", "category": "billing", "started_at": "2026-01-05T09:00:00Z"},
              hits=[hit("complaint", "critical")], qa=True),
         call("c2", "2" * 64, [seg("agent", 0, 1000, "hello, how can I help you", emotion_="happy"),

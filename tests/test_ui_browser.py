@@ -95,6 +95,13 @@ def test_analyze_page(served, browser):
     hit = page.locator('#cs-hits tr.cs-hit[data-rule="test.customer_spoke"]')
     assert hit.is_visible() and "客户发言 Customer spoke" in hit.inner_text()
     assert page.locator("#cs-timeline svg.cs-timeline").is_visible()
+    assert page.locator("#cs-breakdown tr.cs-item").count() == len(result.score.items)  # the scorecard breakdown
+
+    # the hit's review clip plays: cut by /v1/calls/{id}/clip with the page's token, as long as its window
+    start, end = result.rule_hits[0].window()
+    page.wait_for_function("document.querySelector('#cs-hits audio.cs-clip-audio').readyState >= 1", timeout=30_000)
+    seconds = page.evaluate("document.querySelector('#cs-hits audio.cs-clip-audio').duration")
+    assert abs(seconds - (end - start) / 1000) < 0.1, seconds
 
     # evidence → the player jumps there
     evidence = result.rule_hits[0].evidence[1]

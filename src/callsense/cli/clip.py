@@ -10,7 +10,7 @@ The clip is cut from the call's processed audio (``audio_16k.wav``) on demand; n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -24,11 +24,11 @@ def register(app: typer.Typer) -> None:
 
 def clip(
     call: str = typer.Argument(..., help="A stored call id, or a call folder / its result.json."),
-    hit: Optional[str] = typer.Option(None, "--hit", help="Rule id of a hit of the call: its review window."),
-    start_ms: Optional[int] = typer.Option(None, "--start-ms", help="Clip start (ms), instead of --hit."),
-    end_ms: Optional[int] = typer.Option(None, "--end-ms", help="Clip end (ms), instead of --hit."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="WAV file to write [CALL_RULE.wav]."),
-    db: Optional[str] = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
+    hit: str | None = typer.Option(None, "--hit", help="Rule id of a hit of the call: its review window."),
+    start_ms: int | None = typer.Option(None, "--start-ms", help="Clip start (ms), instead of --hit."),
+    end_ms: int | None = typer.Option(None, "--end-ms", help="Clip end (ms), instead of --hit."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="WAV file to write [CALL_RULE.wav]."),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR, help=DB_HELP),
 ) -> None:
     """Write the review clip of a rule hit (the 30 s around an emotion turn, ...) as a 16 kHz WAV."""
     from callsense.report.clips import MAX_CLIP_MS, check_range, cut_clip

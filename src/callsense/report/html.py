@@ -3,11 +3,13 @@ or network), with the call's facts, metrics, emotion timeline, transcript, rule 
 
 from __future__ import annotations
 
+import wave
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from callsense.analysis.common import overall_emotion as mean_emotion
+from callsense.errors import CallsenseError
 from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, TAG_EMOJI
 from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
@@ -137,7 +139,7 @@ def _clip_html(hit: Any, audio: Path | None) -> str:
         return ""
     try:
         clip = cut_clip(audio, *window)
-    except Exception:  # audio deleted or shorter than the result says: the report still renders
+    except (CallsenseError, OSError, EOFError, wave.Error):  # audio gone or shorter than the result: still render
         return ""
     return (f'<div><audio class="clip" controls preload="none" data-rule="{escape(hit.rule_id)}" '
             f'src="{data_uri(clip)}"></audio> <span class="muted">review clip {fmt_ms(window[0])}–'

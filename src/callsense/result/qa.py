@@ -9,7 +9,7 @@ audio for overlaps, no loudness or emotion data), never a made-up zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")  # mildest first
@@ -157,7 +157,7 @@ class Evidence:
 class Suggestion:
     """A suggested reply for the agent (the seeds' "建议话术"), in Chinese and English."""
 
-    __pydantic_config__ = {"extra": "forbid"}  # a misspelt language key in a rule file is an error
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}  # a misspelt language key in a rule file is an error
     zh: str = ""
     en: str = ""
 

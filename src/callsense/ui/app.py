@@ -113,7 +113,7 @@ def clip_link(result: Any, hit: Any, token: str | None) -> str:
         return ""
     src = (f"/v1/calls/{escape(result.call_id)}/clip?start_ms={window[0]}&amp;end_ms={window[1]}"
            f"&amp;token={escape(token)}")
-    return (f'<div class="cs-clip"><audio class="cs-clip-audio" controls preload="none" data-rule="'
+    return (f'<div class="cs-clip"><audio class="cs-clip-audio" controls preload="metadata" data-rule="'
             f'{escape(hit.rule_id)}" src="{src}"></audio></div>')
 
 
