@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from callsense.store.db import Store
 
 BLOCK_ROWS = 20_000
-OVERSAMPLE = 4  # index candidates per hit wanted: the exact re-rank then recovers the true order
+OVERSAMPLE = 8  # index candidates per hit wanted (a call's own segments, filtered out, crowd the nearest ones)
 
 
 @dataclass(frozen=True)
