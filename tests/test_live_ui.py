@@ -90,7 +90,8 @@ def test_live_tab_shows_call_in_progress_and_its_alert(served, browser):
     OUT.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     # the Live tab polls only while shown: a page on another tab goes network-idle
-    page.goto(served.url + "/", wait_until="networkidle")
+    page.goto(served.url + "/", wait_until="load")
+    page.get_by_role("tab", name="分析 Analyze").wait_for(timeout=60_000)  # the app is mounted
     page.get_by_role("tab", name="实时 Live").click(timeout=60_000)
     page.wait_for_selector("text=No live calls 暂无进行中的通话", timeout=30_000)
 

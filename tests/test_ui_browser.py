@@ -55,7 +55,8 @@ def browser():
 def test_analyze_page(served, browser):
     OUT.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(served.url + "/", wait_until="networkidle")
+    page.goto(served.url + "/", wait_until="load")
+    page.get_by_role("tab", name="分析 Analyze").wait_for(timeout=60_000)  # the app is mounted
     for tab in ("分析 Analyze", "通话 Calls", "搜索 Search", "看板 Dashboard", "规则 Rules"):
         assert page.get_by_role("tab", name=tab).is_visible()
     page.locator("#cs-audio input[type=file]").set_input_files(str(CALL))
@@ -119,7 +120,8 @@ def test_analyze_page(served, browser):
 
 def test_calls_and_rules_tabs(served, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(served.url + "/", wait_until="networkidle")
+    page.goto(served.url + "/", wait_until="load")
+    page.get_by_role("tab", name="分析 Analyze").wait_for(timeout=60_000)  # the app is mounted
     with open(CALL, "rb") as f:  # a stored call to list, analysed through the API with metadata
         r = httpx.post(f"{served.url}/v1/analyze", files={"file": ("api.wav", f.read() + b"\x00\x00")},
                        data={"metadata": json.dumps({"agent_id": "a42"})}, timeout=120)
@@ -161,7 +163,8 @@ def served_auth(tmp_path_factory, tiny_models):
 
 def _sign_in(browser, srv, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(srv.url + "/", wait_until="networkidle")
+    page.goto(srv.url + "/", wait_until="load")
+    page.get_by_label("username").wait_for(timeout=60_000)  # the login form is mounted
     page.get_by_label("username").fill(name)
     page.get_by_label("password").fill(srv.keys[name])
     page.get_by_role("button", name="Login").click()
