@@ -29,9 +29,9 @@ def _jobs(url: str) -> list[dict]:
         store.close()
 
 
-def _pair(tmp_path, tiny_models, url):
+def _pair(tmp_path, tiny_models, url, lease_s: float = 6):
     env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1", "CALLSENSE_DATABASE_URL": url}
-    args = ("--no-ui", "--workers", "1", "--job-lease-s", "6")
+    args = ("--no-ui", "--workers", "1", "--job-lease-s", str(lease_s))
     return Server(tmp_path / "data", env, *args), Server(tmp_path / "data", env, *args)
 
 
@@ -44,7 +44,9 @@ def _submit(c) -> str:
 
 def test_second_server_leaves_running_jobs_alone(tmp_path, tiny_models):
     with fresh_postgres_database() as url:
-        a, b = _pair(tmp_path, tiny_models, url)
+        # A lease long enough that a loaded CI machine never lets a live one lapse: this test is about
+        # live leases (the next one lets a lease expire on purpose).
+        a, b = _pair(tmp_path, tiny_models, url, lease_s=30)
         a.start()
         try:
             with a.client() as c:

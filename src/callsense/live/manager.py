@@ -124,10 +124,9 @@ class LiveCalls:
             return None
 
         def send(so_far: Any, hit: Any) -> Any:
-            from callsense.rules.alerts import send_alerts
+            from callsense.rules.alerts import send_now
 
-            records = send_alerts(dataclasses.replace(so_far, rule_hits=(hit,)), targets)
-            return records[0] if records else None
+            return send_now(so_far, hit, targets)  # one attempt now; the outbox retries after the call
 
         return send
 
@@ -135,7 +134,6 @@ class LiveCalls:
     def close(self, session: LiveSession, *, interrupted: bool) -> str:
         """Store the call (QA, score, history, folder, store row); returns its result URL."""
         from callsense import rules
-        from callsense.rules.alerts import attach_alerts
 
         service = self.service
         try:
@@ -145,21 +143,23 @@ class LiveCalls:
             run = session.build_run(interrupted=interrupted, models=tuple(models))
             result = run.result
             ruleset = session.ruleset  # type: ignore[attr-defined]
+            targets: tuple[Any, ...] = ()
             if ruleset is not None:
                 result = rules.apply_qa(result, ruleset=ruleset)
                 from callsense.store.history import apply_history_rules
 
                 result = apply_history_rules(service.store, result, ruleset)
-                fired = {h.rule_id for h in session.hits}
                 targets = tuple(getattr(ruleset, "alerts", ()) or ())
-                rest = tuple(h for h in result.rule_hits if h.rule_id not in fired)
-                if targets and rest:  # the live ones were sent when they fired
-                    sent = attach_alerts(dataclasses.replace(result, rule_hits=rest), targets)
-                    result = dataclasses.replace(result, alerts=sent.alerts)
-                result = dataclasses.replace(result, alerts=tuple(session.alert_records) + result.alerts)
             run = dataclasses.replace(run, result=result)
+            # The live alerts were tried when they fired (one attempt each); the outbox records them,
+            # retries what failed and queues the hits that only the whole call decides — sent by the
+            # service's courier, never by this thread (docs/live.md).
+            wait = max((t.timeout_s for t in targets), default=0.0) + 1.0
+            sent = session.wait_for_webhooks(wait) if targets else []
             # the same path as an upload: redaction, no-audio and the data map apply (docs/privacy.md)
-            _, result = service.calls.persist(run, fingerprint=analyzer.fingerprint)
+            _, result = service.calls.persist(run, fingerprint=analyzer.fingerprint, alert_targets=targets,
+                                              sent_alerts=sent)
+            service.wake_courier()
             service.metrics.audio_seconds.labels("live").inc(result.duration_ms / 1000)
         finally:
             session.close()

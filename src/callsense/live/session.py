@@ -21,7 +21,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +43,8 @@ from callsense.pipeline.analyzer import CallRun, assemble_call
 from callsense.pipeline.options import AnalyzeOptions
 from callsense.result.emotion import TimelinePoint
 from callsense.result.model import CallAnalysis, ModelInfo, Segment, SourceInfo, TrackInfo
-from callsense.result.qa import AlertRecord, RuleHit
+from callsense.result.qa import RuleHit
+from callsense.rules.alerts import SentAlert
 
 log = logging.getLogger("callsense")
 
@@ -88,7 +89,7 @@ class LiveSession:
     def __init__(self, start: protocol.StartMessage, *, call_id: str, options: AnalyzeOptions, asr: Any,
                  emotion: Any | None, live_rules: LiveRules | None, vad_model: Any, spool_dir: Path,
                  max_duration_s: float, partial_interval_s: float = PARTIAL_INTERVAL_S,
-                 send_webhooks: Callable[[CallAnalysis, RuleHit], AlertRecord | None] | None = None,
+                 send_webhooks: Callable[[CallAnalysis, RuleHit], Sequence[SentAlert]] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.start = start
         self.call_id = call_id
@@ -112,8 +113,9 @@ class LiveSession:
         self.segments: list[Segment] = []
         self.timeline: list[TimelinePoint] = []
         self.hits: list[RuleHit] = []
-        self.alert_records: list[AlertRecord] = []
+        self.sent_alerts: list[SentAlert] = []  # webhook messages tried as their rules fired
         self._records_lock = threading.Lock()
+        self._webhook_threads: list[threading.Thread] = []
         self._next_id = 1
         self.last_text: dict[int, str] = {}  # for the UI: the latest words per channel
         self.current_emotion: dict[int, str] = {}
@@ -255,16 +257,25 @@ class LiveSession:
         for hit in self.rules.check(so_far):
             self.hits.append(hit)
             out.append(protocol.alert(hit))
-            if self.send_webhooks is not None:
-                threading.Thread(target=self._webhook, args=(so_far, hit), name="callsense-live-alert",
-                                 daemon=True).start()
+            if self.send_webhooks is not None:  # on its own thread: a slow webhook never holds the call
+                t = threading.Thread(target=self._webhook, args=(so_far, hit), name="callsense-live-alert",
+                                     daemon=True)
+                self._webhook_threads.append(t)
+                t.start()
         return out
 
     def _webhook(self, so_far: CallAnalysis, hit: RuleHit) -> None:
-        record = self.send_webhooks(so_far, hit) if self.send_webhooks else None  # never raises
-        if record is not None:
-            with self._records_lock:
-                self.alert_records.append(record)
+        sent = self.send_webhooks(so_far, hit) if self.send_webhooks else ()  # never raises
+        with self._records_lock:
+            self.sent_alerts.extend(sent)
+
+    def wait_for_webhooks(self, timeout_s: float) -> list[SentAlert]:
+        """The webhook messages tried so far, after waiting up to ``timeout_s`` for those in flight."""
+        deadline = time.monotonic() + timeout_s
+        for t in self._webhook_threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self._records_lock:
+            return list(self.sent_alerts)
 
     # ---- the stored call ----------------------------------------------------------------------
     def _source(self, duration_ms: int) -> SourceInfo:

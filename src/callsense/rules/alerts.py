@@ -137,6 +137,49 @@ def _deliver(client: Any, target: AlertTarget, result: CallAnalysis, hits: Seque
                        elapsed_ms=_ms(started))
 
 
+@dataclass(frozen=True)
+class SentAlert:
+    """One message already tried before its call was stored — a live call's alert, sent the moment its
+    rule fired. When the call is stored, the outbox records it (delivered, or refused for good) or queues
+    it for the retries its target has left (:func:`callsense.store.outbox.enqueue`)."""
+
+    hit: RuleHit
+    target: AlertTarget
+    body: dict[str, Any]
+    attempt: Attempt
+    at: datetime  # naive UTC, as the outbox stores times
+
+
+def send_now(result: CallAnalysis, hit: RuleHit, targets: Sequence[AlertTarget], *,
+             client: Any = None) -> tuple[SentAlert, ...]:
+    """One immediate attempt of ``hit`` to each target that receives it (no retry, no sleep: a live call
+    cannot wait; what failed is retried by the outbox once the call is stored). Never raises."""
+    import httpx
+
+    one = dataclasses.replace(result, rule_hits=(hit,))
+    out = []
+    own = client is None
+    client = client or httpx.Client(follow_redirects=False)
+    try:
+        for target in targets:
+            if not alerting_hits(one, target):
+                continue
+            body = build_body(one, [hit], target.format)
+            try:
+                attempt = post_once(client, target, body)
+            except Exception as e:  # belt and braces: an alert must never lose the call
+                attempt = Attempt(False, None, f"{type(e).__name__}: {e}", retryable=True)
+            if attempt.delivered:
+                log.info("live alert %s sent to %s", hit.rule_id, target_name(target))
+            else:
+                log.warning("live alert %s to %s failed: %s", hit.rule_id, target_name(target), attempt.error)
+            out.append(SentAlert(hit, target, body, attempt, datetime.now(timezone.utc).replace(tzinfo=None)))
+    finally:
+        if own:
+            client.close()
+    return tuple(out)
+
+
 def _refused(fmt: str, resp: Any) -> str | None:
     """None when the webhook accepted the message; the reason otherwise."""
     if not 200 <= resp.status_code < 300:

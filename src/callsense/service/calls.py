@@ -116,7 +116,7 @@ class CallRepository:
         normalize_metadata(metadata, source="metadata")
 
     def persist(self, run: Any, *, fingerprint: str | None = None,
-                alert_targets: Sequence[Any] = ()) -> tuple[Path, Any]:
+                alert_targets: Sequence[Any] = (), sent_alerts: Sequence[Any] = ()) -> tuple[Path, Any]:
         """Write the call's folder and its row; returns the folder and the result as stored.
 
         With ``redact`` the result is redacted before anything is written; without ``keep_audio`` no
@@ -124,7 +124,8 @@ class CallRepository:
         before) are removed once the new row is in; if storing fails, the new folder is removed (a
         refused call leaves nothing). ``fingerprint`` is the analyzer's (the one the batch runner compares
         with, so a batch never re-analyses what the service stored). The alerting hits are queued for
-        ``alert_targets`` with the row (the outbox: the service's courier sends them)."""
+        ``alert_targets`` with the row (the outbox: the service's courier sends them); ``sent_alerts``
+        (a live call's, tried when they fired) are recorded there and retried where they failed."""
         import dataclasses
 
         from callsense.pipeline.outputs import write_call_folder
@@ -142,7 +143,8 @@ class CallRepository:
         try:
             save_result(self.store, result, embeddings=run.embeddings, fingerprint=fingerprint,
                         redact=bool(settings.redact),
-                        audio_path=None, output_dir=str(folder.resolve()), alert_targets=alert_targets)
+                        audio_path=None, output_dir=str(folder.resolve()), alert_targets=alert_targets,
+                        sent_alerts=sent_alerts)
         except BaseException:
             remove_folders([folder])
             raise

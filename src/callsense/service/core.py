@@ -248,9 +248,13 @@ class Service:
         run = self._with_history(analyzer, run, request)
         folder, result = self.calls.persist(run, fingerprint=analyzer.fingerprint,  # redacted there when --redact
                                             alert_targets=analyzer.alert_targets())
-        if self._courier is not None:
-            self._courier.wake()  # the alerts queued with the result go out now, on the courier's thread
+        self.wake_courier()
         return folder, result
+
+    def wake_courier(self) -> None:
+        """The alerts just queued with a result go out now, on the courier's thread."""
+        if self._courier is not None:
+            self._courier.wake()
 
     @staticmethod
     def _as_uploaded(run: CallRun, upload: Upload) -> CallRun:

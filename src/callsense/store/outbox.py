@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from callsense.result.model import CallAnalysis
+    from callsense.rules.alerts import SentAlert
     from callsense.rules.model import AlertTarget
     from callsense.store.db import Store
 
@@ -62,25 +63,33 @@ def _now() -> datetime:
 
 # ------------------------------------------------------------------------------------------ enqueue
 def enqueue(session: Session, result: CallAnalysis, targets: Sequence[AlertTarget],
-            now: datetime | None = None) -> int:
+            now: datetime | None = None, sent: Sequence[SentAlert] = ()) -> int:
     """Queue ``result``'s alerting hits for each target in ``session``'s transaction; returns the number of
-    rows added (hits already queued or sent for the same call, rule, evidence and target are left out)."""
+    rows added (hits already queued or sent for the same call, rule, evidence and target are left out).
+
+    ``sent`` are messages tried before the call was stored (a live call's alerts): each becomes a row as
+    it stands — delivered, refused for good, or pending for the retries its target has left — and the
+    same rule is not queued again for that target."""
     from sqlalchemy import select
 
     from callsense.rules.alerts import alerting_hits, build_body, target_key, target_name
     from callsense.store.models import PendingAlert
 
-    if not targets or not result.rule_hits:
+    if not (targets and result.rule_hits) and not sent:
         return 0
     now = now or _now()
     known = {tuple(r) for r in session.execute(select(PendingAlert.rule_id, PendingAlert.evidence_hash,
                                                       PendingAlert.target).where(PendingAlert.call_id == result.call_id))}
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = [_sent_row(result.call_id, a, now) for a in sent
+                                  if (a.hit.rule_id, evidence_hash(a.hit), target_key(a.target)) not in known]
+    tried = {(a.hit.rule_id, target_key(a.target)) for a in sent}
     for target in targets:
         key = target_key(target)
         new: list[tuple[RuleHit, str]] = []
         for hit in alerting_hits(result, target):
             h = evidence_hash(hit)
+            if (hit.rule_id, key) in tried:
+                continue  # sent while the call was live
             if (hit.rule_id, h, key) not in known and all((hit.rule_id, h) != (n.rule_id, nh) for n, nh in new):
                 new.append((hit, h))
         if not new:
@@ -97,6 +106,22 @@ def enqueue(session: Session, result: CallAnalysis, targets: Sequence[AlertTarge
         session.execute(_insert_ignoring_duplicates(session), rows)
         log.debug("queued %d alert(s) for call %s", len(rows), result.call_id)
     return len(rows)
+
+
+def _sent_row(call_id: str, a: SentAlert, now: datetime) -> dict[str, Any]:
+    from callsense.rules.alerts import backoff_s, target_key, target_name
+
+    ok = a.attempt.delivered
+    final = ok or not a.attempt.retryable or a.target.retries == 0
+    return {"call_id": call_id, "rule_id": a.hit.rule_id[:128], "evidence_hash": evidence_hash(a.hit),
+            "target": target_key(a.target), "target_name": target_name(a.target)[:255], "format": a.target.format,
+            "message_id": uuid.uuid4().hex, "payload_json": json.dumps(a.body, ensure_ascii=False),
+            "target_json": None if final else json.dumps(dataclasses.asdict(a.target), ensure_ascii=False),
+            "status": "delivered" if ok else ("failed" if final else "pending"), "attempts": 1,
+            "max_attempts": a.target.retries + 1, "created_at": a.at,
+            "next_attempt_at": None if final else max(now, a.at + timedelta(seconds=backoff_s(a.target, 1))),
+            "last_attempt_at": a.at, "delivered_at": a.at if ok else None, "last_status": a.attempt.status,
+            "last_error": None if ok else (a.attempt.error or "")[:2000]}
 
 
 def _insert_ignoring_duplicates(session: Session) -> Any:

@@ -78,6 +78,7 @@ def save_result(
     source_key: str | None = None,
     output_dir: str | None = None,
     alert_targets: Sequence[AlertTarget] = (),
+    sent_alerts: Sequence[Any] = (),
 ) -> str:
     """Store ``result`` (and its segment embeddings, row i = ``segment.emotion.embedding_index`` i)
     atomically; returns the call id.
@@ -91,7 +92,8 @@ def save_result(
 
     The result's alerting hits are queued for ``alert_targets`` in the same transaction
     (:mod:`callsense.store.outbox`: delivered afterwards, never twice for the same call, rule and
-    evidence).
+    evidence); ``sent_alerts`` (:class:`callsense.rules.alerts.SentAlert`, a live call's alerts) are
+    recorded as they went, and what failed of them is queued for its retries.
     """
     from sqlalchemy import delete, insert, or_, select, update
 
@@ -157,7 +159,7 @@ def save_result(
         keys = [k for k in (source_key, result.source.path) if k]
         s.execute(delete(Failure).where(or_(Failure.content_sha256 == sha, Failure.source_key.in_(keys))))
         s.execute(delete(Claim).where(Claim.content_sha256 == sha))
-        enqueue(s, result, alert_targets, now)
+        enqueue(s, result, alert_targets, now, sent=sent_alerts)
     log.debug("stored call %s (%d segments%s)", result.call_id, len(segment_rows),
               ", re-analysed" if stored_id is not None else "")
     return result.call_id
