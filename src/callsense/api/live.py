@@ -79,23 +79,38 @@ class _Call:
                 self.registry.note_alert(self.session, m)
 
 
-@router.websocket("/v1/live")
-async def live(ws: WebSocket) -> None:
+async def _first_message(ws: WebSocket, what: str) -> str | None:
+    """Accept, authenticate, and return the first message's text (None: refused or gone already)."""
     await ws.accept()
     try:
         _authorize(ws)
     except CallsenseError as e:
         await _fail(ws, _code(e), str(e))
-        return
+        return None
+    first = await ws.receive()
+    if first["type"] == "websocket.disconnect":
+        return None
+    if first.get("text") is None:
+        raise LiveProtocolError("frames_before_start", f"audio arrived before {what}",
+                                hint='send {"type": "start", ...} first' if what == "the start message" else None)
+    return first["text"]
+
+
+async def _receive(ws: WebSocket) -> dict[str, Any]:
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1006))
+    return message
+
+
+@router.websocket("/v1/live")
+async def live(ws: WebSocket) -> None:
     call: _Call | None = None
     try:
-        first = await ws.receive()
-        if first["type"] == "websocket.disconnect":
+        text = await _first_message(ws, "the start message")
+        if text is None:
             return
-        if first.get("text") is None:
-            raise LiveProtocolError("frames_before_start", "audio arrived before the start message",
-                                    hint='send {"type": "start", ...} first')
-        msg = protocol.parse_text(first["text"])
+        msg = protocol.parse_text(text)
         if msg["type"] != "start":
             raise LiveProtocolError("bad_message", f"the first message must be start, not {msg['type']!r}")
         start = protocol.parse_start(msg)
@@ -103,9 +118,7 @@ async def live(ws: WebSocket) -> None:
         call = _Call(ws, session)
         await _send(ws, protocol.started(session.call_id))
         while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(message.get("code", 1006))
+            message = await _receive(ws)
             if message.get("bytes") is not None:
                 out = await call.feed(message["bytes"])
             else:
@@ -186,21 +199,13 @@ def _funasr_answers(messages: list[dict[str, Any]], mode: str, wav_name: str) ->
 
 @router.websocket("/v1/funasr")
 async def funasr(ws: WebSocket) -> None:
-    await ws.accept()
-    try:
-        _authorize(ws)
-    except CallsenseError as e:
-        await _fail(ws, _code(e), str(e))
-        return
     call: _Call | None = None
     wav_name = ""
     try:
-        first = await ws.receive()
-        if first["type"] == "websocket.disconnect":
+        text = await _first_message(ws, "the first JSON message")
+        if text is None:
             return
-        if first.get("text") is None:
-            raise LiveProtocolError("frames_before_start", "audio arrived before the first JSON message")
-        msg = json.loads(first["text"])
+        msg = json.loads(text)
         if not isinstance(msg, dict):
             raise LiveProtocolError("bad_message", "the first message must be a JSON object")
         unknown = sorted(set(msg) - set(FUNASR_FIELDS))
@@ -210,9 +215,7 @@ async def funasr(ws: WebSocket) -> None:
         session = await anyio.to_thread.run_sync(live_calls(ws.app.state.service).open, start)
         call = _Call(ws, session)
         while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(message.get("code", 1006))
+            message = await _receive(ws)
             if message.get("bytes") is not None:
                 out = await call.feed(message["bytes"])
             else:
