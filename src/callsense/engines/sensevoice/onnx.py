@@ -67,7 +67,11 @@ class SenseVoiceOnnx:
                          version=version,
                          options={"num_threads": self.num_threads, "batch_size": self.batch_size,
                                   "batch_seconds": self.batch_samples / SAMPLE_RATE,
-                                  "model_file": self.model_file.name})
+                                  "model_file": self.model_file.name, **self._info_options()})
+
+    def _info_options(self) -> dict[str, Any]:
+        """What a runtime adds to :attr:`info`'s options (the onnxruntime runtime: its device)."""
+        return {}
 
     def _recognizer(self, language: str, itn: bool):
         key = (language, itn)

@@ -28,7 +28,6 @@ run on the CPU, so an int8 graph would shuttle every MatMul between devices); on
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from callsense.engines.sensevoice.tags import KNOWN_TOKEN_IDS, validate_language
 from callsense.engines.sensevoice.validate import onnx_model_file
 from callsense.errors import DependencyError, ModelFormatError
 from callsense.labels import SAMPLE_RATE
-from callsense.result.model import ModelInfo
+
 
 log = logging.getLogger("callsense")
 
@@ -98,16 +97,8 @@ class SenseVoiceOrt(SenseVoiceOnnx):
         self._session: Any = None
         self.forward_calls = 0  # session runs (one per batch); tests count them
 
-    @property
-    def info(self) -> ModelInfo:
-        st = self.model_file.stat()
-        version = hashlib.sha256(f"{self.model_file.name}:{st.st_size}:{self._meta.get('comment', '')}"
-                                 .encode()).hexdigest()[:12]
-        return ModelInfo(task="asr", name=self._name, runtime=self.runtime, path=str(self.model_file),
-                         version=version,
-                         options={"num_threads": self.num_threads, "batch_size": self.batch_size,
-                                  "batch_seconds": self.batch_samples / SAMPLE_RATE,
-                                  "model_file": self.model_file.name, "device": str(self.device)})
+    def _info_options(self) -> dict[str, Any]:
+        return {"device": str(self.device)}
 
     # ---- session -----------------------------------------------------------------------------
     def _get_session(self) -> Any:
