@@ -45,7 +45,6 @@ from callsense.engines.sensevoice.validate import onnx_model_file
 from callsense.errors import DependencyError, ModelFormatError
 from callsense.labels import SAMPLE_RATE
 
-
 log = logging.getLogger("callsense")
 
 QUERY_FRAMES = 4  # language, emotion, event, ITN: prepended inside the graph
