@@ -216,3 +216,45 @@ def test_models_import_tells_segmentation_from_embedding(models, tmp_path):
         path = subprocess.run([sys.executable, "-m", "callsense", "models", "path", name], check=False,
                               capture_output=True, text=True, env=env, timeout=120)
         assert path.returncode == 0 and name in path.stdout, path.stderr
+
+
+def test_campplus_chosen_by_setting_keeps_its_own_voiceprints(models, mono, tmp_path):
+    """CALLSENSE_SPEAKER_MODEL=campplus: diarization and enrolment use CAM++; its voiceprints live apart
+    from the default model's, so the default never compares against them; a wrong name is a usage error."""
+    import shutil
+
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    forge(copy, size="tiny", runtimes=("onnx",), models=("campplus-zh-cn-3dspeaker",))
+    samples, truth = mono
+    home = tmp_path / "home"
+    t = truth["channels"][1]["turns"][0]
+    clip = _write(tmp_path / "c9.wav", samples[t["start_ms"] * 16:t["end_ms"] * 16])
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(copy), "CALLSENSE_HOME": str(home),
+           "CALLSENSE_SPEAKER_MODEL": "campplus"}
+    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
+                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert (home / "agents" / "campplus-zh-cn-3dspeaker" / "c9.npy").is_file()
+    assert not (home / "agents" / "c9.npy").exists()
+    call = _write(tmp_path / "mono.wav", samples)
+
+    def analyze(**extra_env):
+        return subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(tmp_path / "o"),
+                               "--json"], check=False, capture_output=True, text=True, timeout=600,
+                              env={**env, **extra_env})
+
+    proc = analyze()
+    assert proc.returncode == 0, proc.stderr
+    [data] = json.loads(proc.stdout)["calls"]
+    diar = next(m for m in data["processing"]["models"] if m["task"] == "diarization")
+    assert "campplus-zh-cn-3dspeaker" in diar["name"]
+    assert data["metadata"]["agent_id"] == "c9"
+    # the default model: CAM++'s voiceprints are not its own, so no agent is matched
+    proc = analyze(CALLSENSE_SPEAKER_MODEL="")
+    assert proc.returncode == 0, proc.stderr
+    [data] = json.loads(proc.stdout)["calls"]
+    assert "eres2net" in next(m for m in data["processing"]["models"] if m["task"] == "diarization")["name"]
+    assert "agent_id" not in data["metadata"]
+    bad = analyze(CALLSENSE_SPEAKER_MODEL="sensevoice-small")
+    assert bad.returncode == 2 and "speaker-embedding" in bad.stderr and "campplus" in bad.stderr

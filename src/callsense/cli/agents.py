@@ -27,18 +27,19 @@ def enroll(agent_id: str = typer.Argument(..., help="Agent id, filled into a mat
     import numpy as np
 
     from callsense.audio.decode import load_audio
-    from callsense.engines.catalog import DEFAULT_EMBEDDING_MODEL, get_spec
+    from callsense.engines.catalog import get_spec
     from callsense.engines.diarization import VoiceEmbedder
     from callsense.engines.manager import ModelManager
-    from callsense.pipeline.diarize import model_file
+    from callsense.pipeline.diarize import model_file, speaker_model, voiceprint_folder
 
     if not AGENT_ID.match(agent_id):
         raise UsageError(f"agent id {agent_id!r}: use letters, digits, '_', '-', '.' (at most 64)")
     manager = ModelManager()
-    located = manager.find(DEFAULT_EMBEDDING_MODEL, "onnx")
+    model = speaker_model()  # CALLSENSE_SPEAKER_MODEL: the one diarization uses
+    located = manager.find(model, "onnx")
     if located is None:
-        raise manager.not_found(get_spec(DEFAULT_EMBEDDING_MODEL), "onnx")
-    embedder = VoiceEmbedder(model_file(located.path, DEFAULT_EMBEDDING_MODEL))
+        raise manager.not_found(get_spec(model), "onnx")
+    embedder = VoiceEmbedder(model_file(located.path, model))
     vectors = []
     for clip in clips:
         audio = load_audio(clip)
@@ -49,7 +50,7 @@ def enroll(agent_id: str = typer.Argument(..., help="Agent id, filled into a mat
         vectors.append(v)
     mean = np.mean(vectors, axis=0)
     mean /= max(float(np.linalg.norm(mean)), 1e-9)
-    folder = manager.home / "agents"
+    folder = voiceprint_folder(manager.home, model)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / f"{agent_id}.npy", mean.astype(np.float32))
     typer.echo(f"enrolled {agent_id} from {len(clips)} clip(s): {folder / (agent_id + '.npy')}")
@@ -59,8 +60,9 @@ def enroll(agent_id: str = typer.Argument(..., help="Agent id, filled into a mat
 def list_agents() -> None:
     """Enrolled agents."""
     from callsense.engines.manager import ModelManager
+    from callsense.pipeline.diarize import voiceprint_folder
 
-    folder = ModelManager().home / "agents"
+    folder = voiceprint_folder(ModelManager().home)
     for path in sorted(folder.glob("*.npy")) if folder.is_dir() else ():
         typer.echo(path.stem)
 

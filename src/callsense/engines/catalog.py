@@ -145,6 +145,20 @@ CATALOG: dict[str, ModelSpec] = {
                                    allow_patterns=("3dspeaker_speech_eres2net_base_sv_zh-cn_3dspeaker_16k.onnx",)),),
             )},
         ),
+        ModelSpec(
+            name="campplus-zh-cn-3dspeaker",
+            task="speaker-embedding",
+            description="3D-Speaker CAM++ speaker embedding (ONNX, zh-cn, 7.2 M params): lighter than ERes2Net",
+            download_mb=28,  # 7.2 M fp32 parameters
+            aliases=("campplus", "cam++"),
+            formats={"onnx": RuntimeFormat(
+                "onnx", required=("model.onnx|3dspeaker_speech_campplus_sv_zh-cn_16k-common.onnx",),
+                # the file sherpa-onnx's speaker-identification examples download (its
+                # speaker-recongition-models release), mirrored in this Hugging Face repository
+                sources=(HubSource("huggingface", "csukuangfj/speaker-embedding-models",
+                                   allow_patterns=("3dspeaker_speech_campplus_sv_zh-cn_16k-common.onnx",)),),
+            )},
+        ),
     )
 }
 

@@ -54,6 +54,34 @@ def model_file(directory: Path, name: str) -> Path:
     return directory / spec.formats["onnx"].required[0].split("|")[0]
 
 
+def speaker_model() -> str:
+    """The speaker-embedding model diarization and voiceprints use: ``CALLSENSE_SPEAKER_MODEL`` (a
+    catalogue name or alias of a speaker-embedding model, e.g. ``campplus``), else ERes2Net-base."""
+    from callsense.errors import UsageError
+
+    raw = os.environ.get("CALLSENSE_SPEAKER_MODEL", "").strip()
+    if not raw:
+        return DEFAULT_EMBEDDING_MODEL
+    try:
+        spec = get_spec(raw)
+    except Exception:  # noqa: BLE001 - the catalogue's own error names the known models
+        spec = None
+    if spec is None or spec.task != "speaker-embedding":
+        from callsense.engines.catalog import CATALOG
+
+        known = ", ".join(n for n, sp in CATALOG.items() if sp.task == "speaker-embedding")
+        raise UsageError(f"CALLSENSE_SPEAKER_MODEL={raw!r} is not a speaker-embedding model",
+                         hint=f"use one of: {known}")
+    return spec.name
+
+
+def voiceprint_folder(home: Path, model: str | None = None) -> Path:
+    """Where enrolled agents' voiceprints of ``model`` live: ``<home>/agents`` for the default model,
+    ``<home>/agents/<model>`` for another — voiceprints of two models are never compared."""
+    model = model or speaker_model()
+    return home / "agents" if model == DEFAULT_EMBEDDING_MODEL else home / "agents" / model
+
+
 @dataclass(frozen=True)
 class CallDiarizer:
     """The loaded Diarizer and where enrolled agents live: per-speaker voiceprints (one more embedding
@@ -61,6 +89,7 @@ class CallDiarizer:
 
     diarizer: Diarizer
     agents: Path
+    speaker_model: str = DEFAULT_EMBEDDING_MODEL
 
     def wants_voiceprints(self) -> bool:
         return self.agents.is_dir() and any(self.agents.glob("*.npy"))
@@ -71,16 +100,17 @@ def load_diarizer(manager, *, num_threads: int = 1) -> CallDiarizer | None:
 
     ``CALLSENSE_DIARIZATION_THRESHOLD`` (clustering cut, 0.5) and ``CALLSENSE_DIARIZATION_STEP`` (window
     advance as a fraction of the 10 s window, 1.0; sherpa-onnx's 0.1 costs ~10x) tune it."""
+    speaker = speaker_model()
     seg = manager.find(DEFAULT_SEGMENTATION_MODEL, "onnx")
-    emb = manager.find(DEFAULT_EMBEDDING_MODEL, "onnx")
+    emb = manager.find(speaker, "onnx")
     if seg is None or emb is None:
         return None
     threshold = _env_float("CALLSENSE_DIARIZATION_THRESHOLD", 0.5, 0.0, 2.0)
     step = _env_float("CALLSENSE_DIARIZATION_STEP", DEFAULT_STEP, 0.05, 1.0)
     diarizer = Diarizer(model_file(seg.path, DEFAULT_SEGMENTATION_MODEL),
-                        model_file(emb.path, DEFAULT_EMBEDDING_MODEL), num_threads=num_threads,
+                        model_file(emb.path, speaker), num_threads=num_threads,
                         threshold=threshold, step=step)
-    return CallDiarizer(diarizer, manager.home / "agents")
+    return CallDiarizer(diarizer, voiceprint_folder(manager.home, speaker), speaker)
 
 
 def _env_float(name: str, default: float, lo: float, hi: float) -> float:
@@ -153,19 +183,20 @@ def speaker_overlaps(turns: Sequence[SpeakerTurn]) -> tuple[SpeakerOverlap, ...]
 
 
 def plan(diarizer: Diarizer | CallDiarizer, samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> DiarizationPlan:
-    voiceprints = True
+    voiceprints, speaker = True, DEFAULT_EMBEDDING_MODEL
     if isinstance(diarizer, CallDiarizer):
-        voiceprints, diarizer = diarizer.wants_voiceprints(), diarizer.diarizer
+        voiceprints, speaker, diarizer = diarizer.wants_voiceprints(), diarizer.speaker_model, diarizer.diarizer
     diarization = diarizer.process(samples, voiceprints=voiceprints)
-    info = ModelInfo("diarization", f"{DEFAULT_SEGMENTATION_MODEL}+{DEFAULT_EMBEDDING_MODEL}", "onnx",
+    info = ModelInfo("diarization", f"{DEFAULT_SEGMENTATION_MODEL}+{speaker}", "onnx",
                      path=str(diarizer.segmentation_format.path.parent), options=dict(diarizer.options))
     pieces = tuple(split_spans(spans, diarization)) if diarization.turns else ()
     return DiarizationPlan(diarization, pieces, info)
 
 
-def load_voiceprints(home: Path) -> dict[str, np.ndarray]:
-    """Enrolled agents: ``<CALLSENSE_HOME>/agents/<AGENT_ID>.npy`` (``callsense agents enroll``)."""
-    folder = home / "agents"
+def load_voiceprints(home: Path, model: str | None = None) -> dict[str, np.ndarray]:
+    """Enrolled agents: ``<CALLSENSE_HOME>/agents/<AGENT_ID>.npy`` (``callsense agents enroll``; another
+    speaker model's under ``agents/<model>/``, see :func:`voiceprint_folder`)."""
+    folder = voiceprint_folder(home, model)
     out = {}
     for path in sorted(folder.glob("*.npy")) if folder.is_dir() else ():
         try:

@@ -34,6 +34,8 @@ FORGERS: dict[tuple[str, str], str] = {
     ("emotion2vec-base-finetuned", "funasr"): "callsense.testing.forge_emotion2vec:forge_funasr",
     ("pyannote-segmentation-3-0", "onnx"): "callsense.testing.forge_diarization:forge_segmentation",
     ("eres2net-base-3dspeaker", "onnx"): "callsense.testing.forge_diarization:forge_embedding",
+    # CAM++ in the same format (full size: the ERes2Net-shaped forgery, so its cost is ERes2Net's)
+    ("campplus-zh-cn-3dspeaker", "onnx"): "callsense.testing.forge_diarization:forge_embedding",
 }
 TORCH_RUNTIMES = {"funasr"}
 DEFAULT_MODELS = ("sensevoice-small", "emotion2vec-plus-large")
