@@ -8,6 +8,7 @@ real emotion: for trying the tool, never for judging accuracy).
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +21,18 @@ def example_dir() -> Path:
 
 
 def example_files() -> dict[str, Path]:
-    """File name -> path of every shipped example recording, sorted by name."""
+    """File name -> path of every shipped example recording: those of ``examples.json`` in its order
+    (zh, en, yue, ja, ko), then any other recording in the folder by name."""
     d = example_dir()
-    return {p.name: p for p in sorted(d.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
+    found = {p.name: p for p in sorted(d.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
+    manifest = d / "examples.json"
+    order = list(json.loads(manifest.read_text(encoding="utf-8"))) if manifest.is_file() else []
+    return {**{n: found[n] for n in order if n in found}, **found}
+
+
+def example_languages() -> dict[str, str]:
+    """File name -> language code of the shipped calls (from ``examples.json``)."""
+    manifest = example_dir() / "examples.json"
+    if not manifest.is_file():
+        return {}
+    return {name: doc.get("language", "") for name, doc in json.loads(manifest.read_text(encoding="utf-8")).items()}
