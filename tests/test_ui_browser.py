@@ -56,7 +56,7 @@ def served(tmp_path_factory, tiny_models):
     data = tmp_path_factory.mktemp("ui")
     env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1",
            "CALLSENSE_DATABASE_URL": f"sqlite:///{data / 'store.db'}"}
-    srv = Server(data, env).start()
+    srv = Server(data, env, root_args=("-v",)).start()  # -v: Gradio's warnings reach the log
     # a rule that fires whenever the customer speaks: a deterministic hit on random-weight models
     r = httpx.put(f"{srv.url}/v1/rules", json={"yaml": TEST_RULES}, timeout=30)
     assert r.status_code == 200, r.text
@@ -222,12 +222,11 @@ def test_search_hits_highlighted_and_open_their_call(served, browser):
 
 
 def test_no_gradio_argument_warnings(served):
-    """Runs after the tests above: by now every handler of the UI has been used (analyse, load example,
-    list, pick a row, open a call, search, open from a link, rules reload/validate, the page-load ones);
-    Gradio never complained that it passed a handler the wrong number of arguments."""
+    """Gradio checks every handler against its inputs when the UI is built (the server runs with -v, so its
+    warnings are in the log); this runs after the tests above, which used each handler (analyse, load
+    example, list, pick a row, open a call, search, open from a link, rules reload/validate/save)."""
     log = served.log.read_text()
-    assert "Load example" not in log  # (a sanity check that the log is the server's: it holds no UI text)
-    assert "Uvicorn running" in log or "callsense" in log, log[-2000:]
+    assert "alembic" in log  # -v: libraries' records (here alembic's) reach the log, so would Gradio's
     assert GRADIO_ARG_WARNING not in log, [x for x in log.splitlines() if GRADIO_ARG_WARNING in x]
 
 
@@ -242,7 +241,7 @@ def served_auth(tmp_path_factory, tiny_models):
     _, admin = keys.create("admin", "ada")
     env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1",
            "CALLSENSE_DATABASE_URL": f"sqlite:///{data / 'store.db'}"}
-    srv = Server(data, env, "--auth").start()
+    srv = Server(data, env, "--auth", root_args=("-v",)).start()
     srv.keys = {"vera": viewer, "ada": admin}
     yield srv
     srv.stop()

@@ -62,7 +62,7 @@ document.addEventListener('click', function (e) {
 </script>"""
 
 # (label, value): "" is the automatic map, so that a mono file is not forced into two roles.
-CHANNEL_MAPS = [("默认 auto: agent,customer (stereo) · mono: one speaker", ""),
+CHANNEL_MAPS = [("默认 auto (stereo: agent,customer)", ""),
                 ("agent,customer", "agent,customer"), ("customer,agent", "customer,agent"),
                 ("agent (mono)", "agent"), ("customer (mono)", "customer")]
 CALL_HEADERS = ["通话 call_id", "文件 file", "时长 seconds", "分析时间 analysed", "坐席 agent",
