@@ -16,8 +16,8 @@ import os
 import shutil
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no phoning home
 
