@@ -172,6 +172,9 @@ def test_calls_and_rules_tabs(served, browser):
     assert r.status_code == 200, r.text
     call_id = r.json()["call_id"]
     page.get_by_role("tab", name="通话 Calls").click()
+    # opening the tab lists the calls, no Refresh needed
+    page.wait_for_function(f"document.querySelector('#cs-calls-table').innerText.includes('{call_id}')",
+                           timeout=30_000)
     page.get_by_label("坐席 Agent", exact=True).fill("a42")
     page.get_by_role("button", name="查询 Refresh").click()
     page.wait_for_function(f"document.body.innerText.includes('{call_id}')", timeout=30_000)

@@ -333,6 +333,14 @@ def build_ui(service: Any) -> Any:
         ids = [r["call_id"] for r in page["items"]]
         return rows, gr.update(choices=ids, value=ids[0] if ids else None)
 
+    def list_on_open(agent, queue, date_from, date_to, min_score, severity, emotion, invalid, current):
+        """Opening the Calls tab lists the calls (no Refresh needed) and keeps the call already open."""
+        rows, picked = list_calls(agent, queue, date_from, date_to, min_score, severity, emotion, invalid)
+        ids = [r[0] for r in rows]
+        if current:
+            return rows, gr.update(choices=ids if current in ids else [current, *ids], value=current)
+        return rows, picked
+
     def open_call(call_id):
         if not call_id:
             return '<div class="cs-muted">Choose a call 请选择通话</div>'
@@ -469,7 +477,7 @@ def build_ui(service: Any) -> Any:
                 load_btn.click(load_example, example, audio).success(run_analysis, analyze_in, analyze_out)
                 run_btn.click(run_analysis, analyze_in, analyze_out)
 
-            with gr.Tab("通话 Calls", id="calls"):
+            with gr.Tab("通话 Calls", id="calls") as calls_tab:
                 with gr.Row():
                     f_agent = gr.Textbox(label="坐席 Agent", max_lines=1)
                     f_queue = gr.Textbox(label="队列 Queue", max_lines=1)
@@ -485,8 +493,9 @@ def build_ui(service: Any) -> Any:
                 table = gr.Dataframe(headers=CALL_HEADERS, interactive=False, wrap=True, elem_id="cs-calls-table")
                 pick = gr.Dropdown([], label="打开通话 Open call", elem_id="cs-call-pick")
                 call_out = gr.HTML()
-                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
-                              [table, pick])
+                filters = [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid]
+                refresh.click(list_calls, filters, [table, pick])
+                calls_tab.select(list_on_open, [*filters, pick], [table, pick])
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
 
