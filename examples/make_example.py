@@ -9,6 +9,10 @@ Writes:
 * ``call_stereo.truth.json``     per channel: every turn's speech interval (ms), text and language
 * ``call_stereo_8k_mulaw.wav``   the same call as telephony audio: 8 kHz G.711 mu-law stereo
 * ``clip_angry_zh.wav``          5 s mono clip of the (synthetic) angry customer, for ``callsense emotion``
+* ``src/callsense/examples/call_{zh,en,yue,ja,ko}.wav``  five short calls (10-20 s), one per language,
+  agent left / customer right, 8 kHz G.711 mu-law stereo, with their truth in ``examples.json``: these
+  ship in the wheel and are what the web UI's example picker offers (``python examples/make_example.py
+  --package-out DIR`` writes them elsewhere)
 
 The voices are espeak-ng's formant synthesis: they sound robotic and carry no real emotion. The call
 is for exercising decoding, channel handling, VAD, timing metrics and rules — never for judging ASR or
@@ -83,6 +87,60 @@ SCRIPT: tuple[Turn, ...] = (
 TAIL_MS = 600
 
 
+def _voices(code: str, language: str, speed: int) -> tuple[Voice, Voice]:
+    """(agent, customer) voices of one espeak-ng language: a calm agent, a faster, louder customer."""
+    return Voice(f"{code}+f2", speed, 55, 110, language), Voice(code, speed + 20, 80, 190, language)
+
+
+def _short_call(code: str, language: str, lines: tuple[tuple[str, ...], ...], speed: int = 175) -> tuple[Turn, ...]:
+    """Five turns, agent and customer alternating, normal gaps: a 10-20 s call."""
+    agent, customer = _voices(code, language, speed)
+    return tuple(Turn(i % 2, agent if i % 2 == 0 else customer, phrases, 450) for i, phrases in enumerate(lines))
+
+
+# The packaged examples (src/callsense/examples/, shipped in the wheel and offered by the web UI): one
+# short call per SenseVoice language, greeting -> complaint -> apology -> thanks -> closing. Japanese is
+# written in kana (espeak-ng reads kanji as Chinese characters).
+LANGUAGE_CALLS: dict[str, tuple[Turn, ...]] = {
+    "zh": _short_call("cmn", "zh", (
+        ("您好", "这里是客服中心", "请问有什么可以帮您"),
+        ("我要投诉", "快递一直不发货"),
+        ("非常抱歉", "我马上为您查询订单"),
+        ("好的", "谢谢"),
+        ("还有什么可以帮您的吗",),
+    ), speed=260),
+    "en": _short_call("en-us", "en", (
+        ("Hello", "thank you for calling", "how can I help you"),
+        ("I want to complain", "my parcel has not arrived"),
+        ("I am sorry", "let me check your order"),
+        ("OK", "thank you"),
+        ("Is there anything else I can help with",),
+    )),
+    "yue": _short_call("yue", "yue", (
+        ("你好", "呢度係客服中心", "有咩可以幫到你"),
+        ("我要投訴", "速遞一直冇送到"),
+        ("唔好意思", "我即刻幫你查下訂單"),
+        ("好呀", "唔該"),
+        ("仲有冇其他可以幫到你",),
+    )),
+    "ja": _short_call("ja", "ja", (
+        ("おでんわありがとうございます", "ごようけんをおうかがいします"),
+        ("にもつがまだとどきません", "へんきんしてください"),
+        ("もうしわけございません", "すぐにかくにんいたします"),
+        ("はい", "おねがいします"),
+        ("ほかにごようけんはございますか",),
+    )),
+    "ko": _short_call("ko", "ko", (
+        ("안녕하세요", "고객센터입니다", "무엇을 도와드릴까요"),
+        ("택배가 아직 안 왔어요", "환불해 주세요"),
+        ("죄송합니다", "바로 확인해 드리겠습니다"),
+        ("네", "감사합니다"),
+        ("더 도와드릴 일이 있을까요",),
+    )),
+}
+PACKAGE_EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "callsense" / "examples"
+
+
 def synthesize(text: str, voice: Voice, espeak: str) -> np.ndarray:
     """One phrase as float32 16 kHz, leading/trailing silence trimmed."""
     import soxr
@@ -136,12 +194,12 @@ def ms_to_samples(ms: int) -> int:
     return ms * SAMPLE_RATE // 1000
 
 
-def build(espeak: str) -> tuple[np.ndarray, dict]:
+def build(espeak: str, script: tuple[Turn, ...] = SCRIPT, seed: int = NOISE_SEED) -> tuple[np.ndarray, dict]:
     """The stereo call (2, n) float32 and its truth document."""
     gap = np.zeros(ms_to_samples(PHRASE_GAP_MS), dtype=np.float32)
     placed: list[tuple[Turn, int, np.ndarray]] = []
     cursor = 0  # end of the previous turn, in samples
-    for turn in SCRIPT:
+    for turn in script:
         parts: list[np.ndarray] = []
         for i, phrase in enumerate(turn.phrases):
             if i:
@@ -162,12 +220,12 @@ def build(espeak: str) -> tuple[np.ndarray, dict]:
             {
                 "start_ms": round(start * 1000 / SAMPLE_RATE),
                 "end_ms": round((start + len(audio)) * 1000 / SAMPLE_RATE),
-                "text": "，".join(turn.phrases) if turn.voice.language == "zh" else ", ".join(turn.phrases),
+                "text": _join(turn.phrases, turn.voice.language),
                 "language": turn.voice.language,
                 "voice": turn.voice.espeak,
             }
         )
-    rng = np.random.default_rng(NOISE_SEED)
+    rng = np.random.default_rng(seed)
     call += (rng.standard_normal(call.shape) * NOISE_RMS).astype(np.float32)
     call *= 0.7 / float(np.abs(call).max())  # same headroom on every espeak version
 
@@ -180,6 +238,10 @@ def build(espeak: str) -> tuple[np.ndarray, dict]:
         "long_pauses": _pauses(channels, total * 1000 // SAMPLE_RATE, min_ms=5_000),
     }
     return call, truth
+
+
+def _join(phrases: tuple[str, ...], language: str) -> str:
+    return {"zh": "，", "yue": "，", "ja": "、", "ko": ", "}.get(language, ", ").join(phrases)
 
 
 def _intervals(channels: list[dict]) -> list[tuple[int, int]]:
@@ -250,6 +312,8 @@ def angry_clip(espeak: str) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--package-out", type=Path, default=PACKAGE_EXAMPLES,
+                        help="where the five packaged language calls go (default: src/callsense/examples)")
     args = parser.parse_args(argv)
     espeak = shutil.which("espeak-ng")
     if espeak is None:
@@ -266,6 +330,18 @@ def main(argv: list[str] | None = None) -> None:
     write_pcm16(out / "clip_angry_zh.wav", angry_clip(espeak)[None, :], SAMPLE_RATE)
     for name in ("call_stereo.wav", "call_stereo.truth.json", "call_stereo_8k_mulaw.wav", "clip_angry_zh.wav"):
         print(f"{out / name}  {(out / name).stat().st_size / 1e6:.2f} MB")
+
+    pkg: Path = args.package_out
+    pkg.mkdir(parents=True, exist_ok=True)
+    truths = {}
+    for i, (lang, script) in enumerate(LANGUAGE_CALLS.items()):
+        call, truth = build(espeak, script, seed=NOISE_SEED + 10 + i)
+        name = f"call_{lang}.wav"
+        write_mulaw(pkg / name, call)  # 8 kHz G.711 mu-law stereo: telephony audio, 16 kB/s
+        truths[name] = {"language": lang, **truth, "sample_rate": TELEPHONY_RATE, "codec": "pcm_mulaw",
+                        "description": "Synthetic espeak-ng call generated by examples/make_example.py; not real speech."}
+        print(f"{pkg / name}  {truth['duration_ms'] / 1000:.1f} s  {(pkg / name).stat().st_size / 1e6:.2f} MB")
+    (pkg / "examples.json").write_text(json.dumps(truths, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ def assert_problem(resp: httpx.Response, status: int, code: str | None = None) -
 class Server:
     """``python -m callsense serve`` in a subprocess, on a free port, with its own data folder."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str], *args: str):
+    def __init__(self, data_dir: Path, env: dict[str, str], *args: str, root_args: tuple[str, ...] = ()):
         self.data_dir = data_dir
+        self.root_args = root_args  # options before ``serve``, e.g. ("-v",): libraries' warnings in the log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args
@@ -80,7 +81,7 @@ class Server:
 
     def start(self, timeout: float = 90.0) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "callsense", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "callsense", *self.root_args, "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), *self.args]
         self._logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT,

@@ -317,6 +317,7 @@ class CallRepository:
         hits = search_calls(self.store, q)
         items = [{"call_id": h.call_id, "filename": h.source_name, "segment_id": h.segment_id, "role": h.role,
                   "start_ms": h.start_ms, "end_ms": h.end_ms, "text": h.text, "marked": h.marked(),
+                  "spans": [list(x) for x in h.spans],
                   "emotion": h.emotion, "emoji": h.emoji, "emotion_score": h.emotion_score,
                   "agent_id": h.agent_id, "qa_score": h.qa_score, "duration_ms": h.duration_ms,
                   "call_time": h.call_time.isoformat() if h.call_time else None}

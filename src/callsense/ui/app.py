@@ -17,6 +17,7 @@ import shutil
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no phoning home
 
@@ -28,6 +29,7 @@ from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
 from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags, suggestion_html
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
 from callsense.ui.live import build_live_tab
+from callsense.ui.rules_view import rules_rows, rules_table_html
 
 log = logging.getLogger("callsense")
 
@@ -40,6 +42,10 @@ CSS = BARS_CSS + LEGEND_CSS + """
 .cs-sev{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
 .cs-role-agent{color:#1565c0}.cs-role-customer{color:#c62828}
 .cs-heat td{text-align:center;font-size:12px}
+mark.cs-mark{background:#ffe082;color:inherit;padding:0 1px;border-radius:2px}
+a.cs-open-call{color:#1565c0}
+.cs-rules td.cs-cond{font-family:ui-monospace,monospace;font-size:11px;word-break:break-word}
+.cs-rules td{font-size:12px}
 """
 
 # Clicking anything with data-seek-ms jumps the nearest call player there (evidence → audio).
@@ -55,7 +61,12 @@ document.addEventListener('click', function (e) {
 });
 </script>"""
 
-CHANNEL_MAPS = ["agent,customer", "customer,agent", "agent", "customer"]
+# (label, value): "" is the automatic map, so that a mono file is not forced into two roles.
+CHANNEL_MAPS = [("默认 auto (stereo: agent,customer)", ""),
+                ("agent,customer", "agent,customer"), ("customer,agent", "customer,agent"),
+                ("agent (mono)", "agent"), ("customer (mono)", "customer")]
+CALL_HEADERS = ["通话 call_id", "文件 file", "时长 seconds", "分析时间 analysed", "坐席 agent",
+                "客户情绪 customer emotion", "得分 score", "命中 hits", "级别 severity"]
 
 
 # ---- rendering (pure: result -> HTML) -----------------------------------------------------------------
@@ -83,7 +94,7 @@ def transcript_html(result: Any) -> str:
     for s in result.segments:
         rows.append(
             f'<tr class="cs-seg" data-segment="{escape(s.id)}"><td><span class="cs-seek" data-seek-ms="{s.start_ms}">'
-            f'{fmt_ms(s.start_ms)}</span></td><td class="cs-role-{escape(s.role)}">{escape(s.role)}</td>'
+            f'{fmt_ms(s.start_ms)}–{fmt_ms(s.end_ms)}</span></td><td class="cs-role-{escape(s.role)}">{escape(s.role)}</td>'
             f'<td>{escape(s.language or "")}</td><td class="cs-tags">{escape(segment_tags(s))}</td>'
             f'<td>{escape(s.text or "")}</td></tr>')
     if not rows:
@@ -166,6 +177,37 @@ def call_page_html(service: Any, result: Any) -> str:
             f'<h3>转写 Transcript</h3>{transcript_html(result)}</div>')
 
 
+def highlighted(text: str, spans: Any) -> str:
+    """``text`` escaped, each matched span wrapped in ``<mark>``."""
+    out, last = [], 0
+    for a, b in sorted(tuple(x) for x in spans or ()):
+        if a < last:
+            continue
+        out += [escape(text[last:a]), f'<mark class="cs-mark">{escape(text[a:b])}</mark>']
+        last = b
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
+def search_html(items: list[dict[str, Any]]) -> str:
+    """Search hits as a table: matches highlighted; each row links to its call (opened in the Calls tab)."""
+    if not items:
+        return '<div class="cs-muted" id="cs-search-results">No matches 无结果</div>'
+    rows = []
+    for h in items:
+        href = f"?call={quote(h['call_id'])}"
+        when = (f"{fmt_ms(h['start_ms'])}–{fmt_ms(h['end_ms'])}" if h.get("start_ms") is not None
+                and h.get("end_ms") is not None else "")
+        rows.append(
+            f'<tr class="cs-search-hit" data-call="{escape(h["call_id"])}"><td><a class="cs-open-call" '
+            f'href="{escape(href)}" target="_self">{escape(h["call_id"])}</a><div class="cs-muted">'
+            f'{escape(h.get("filename") or "")}</div></td><td>{escape(when)}</td><td>{escape(h.get("role") or "")}'
+            f'</td><td>{escape((h.get("emoji", "") + " " + (h.get("emotion") or "")).strip())}</td>'
+            f'<td>{highlighted(h.get("text") or "", h.get("spans"))}</td></tr>')
+    return ('<table class="cs-table" id="cs-search-results"><tr><th>通话 call_id</th><th>时间 time</th>'
+            f'<th>角色 role</th><th>情绪 emotion</th><th>文本 text</th></tr>{"".join(rows)}</table>')
+
+
 def heatmap_html(data: dict[str, Any]) -> str:
     head = "".join(f"<th>{e.emoji}<br>{escape(e.zh)}</th>" for e in EMOTIONS)
     rows = []
@@ -180,13 +222,22 @@ def heatmap_html(data: dict[str, Any]) -> str:
 
 # ---- the app ---------------------------------------------------------------------------------------------
 def examples(service: Any) -> dict[str, Path]:
+    """The example picker's recordings: ``settings.examples_dir`` when set; otherwise the calls shipped in
+    the package (:mod:`callsense.examples`, there after a plain pip install), then, in a source checkout,
+    the repository's ``examples/``."""
+    from callsense.examples import AUDIO_SUFFIXES, example_files
+
     d = service.settings.examples_dir
-    if d is None:
-        d = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (source checkouts)
-    if not Path(d).is_dir():
-        return {}
-    return {p.name: p for p in sorted(Path(d).iterdir()) if p.suffix.lower() in (".wav", ".mp3", ".flac", ".ogg",
-                                                                                  ".m4a")}
+    if d is not None:
+        if not Path(d).is_dir():
+            return {}
+        return {p.name: p for p in sorted(Path(d).iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
+    found = example_files()
+    repo = Path(__file__).resolve().parents[3] / "examples"  # the repository's examples/ (source checkouts)
+    if (repo / "make_example.py").is_file():
+        found.update({p.name: p for p in sorted(repo.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES
+                      and p.name not in found})
+    return found
 
 
 def _forget_ui_file(service: Any, path: str | None) -> None:
@@ -239,7 +290,8 @@ def build_ui(service: Any) -> Any:
                 _forget_ui_file(service, audio_path)  # Gradio's copy of the recording: ours is in uploads/
             req = AnalyzeRequest(language=language, channels=tuple(channels.split(",")) if channels else None,
                                  granularity=granularity, embeddings=bool(export_emb),
-                                 emotion_model=emotion_model or None).validate()
+                                 emotion_model=None if emotion_model in (None, "", default_emotion)
+                                 else emotion_model).validate()
             meta = {k: v for k, v in (("agent_id", agent), ("queue", queue)) if v}
             outcome = service.analyze(upload, req, meta, mode="sync")
         except CallsenseError as e:
@@ -281,6 +333,14 @@ def build_ui(service: Any) -> Any:
         ids = [r["call_id"] for r in page["items"]]
         return rows, gr.update(choices=ids, value=ids[0] if ids else None)
 
+    def list_on_open(agent, queue, date_from, date_to, min_score, severity, emotion, invalid, current):
+        """Opening the Calls tab lists the calls (no Refresh needed) and keeps the call already open."""
+        rows, picked = list_calls(agent, queue, date_from, date_to, min_score, severity, emotion, invalid)
+        ids = [r[0] for r in rows]
+        if current:
+            return rows, gr.update(choices=ids if current in ids else [current, *ids], value=current)
+        return rows, picked
+
     def open_call(call_id):
         if not call_id:
             return '<div class="cs-muted">Choose a call 请选择通话</div>'
@@ -302,8 +362,14 @@ def build_ui(service: Any) -> Any:
                                         event=event or None, severity=severity or None, limit=200)
         except CallsenseError as e:
             return fail(e)
-        return [[h["call_id"], h["segment_id"] or "", fmt_ms(h["start_ms"]) if h["start_ms"] is not None else "",
-                 h["role"] or "", f'{h["emoji"]} {h["emotion"] or ""}'.strip(), h["marked"]] for h in page["items"]]
+        return search_html(page["items"])
+
+    def open_from_url(request: gr.Request):
+        """``/?call=ID`` (the search results' links) opens that call in the Calls tab."""
+        call_id = (request.query_params.get("call") if request is not None else None) or ""
+        if not call_id:
+            return gr.update(), gr.update()
+        return gr.update(choices=[call_id], value=call_id), gr.Tabs(selected="calls")
 
     # ---- Dashboard
     def dashboard(by):
@@ -321,14 +387,24 @@ def build_ui(service: Any) -> Any:
                 [[d["day"], d["calls"], d["audio_minutes"], d["rule_hits"], d["mean_score"]] for d in daily])
 
     # ---- Rules
+    def rules_view(version: int | None = None) -> tuple[str, str, str]:
+        """The YAML, the header line and the rules table of a stored version (the newest by default)."""
+        from callsense.rules import default_ruleset
+        from callsense.rules.loader import default_scorecard
+
+        v = service.rules.get(version)
+        d = v.to_dict()
+        summary = (f"**Version 版本 {d['version']}** ({'default 默认' if d['source'] == 'default' else 'custom 自定义'})"
+                   f" · {len(d.get('rules', []))} rules 条规则")
+        text = d.get("yaml") or ""
+        ruleset = service.rules.validate(text) if text.strip() else default_ruleset()
+        return text, summary, rules_table_html(rules_rows(ruleset, default_scorecard()))
+
     def load_rules():
         try:
-            v = service.rules.get()
+            return rules_view()
         except CallsenseError as e:
             return fail(e)
-        d = v.to_dict()
-        summary = f"**Version 版本 {d['version']}** ({d['source']}) · {len(d.get('rules', []))} rules"
-        return d.get("yaml") or "", summary
 
     def validate_rules(text):
         try:
@@ -345,16 +421,20 @@ def build_ui(service: Any) -> Any:
 
     def save_rules(text, request: gr.Request):
         if role_of(request) != "admin":
-            return "❌ only admins can change rules 仅管理员可修改规则"
+            return "❌ only admins can change rules 仅管理员可修改规则", gr.update(), gr.update()
         try:
             v = service.rules.put(text)
+            _, summary, table = rules_view(v.version)
         except CallsenseError as e:
-            return f"❌ {e}"
-        return f"✅ saved as version 已保存为版本 {v.version}"
+            return f"❌ {e}", gr.update(), gr.update()
+        return f"✅ saved as version 已保存为版本 {v.version}", summary, table
 
     from callsense.engines.catalog import CATALOG
 
     emotion_models = [name for name, spec in CATALOG.items() if "emotion" in name] if isinstance(CATALOG, dict) else []
+    default_emotion = service.engines.base_options.emotion_model  # what an analysis without a choice uses
+    if default_emotion not in emotion_models:
+        emotion_models.insert(0, default_emotion)
 
     with gr.Blocks(title="callsense · 通话分析", analytics_enabled=False) as demo:
         gr.Markdown("## callsense · 客服通话分析 Call analysis\n"
@@ -371,9 +451,10 @@ def build_ui(service: Any) -> Any:
                                                   label="示例 Example", elem_id="cs-example")
                             load_btn = gr.Button("加载示例 Load example", elem_id="cs-load-example")
                         language = gr.Dropdown(list(LANGUAGES), value="auto", label="语言 Language")
-                        channels = gr.Dropdown(CHANNEL_MAPS, value=None, allow_custom_value=True,
-                                               label="声道角色 Channel map (default agent,customer)")
-                        emotion_model = gr.Dropdown(emotion_models, value=None, label="情绪模型 Emotion model")
+                        channels = gr.Dropdown(CHANNEL_MAPS, value="", allow_custom_value=True,
+                                               label="声道角色 Channel map", elem_id="cs-channels")
+                        emotion_model = gr.Dropdown(emotion_models, value=default_emotion,
+                                                    label="情绪模型 Emotion model", elem_id="cs-emotion-model")
                         granularity = gr.Radio(["frame", "utterance"], value="frame",
                                                label="粒度 Granularity (frame: timeline 帧级曲线)")
                         export_emb = gr.Checkbox(value=True, label="导出嵌入 Export embeddings (.npy)")
@@ -390,12 +471,13 @@ def build_ui(service: Any) -> Any:
                             log_out = gr.Markdown(elem_id="cs-log")
                         files_out = gr.File(label="下载 Downloads: result.json, embeddings.npy, report.html",
                                             file_count="multiple", elem_id="cs-files")
-                load_btn.click(load_example, example, audio)
-                run_btn.click(run_analysis, [audio, language, channels, emotion_model, granularity, export_emb,
-                                             agent, queue],
-                              [main_out, timeline_out, transcript_out, hits_out, log_out, files_out])
+                analyze_in = [audio, language, channels, emotion_model, granularity, export_emb, agent, queue]
+                analyze_out = [main_out, timeline_out, transcript_out, hits_out, log_out, files_out]
+                # "Load example" loads the recording and analyses it, as if Analyze had been pressed
+                load_btn.click(load_example, example, audio).success(run_analysis, analyze_in, analyze_out)
+                run_btn.click(run_analysis, analyze_in, analyze_out)
 
-            with gr.Tab("通话 Calls", id="calls"):
+            with gr.Tab("通话 Calls", id="calls") as calls_tab:
                 with gr.Row():
                     f_agent = gr.Textbox(label="坐席 Agent", max_lines=1)
                     f_queue = gr.Textbox(label="队列 Queue", max_lines=1)
@@ -408,12 +490,12 @@ def build_ui(service: Any) -> Any:
                     f_invalid = gr.Checkbox(value=False, label="仅无效通话 Invalid calls only (discard view)",
                                             elem_id="cs-invalid-only")
                     refresh = gr.Button("查询 Refresh", variant="primary")
-                table = gr.Dataframe(headers=["call_id", "file", "seconds", "analysed", "agent", "customer emotion",
-                                              "score", "hits", "severity"], interactive=False, wrap=True)
+                table = gr.Dataframe(headers=CALL_HEADERS, interactive=False, wrap=True, elem_id="cs-calls-table")
                 pick = gr.Dropdown([], label="打开通话 Open call", elem_id="cs-call-pick")
                 call_out = gr.HTML()
-                refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
-                              [table, pick])
+                filters = [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid]
+                refresh.click(list_calls, filters, [table, pick])
+                calls_tab.select(list_on_open, [*filters, pick], [table, pick])
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
 
@@ -426,9 +508,10 @@ def build_ui(service: Any) -> Any:
                                           value="", label="事件 Event")
                     s_sev = gr.Dropdown(["", "info", "warning", "critical"], value="", label="级别 Severity ≥")
                     s_btn = gr.Button("搜索 Search", variant="primary")
-                s_table = gr.Dataframe(headers=["call_id", "segment", "time", "role", "emotion", "text"],
-                                       interactive=False, wrap=True)
+                gr.Markdown("点击通话编号在「通话」中打开 · click a call id to open it in Calls", elem_classes="cs-muted")
+                s_table = gr.HTML(elem_id="cs-search")
                 s_btn.click(run_search, [s_text, s_emo, s_role, s_event, s_sev], s_table)
+                s_text.submit(run_search, [s_text, s_emo, s_role, s_event, s_sev], s_table)
 
             with gr.Tab("看板 Dashboard", id="dashboard"):
                 with gr.Row():
@@ -448,19 +531,26 @@ def build_ui(service: Any) -> Any:
                 d_btn.click(dashboard, d_by, [d_heat, d_agents, d_rules, d_daily])
 
             with gr.Tab("规则 Rules", id="rules"):
-                r_info = gr.Markdown()
-                r_yaml = gr.Code(language="yaml", label="规则 YAML (admin may edit 管理员可编辑)", lines=24)
+                r_info = gr.Markdown(elem_id="cs-rules-version")
                 with gr.Row():
-                    r_reload = gr.Button("重新加载 Reload")
-                    r_check = gr.Button("校验 Validate")
-                    r_save = gr.Button("保存 Save (admin)", variant="primary")
-                r_msg = gr.Markdown()
-                r_reload.click(load_rules, None, [r_yaml, r_info])
+                    with gr.Column(scale=1):
+                        r_yaml = gr.Code(language="yaml", label="规则 YAML (admin may edit 管理员可编辑)", lines=24,
+                                         max_lines=40)
+                        with gr.Row():
+                            r_reload = gr.Button("重新加载 Reload")
+                            r_check = gr.Button("校验 Validate")
+                            r_save = gr.Button("保存 Save (admin)", variant="primary")
+                        r_msg = gr.Markdown()
+                    with gr.Column(scale=1):
+                        gr.Markdown("**规则一览 Rules at a glance**")
+                        r_table = gr.HTML(elem_id="cs-rules-box")
+                r_reload.click(load_rules, None, [r_yaml, r_info, r_table])
                 r_check.click(validate_rules, r_yaml, r_msg)
-                r_save.click(save_rules, r_yaml, r_msg)
+                r_save.click(save_rules, r_yaml, [r_msg, r_info, r_table])
 
             build_live_tab(service, tabs=tabs, open_pick=pick)
-        demo.load(load_rules, None, [r_yaml, r_info])
+        demo.load(load_rules, None, [r_yaml, r_info, r_table])
+        demo.load(open_from_url, None, [pick, tabs])
         demo.load(whoami, None, who)
     return demo
 
@@ -480,7 +570,8 @@ def mount_ui(app: Any, service: Any) -> Any:
     return gr.mount_gradio_app(
         app, build_ui(service), path="/", auth=auth,
         auth_message="用户名 = API key name, 密码 = API key · user name = key name, password = the key",
-        allowed_paths=[str(service.settings.calls_dir)], css=CSS, head=HEAD, footer_links=["api"],
+        allowed_paths=[str(service.settings.calls_dir), *sorted({str(p.parent) for p in examples(service).values()})],
+        css=CSS, head=HEAD, footer_links=["api"],
         # system fonts: the default theme fetches Google Fonts, which an offline site cannot reach
         theme=gr.themes.Default(font=["system-ui", "Noto Sans CJK SC", "sans-serif"],
                                 font_mono=["ui-monospace", "monospace"]),
