@@ -23,10 +23,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no 
 import gradio as gr  # noqa: E402
 
 from callsense.errors import CallsenseError
-from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
+from callsense.labels import EMOTION_NAMES, LANGUAGES, TAG_EMOJI
 from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
 from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags, suggestion_html
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
+from callsense.ui.dashboard import build_dashboard_tab
 from callsense.ui.live import build_live_tab
 
 log = logging.getLogger("callsense")
@@ -39,7 +40,6 @@ CSS = BARS_CSS + LEGEND_CSS + """
 .cs-seek{cursor:pointer;color:#1565c0;text-decoration:underline dotted}
 .cs-sev{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
 .cs-role-agent{color:#1565c0}.cs-role-customer{color:#c62828}
-.cs-heat td{text-align:center;font-size:12px}
 """
 
 # Clicking anything with data-seek-ms jumps the nearest call player there (evidence → audio).
@@ -164,18 +164,6 @@ def call_page_html(service: Any, result: Any) -> str:
             f'<h3>情绪曲线 Emotion timeline</h3>{timeline_html(result)}<h3>规则命中 Rule hits</h3>'
             f'{hits_html(result, service.sign_audio(result.call_id))}'
             f'<h3>转写 Transcript</h3>{transcript_html(result)}</div>')
-
-
-def heatmap_html(data: dict[str, Any]) -> str:
-    head = "".join(f"<th>{e.emoji}<br>{escape(e.zh)}</th>" for e in EMOTIONS)
-    rows = []
-    for r in data["rows"]:
-        cells = "".join(f'<td style="background:rgba(214,39,40,{min(1.0, v * 2):.2f})">{v:.2f}</td>'
-                        for v in r["scores"])
-        rows.append(f"<tr><td>{escape(r['key'])} ({r['calls']})</td>{cells}</tr>")
-    if not rows:
-        return '<div class="cs-muted">No calls yet 暂无通话</div>'
-    return (f'<table class="cs-table cs-heat"><tr><th>{escape(data["by"])}</th>{head}</tr>{"".join(rows)}</table>')
 
 
 # ---- the app ---------------------------------------------------------------------------------------------
@@ -305,21 +293,6 @@ def build_ui(service: Any) -> Any:
         return [[h["call_id"], h["segment_id"] or "", fmt_ms(h["start_ms"]) if h["start_ms"] is not None else "",
                  h["role"] or "", f'{h["emoji"]} {h["emotion"] or ""}'.strip(), h["marked"]] for h in page["items"]]
 
-    # ---- Dashboard
-    def dashboard(by):
-        try:
-            heat = service.calls.stats("emotions", by=by or "category")
-            agents = service.calls.stats("agents")["rows"]
-            rules = service.calls.stats("rules")["rows"]
-            daily = service.calls.stats("daily")["rows"]
-        except CallsenseError as e:
-            return fail(e)
-        return (heatmap_html(heat),
-                [[a["agent_id"], a["calls"], a["mean_score"], a["pass_rate"], a["rule_hits"], a["customer_negative"]]
-                 for a in agents],
-                [[r["rule_id"], r["name"], r["severity"], r["hits"], r["calls"]] for r in rules],
-                [[d["day"], d["calls"], d["audio_minutes"], d["rule_hits"], d["mean_score"]] for d in daily])
-
     # ---- Rules
     def load_rules():
         try:
@@ -395,7 +368,7 @@ def build_ui(service: Any) -> Any:
                                              agent, queue],
                               [main_out, timeline_out, transcript_out, hits_out, log_out, files_out])
 
-            with gr.Tab("通话 Calls", id="calls"):
+            with gr.Tab("通话 Calls", id="calls") as calls_tab:
                 with gr.Row():
                     f_agent = gr.Textbox(label="坐席 Agent", max_lines=1)
                     f_queue = gr.Textbox(label="队列 Queue", max_lines=1)
@@ -414,6 +387,8 @@ def build_ui(service: Any) -> Any:
                 call_out = gr.HTML()
                 refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
                               [table, pick])
+                calls_tab.select(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
+                                 [table, pick])  # listed when opened, not only on Refresh
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
 
@@ -430,22 +405,7 @@ def build_ui(service: Any) -> Any:
                                        interactive=False, wrap=True)
                 s_btn.click(run_search, [s_text, s_emo, s_role, s_event, s_sev], s_table)
 
-            with gr.Tab("看板 Dashboard", id="dashboard"):
-                with gr.Row():
-                    d_by = gr.Dropdown(["category", "queue", "agent_id", "team"], value="category",
-                                       label="热力图维度 Heatmap by")
-                    d_btn = gr.Button("刷新 Refresh", variant="primary")
-                gr.Markdown("**客户情绪热力图 Customer emotion by category**")
-                d_heat = gr.HTML()
-                gr.Markdown("**坐席评分卡 Agent scorecards**")
-                d_agents = gr.Dataframe(headers=["agent", "calls", "mean score", "pass rate", "rule hits",
-                                                 "customer negative"], interactive=False)
-                gr.Markdown("**规则命中 Rule hits**")
-                d_rules = gr.Dataframe(headers=["rule", "name", "severity", "hits", "calls"], interactive=False)
-                gr.Markdown("**每日趋势 Daily trends**")
-                d_daily = gr.Dataframe(headers=["day", "calls", "audio minutes", "rule hits", "mean score"],
-                                       interactive=False)
-                d_btn.click(dashboard, d_by, [d_heat, d_agents, d_rules, d_daily])
+            build_dashboard_tab(service)  # callsense.ui.dashboard: charts, loaded when opened
 
             with gr.Tab("规则 Rules", id="rules"):
                 r_info = gr.Markdown()
