@@ -39,7 +39,7 @@ def _results(n: int = 14):
         angry = [0.0] * 9
         angry[0] = 1.0
         segs = [seg("agent", 0, 2500, "您好，请问有什么可以帮您", emotion_="neutral"),
-                seg("customer", 2600, 6000, "我的退款还没到", emotion_=scores),
+                seg("customer", 2600, 6000, "我要投诉，退款还没到" if i % 4 == 0 else "请问账单什么时候寄出", emotion_=scores),
                 seg("agent", 6100, 8000, "非常抱歉给您带来不便", emotion_="neutral"),
                 seg("customer", 8100, 11_000, "好吧，谢谢", emotion_="happy" if i % 2 else angry)]
         events = [event("BGM", 0, 1500, role="agent")] if i % 3 == 0 else []
@@ -97,9 +97,13 @@ def test_dashboard_charts_render_and_download(served_board, browser, tmp_path): 
     page.wait_for_function("document.body.innerText.includes('dash13')", timeout=30_000)
 
     page.get_by_role("tab", name="看板 Dashboard").click()  # no Refresh: the tab loads its data when opened
-    for name in CHARTS:
-        page.wait_for_function(f"(() => {{ const i = document.querySelector('#cs-chart-{name} img');"
-                               "return i && i.complete && i.naturalWidth > 300; })()", timeout=60_000)
+    try:
+        for name in CHARTS:
+            page.locator(f"#cs-chart-{name}").scroll_into_view_if_needed()  # the images load lazily
+            page.wait_for_function(f"(() => {{ const i = document.querySelector('#cs-chart-{name} img');"
+                                   "return i && i.complete && i.naturalWidth > 300; })()", timeout=60_000)
+    finally:
+        page.screenshot(path=str(OUT / "ui-dashboard-wait.png"), full_page=True)
     page.wait_for_function("document.querySelector('#cs-dash-status') && "
                            "document.querySelector('#cs-dash-status').innerText.includes('14')", timeout=30_000)
     assert page.locator(".toast-wrap .toast-body, .error").count() == 0

@@ -27,6 +27,7 @@ from callsense.labels import EMOTION_NAMES, LANGUAGES, TAG_EMOJI
 from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
 from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags, suggestion_html
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
+from callsense.ui.dashboard import CSS as DASHBOARD_CSS
 from callsense.ui.dashboard import build_dashboard_tab
 from callsense.ui.live import build_live_tab
 
@@ -40,7 +41,7 @@ CSS = BARS_CSS + LEGEND_CSS + """
 .cs-seek{cursor:pointer;color:#1565c0;text-decoration:underline dotted}
 .cs-sev{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
 .cs-role-agent{color:#1565c0}.cs-role-customer{color:#c62828}
-"""
+""" + DASHBOARD_CSS
 
 # Clicking anything with data-seek-ms jumps the nearest call player there (evidence → audio).
 HEAD = """<script>

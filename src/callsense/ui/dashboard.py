@@ -25,6 +25,11 @@ CHARTS = (("heatmap", "情绪 × 类别热力图 Emotion × category heat map (e
           ("trends", "每日趋势 Daily trends"),
           ("agents", "坐席画像 Agent profiles"),
           ("script", "话术效果 Script effectiveness"))
+# the charts at their own aspect ratio (Gradio's image box would crop a wide heat map)
+CSS = """
+.cs-chart .image-container,.cs-chart .image-frame{height:auto!important;width:100%}
+.cs-chart img{width:100%!important;height:auto!important;max-height:none!important;object-fit:contain!important}
+"""
 RULE_HEADERS = ["规则 Rule", "名称 Name", "类别 Category", "级别 Severity", "命中 Hits", "通话 Calls"]
 
 
@@ -88,8 +93,8 @@ def load_before_after(service: Any, agent: str | None, day: str | None, days: An
 
 
 def _chart(name: str, title: str) -> list[Any]:
-    """A chart's image (its own buttons: download and full screen; no share) and its PNG + CSV files."""
-    return [gr.Image(label=title, type="filepath", interactive=False, buttons=["download", "fullscreen"],
+    """A chart's image (titled inside the picture; its buttons: download and full screen, no share) and its PNG + CSV files."""
+    return [gr.Image(label=title, show_label=False, type="filepath", interactive=False, buttons=["download", "fullscreen"],
                      elem_id=f"cs-chart-{name}", elem_classes=["cs-chart"]),
             gr.File(label="下载 Download PNG · CSV", file_count="multiple", interactive=False,
                     elem_id=f"cs-dl-{name}")]
