@@ -47,6 +47,17 @@ class Table:
         i = self.columns.index(name)
         return [row[i] for row in self.rows]
 
+    def to_csv(self) -> str:
+        """The columns and rows as CSV text (None as an empty cell)."""
+        import csv
+        import io
+
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(self.columns)
+        w.writerows(["" if v is None else v for v in row] for row in self.rows)
+        return out.getvalue()
+
 
 def _when():
     return Call.sort_at  # = coalesce(started_at, analyzed_at), stored and indexed

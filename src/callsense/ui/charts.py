@@ -8,7 +8,6 @@ on Debian); without one the labels' Chinese shows as boxes and a warning is logg
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import warnings
@@ -36,11 +35,7 @@ class Chart:
 
 
 def table_csv(table: Any) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(table.columns)
-    w.writerows(["" if v is None else v for v in row] for row in table.rows)
-    return out.getvalue()
+    return table.to_csv()
 
 
 @lru_cache(maxsize=1)
