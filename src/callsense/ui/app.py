@@ -270,6 +270,15 @@ def build_ui(service: Any) -> Any:
         ids = [r["call_id"] for r in page["items"]]
         return rows, gr.update(choices=ids, value=ids[0] if ids else None)
 
+    def list_calls_on_open(*filters_and_pick):
+        """The Calls tab opened: list, keeping a call already picked (the Live tab opens one here)."""
+        *filters, current = filters_and_pick
+        rows, update = list_calls(*filters)
+        ids = update["choices"]
+        if current:
+            return rows, gr.update(choices=ids if current in ids else [current, *ids], value=current)
+        return rows, update
+
     def open_call(call_id):
         if not call_id:
             return '<div class="cs-muted">Choose a call 请选择通话</div>'
@@ -388,8 +397,8 @@ def build_ui(service: Any) -> Any:
                 call_out = gr.HTML()
                 refresh.click(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
                               [table, pick])
-                calls_tab.select(list_calls, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo, f_invalid],
-                                 [table, pick])  # listed when opened, not only on Refresh
+                calls_tab.select(list_calls_on_open, [f_agent, f_queue, f_from, f_to, f_score, f_sev, f_emo,
+                                                      f_invalid, pick], [table, pick])  # listed when opened
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ log = logging.getLogger("callsense")
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
              "Microsoft YaHei", "PingFang SC", "SimHei", "Droid Sans Fallback")
 NO_DATA = "暂无数据 No data yet"
+_LOCK = threading.Lock()  # matplotlib's rc settings are process-global: one chart drawn at a time
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def _render(name: str, table: Any, draw: Callable[[Any, Any], None], size: tuple
             has_data: bool | None = None) -> Chart:
     from matplotlib.figure import Figure
 
-    with warnings.catch_warnings():
+    with _LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Glyph ... missing from font": logged once by _fonts instead
         import matplotlib
 
