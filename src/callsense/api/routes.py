@@ -363,6 +363,23 @@ def stats(request: Request, name: str, _: Viewer, by: str | None = None, role: s
     return _svc(request).calls.stats(name, by=by, role=role)
 
 
+
+@router.get("/v1/dashboard/{view}", tags=["calls"], responses=ERRORS)
+def dashboard(request: Request, view: str, _: Viewer, by: str | None = None, date_from: str | None = None,
+              date_to: str | None = None, agent_id: str | None = None, day: str | None = None,
+              days: Annotated[int | None, Query(ge=1, le=3660)] = None,
+              format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
+    """The dashboard's views from the store (docs/service.md, "The dashboard"): ``heatmap`` (emotions and
+    events by ``by``), ``trends``, ``agents``, ``rules``, ``script`` (script effectiveness) over
+    ``date_from`` .. ``date_to`` (YYYY-MM-DD, both included), and ``before_after`` (``agent_id``, ``day``,
+    ``days``). JSON ``{title, columns, rows}``, or the chart's CSV with ``format=csv``."""
+    table = _svc(request).calls.board(view, by=by, date_from=date_from, date_to=date_to, agent_id=agent_id,
+                                      day=day, days=days)
+    if format == "csv":
+        return Response(table.to_csv(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="callsense_{view}.csv"'})
+    return {"title": table.title, "columns": list(table.columns), "rows": [list(r) for r in table.rows]}
+
 # ---- rules -----------------------------------------------------------------------------------------
 @router.get("/v1/rules", tags=["rules"], response_model=RulesOut)
 def get_rules(request: Request, _: Viewer, version: int | None = None) -> Any:

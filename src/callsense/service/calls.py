@@ -331,10 +331,43 @@ class CallRepository:
             raise NotFoundError(f"unknown statistic {name!r}", hint=f"valid: {', '.join(STATS)}")
         return compute(name, self.recent_results(), **params)
 
+    def board(self, view: str, *, date_from: str | None = None, date_to: str | None = None,
+              **params: Any) -> Any:
+        """A dashboard view from the store's aggregates (a :class:`callsense.store.Table`) over the calls of
+        ``date_from`` .. ``date_to`` (whole UTC days, both included; the per-day rollups answer them):
+        ``heatmap`` (``by``), ``trends``, ``agents``, ``rules``, ``script`` and ``before_after``
+        (``agent_id``, ``day``, ``days``; its own dates)."""
+        from callsense import store as st
+
+        views = {"heatmap": st.emotion_event_heatmap, "trends": st.daily_trends, "agents": st.agent_scorecards,
+                 "rules": st.rule_hit_counts, "script": st.script_effectiveness}
+        if view == "before_after":
+            return st.agent_before_after(self.store, params.get("agent_id") or "", params.get("day") or "",
+                                         days=params.get("days"))
+        if view not in views:
+            raise NotFoundError(f"unknown dashboard view {view!r}", hint=f"valid: {', '.join([*views, 'before_after'])}")
+        since = _day_start(date_from, "date_from")
+        until = _day_after(date_to)
+        extra = {"by": params["by"]} if view == "heatmap" and params.get("by") else {}
+        return views[view](self.store, since=since, until=until, **extra)
+
 
 def _score(score: Any) -> float | None:
     """QA scores are 0-100 (as shown) in the API and in the store alike."""
     return None if score is None else float(score)
+
+
+def _day_start(day: Any, name: str) -> str | None:
+    if not day:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(str(day)[:10]).isoformat()
+    except ValueError:
+        from callsense.errors import UsageError
+
+        raise UsageError(f"{name} must be YYYY-MM-DD, not {day!r}") from None
 
 
 def _day_after(day: Any) -> str | None:

@@ -47,6 +47,17 @@ class Table:
         i = self.columns.index(name)
         return [row[i] for row in self.rows]
 
+    def to_csv(self) -> str:
+        """The columns and rows as CSV text (None as an empty cell)."""
+        import csv
+        import io
+
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(self.columns)
+        w.writerows(["" if v is None else v for v in row] for row in self.rows)
+        return out.getvalue()
+
 
 def _when():
     return Call.sort_at  # = coalesce(started_at, analyzed_at), stored and indexed
@@ -260,3 +271,157 @@ def daily_trends(store: Store, *, since: TimeArg = None, until: TimeArg = None) 
     )
     return Table("daily trends", ("day", "calls", "audio_h", "avg_score", "critical_hits", "customer_negative_share"),
                  rows)
+
+
+# ---------------------------------------------------------------- dashboard views (issue 13)
+def event_heatmap(store: Store, *, by: str = "category", since: TimeArg = None, until: TimeArg = None) -> Table:
+    """Rows: one per value of ``by``; columns: calls, then per event type (SenseVoice events and the
+    tone detector's: BGM, Laughter, ringback...) the share of the group's calls with at least one."""
+    from sqlalchemy import func, select
+
+    from callsense.store.models import EventRow
+
+    if by not in META_FIELDS:
+        raise UsageError(f"heatmap by {by!r}: choose one of {', '.join(META_FIELDS)}")
+    key = func.coalesce(getattr(Call, by), "(none)").label("key")
+    with store.session() as s:
+        calls = dict(s.execute(_window(select(key, func.count(Call.call_id)).group_by(key), since, until)).all())
+        with_event = s.execute(_window(
+            select(key, EventRow.type, func.count(func.distinct(EventRow.call_id)))
+            .join(EventRow, EventRow.call_id == Call.call_id).group_by(key, EventRow.type), since, until)).all()
+    types = sorted({t for _, t, _ in with_event})
+    counts = {(k, t): int(n) for k, t, n in with_event}
+    rows = tuple((k, int(calls[k]), *[_r(counts.get((k, t), 0) / calls[k]) for t in types]) for k in sorted(calls))
+    return Table(f"calls with an event by {by}", (by, "calls", *types), rows)
+
+
+def emotion_event_heatmap(store: Store, *, by: str = "category", role: str = "customer", since: TimeArg = None,
+                          until: TimeArg = None) -> Table:
+    """The dashboard's heat map: per value of ``by``, the calls, the duration-weighted mean of each
+    emotion of ``role`` (:func:`emotion_heatmap`) and, per event type, the share of calls with one
+    (:func:`event_heatmap`); columns ``event:<type>``. Every cell is a share in 0..1."""
+    emo = {r[0]: r for r in emotion_heatmap(store, by=by, role=role, since=since, until=until).rows}
+    ev = event_heatmap(store, by=by, since=since, until=until)
+    types = ev.columns[2:]
+    rows = []
+    for k, n, *shares in ev.rows:
+        e = emo.get(k)
+        rows.append((k, n, *(e[3:] if e else (None,) * len(EMOTION_NAMES)), *shares))
+    return Table(f"{role} emotion and events by {by}", (by, "calls", *EMOTION_NAMES, *[f"event:{t}" for t in types]),
+                 tuple(rows))
+
+
+AFTER_WITHIN_MS = 30_000
+"""Script effectiveness: a customer segment answers an agent turn when it starts after the turn starts,
+before the agent's next turn, and within this long after the turn ends."""
+
+
+def script_effectiveness(store: Store, *, since: TimeArg = None, until: TimeArg = None,
+                         within_ms: int = AFTER_WITHIN_MS) -> Table:
+    """How customers sound after an agent turn that a rule matched, against turns no rule matched.
+
+    Per call, every customer segment is attributed to the agent turn it answers: the last agent segment
+    that started before it, if the customer segment starts at most ``within_ms`` after that turn ended.
+    An agent turn is *matched by rule R* when a hit of R in that call has that segment as evidence
+    (a scripted greeting, apology, a forbidden phrase...). Per rule: the agent turns it matched, the
+    customer segments that answered them and their *customer negative share* (the share of that speech
+    time, among segments with an emotion, whose top emotion is angry, disgusted, fearful or sad; the
+    scorecards' definition), then the same for the answers to turns that no rule matched (the first row,
+    ``(unmatched)``, and the column ``baseline``), and ``delta`` = share − baseline (negative: calmer
+    customers after the scripted turn)."""
+    from sqlalchemy import select
+
+    hits_q = _window(select(RuleHitRow.call_id, RuleHitRow.rule_id, RuleHitRow.name, RuleHitRow.evidence_json)
+                     .join(Call, Call.call_id == RuleHitRow.call_id), since, until)
+    segs_q = _window(select(SegmentRow.call_id, SegmentRow.segment_id, SegmentRow.role, SegmentRow.start_ms,
+                            SegmentRow.end_ms, SegmentRow.duration_ms, SegmentRow.emotion_label)
+                     .join(Call, Call.call_id == SegmentRow.call_id)
+                     .where(SegmentRow.role.in_(("agent", "customer")))
+                     .order_by(SegmentRow.call_id, SegmentRow.start_ms, SegmentRow.idx), since, until)
+    import json
+
+    matched: dict[tuple[str, str], set[str]] = defaultdict(set)  # (call, agent segment) -> rules
+    names: dict[str, str] = {}
+    with store.session() as s:
+        for call_id, rule_id, name, ev in s.execute(hits_q):
+            names.setdefault(rule_id, name)
+            for e in json.loads(ev or "[]"):
+                if isinstance(e, dict) and e.get("segment_id"):
+                    matched[(call_id, e["segment_id"])].add(rule_id)
+        segs = s.execute(segs_q).all()
+    # per rule (None: unmatched): agent turns, answers, speech ms with an emotion, negative ms
+    acc: dict[str | None, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
+    last: tuple[str, str, int] | None = None  # (call, segment, end) of the current agent turn
+    for call_id, seg_id, role, start, end, dur, label in segs:
+        if last is not None and last[0] != call_id:
+            last = None
+        if role == "agent":
+            last = (call_id, seg_id, int(end))
+            rules = matched.get((call_id, seg_id)) or {None}
+            for r in rules:
+                acc[r][0] += 1
+            continue
+        if last is None or start - last[2] > within_ms:
+            continue
+        for r in matched.get((last[0], last[1])) or {None}:
+            a = acc[r]
+            a[1] += 1
+            if label is not None:
+                a[2] += float(dur)
+                a[3] += float(dur) if label in NEGATIVE_EMOTIONS else 0.0
+    base = acc.get(None)
+    baseline = _r(base[3] / base[2]) if base and base[2] else None
+    rows = []
+    for r in [None, *sorted(k for k in acc if k is not None)]:
+        if r not in acc:
+            continue
+        turns, answers, emo_ms, neg_ms = acc[r]
+        share = _r(neg_ms / emo_ms) if emo_ms else None
+        delta = _r(share - baseline) if share is not None and baseline is not None and r is not None else None
+        rows.append(("(unmatched)" if r is None else r, "" if r is None else names.get(r, r), int(turns),
+                     int(answers), _r(emo_ms / 1000, 1), share, baseline, delta))
+    return Table("customer after agent turns", ("rule_id", "name", "agent_turns", "customer_segments",
+                                                "customer_emotion_s", "customer_negative_share", "baseline",
+                                                "delta"), tuple(rows))
+
+
+def agent_before_after(store: Store, agent_id: str, day: str, *, days: int | None = None) -> Table:
+    """One agent's calls before ``day`` (UTC, 'YYYY-MM-DD') and from it on — a training date, a new
+    script: calls, average score, critical hits, the customer negative share (as in the scorecards) and
+    the customers' mean emotion distribution (duration-weighted, as in the heat map). ``days`` limits
+    each side to that many days next to ``day``. Summed from the per-day rollups."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import func, select
+
+    from callsense.store.models import RollupAgentDay as A
+    from callsense.store.models import RollupEmotionDay as E
+    from callsense.store.rollups import refresh
+
+    if not agent_id:
+        raise UsageError("before/after needs an agent id")
+    try:
+        d = date.fromisoformat(str(day)[:10])
+    except ValueError:
+        raise UsageError(f"before/after date must be YYYY-MM-DD, not {day!r}") from None
+    if days is not None and days < 1:
+        raise UsageError(f"days must be at least 1, not {days}")
+    sides = (("before", None if days is None else (d - timedelta(days=days)).isoformat(), d.isoformat()),
+             ("after", d.isoformat(), None if days is None else (d + timedelta(days=days)).isoformat()))
+    rows = []
+    with store.session() as s:
+        refresh(s, store.dialect)
+        for name, lo, hi in sides:
+            n, ssum, sn, crit, neg, emo = s.execute(_day_window(
+                select(func.sum(A.calls), func.sum(A.score_sum), func.sum(A.score_n), func.sum(A.critical_hits),
+                       func.sum(A.customer_neg_ms), func.sum(A.customer_emo_ms)).where(A.agent_id == agent_id),
+                A, (lo, hi))).one()
+            total, *w = s.execute(_day_window(
+                select(func.sum(E.speech_ms), *[func.sum(getattr(E, f"w_{x}")) for x in EMOTION_NAMES])
+                .where(E.field == "agent_id", E.value == agent_id, E.role == "customer"), E, (lo, hi))).one()
+            total = float(total or 0)
+            rows.append((name, lo, hi, int(n or 0), _r(ssum / sn) if sn else None, int(crit or 0),
+                         _r(neg / emo) if emo else None, *[_r(x / total) if total else None for x in w]))
+    return Table(f"agent {agent_id} before/after {d.isoformat()}",
+                 ("period", "from", "until", "calls", "avg_score", "critical_hits", "customer_negative_share",
+                  *EMOTION_NAMES), tuple(rows))

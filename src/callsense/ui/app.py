@@ -24,10 +24,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # works offline: no 
 import gradio as gr  # noqa: E402
 
 from callsense.errors import CallsenseError
-from callsense.labels import EMOTION_NAMES, EMOTIONS, LANGUAGES, TAG_EMOJI
+from callsense.labels import EMOTION_NAMES, LANGUAGES, TAG_EMOJI
 from callsense.report.breakdown import STATUS_LABEL, breakdown, verdict
 from callsense.report.html import SEVERITY_COLORS, emotion_headline, main_emotion, segment_tags, suggestion_html
 from callsense.report.svg import BARS_CSS, LEGEND_CSS, distribution_bars, fmt_ms, legend_html, timeline_svg
+from callsense.ui.dashboard import CSS as DASHBOARD_CSS
+from callsense.ui.dashboard import build_dashboard_tab
 from callsense.ui.live import build_live_tab
 from callsense.ui.rules_view import rules_rows, rules_table_html
 
@@ -41,12 +43,11 @@ CSS = BARS_CSS + LEGEND_CSS + """
 .cs-seek{cursor:pointer;color:#1565c0;text-decoration:underline dotted}
 .cs-sev{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
 .cs-role-agent{color:#1565c0}.cs-role-customer{color:#c62828}
-.cs-heat td{text-align:center;font-size:12px}
 mark.cs-mark{background:#ffe082;color:inherit;padding:0 1px;border-radius:2px}
 a.cs-open-call{color:#1565c0}
 .cs-rules td.cs-cond{font-family:ui-monospace,monospace;font-size:11px;word-break:break-word}
 .cs-rules td{font-size:12px}
-"""
+""" + DASHBOARD_CSS
 
 # Clicking anything with data-seek-ms jumps the nearest call player there (evidence → audio).
 HEAD = """<script>
@@ -208,18 +209,6 @@ def search_html(items: list[dict[str, Any]]) -> str:
             f'<th>角色 role</th><th>情绪 emotion</th><th>文本 text</th></tr>{"".join(rows)}</table>')
 
 
-def heatmap_html(data: dict[str, Any]) -> str:
-    head = "".join(f"<th>{e.emoji}<br>{escape(e.zh)}</th>" for e in EMOTIONS)
-    rows = []
-    for r in data["rows"]:
-        cells = "".join(f'<td style="background:rgba(214,39,40,{min(1.0, v * 2):.2f})">{v:.2f}</td>'
-                        for v in r["scores"])
-        rows.append(f"<tr><td>{escape(r['key'])} ({r['calls']})</td>{cells}</tr>")
-    if not rows:
-        return '<div class="cs-muted">No calls yet 暂无通话</div>'
-    return (f'<table class="cs-table cs-heat"><tr><th>{escape(data["by"])}</th>{head}</tr>{"".join(rows)}</table>')
-
-
 # ---- the app ---------------------------------------------------------------------------------------------
 def examples(service: Any) -> dict[str, Path]:
     """The example picker's recordings: ``settings.examples_dir`` when set; otherwise the calls shipped in
@@ -371,21 +360,6 @@ def build_ui(service: Any) -> Any:
             return gr.update(), gr.update()
         return gr.update(choices=[call_id], value=call_id), gr.Tabs(selected="calls")
 
-    # ---- Dashboard
-    def dashboard(by):
-        try:
-            heat = service.calls.stats("emotions", by=by or "category")
-            agents = service.calls.stats("agents")["rows"]
-            rules = service.calls.stats("rules")["rows"]
-            daily = service.calls.stats("daily")["rows"]
-        except CallsenseError as e:
-            return fail(e)
-        return (heatmap_html(heat),
-                [[a["agent_id"], a["calls"], a["mean_score"], a["pass_rate"], a["rule_hits"], a["customer_negative"]]
-                 for a in agents],
-                [[r["rule_id"], r["name"], r["severity"], r["hits"], r["calls"]] for r in rules],
-                [[d["day"], d["calls"], d["audio_minutes"], d["rule_hits"], d["mean_score"]] for d in daily])
-
     # ---- Rules
     def rules_view(version: int | None = None) -> tuple[str, str, str]:
         """The YAML, the header line and the rules table of a stored version (the newest by default)."""
@@ -513,22 +487,7 @@ def build_ui(service: Any) -> Any:
                 s_btn.click(run_search, [s_text, s_emo, s_role, s_event, s_sev], s_table)
                 s_text.submit(run_search, [s_text, s_emo, s_role, s_event, s_sev], s_table)
 
-            with gr.Tab("看板 Dashboard", id="dashboard"):
-                with gr.Row():
-                    d_by = gr.Dropdown(["category", "queue", "agent_id", "team"], value="category",
-                                       label="热力图维度 Heatmap by")
-                    d_btn = gr.Button("刷新 Refresh", variant="primary")
-                gr.Markdown("**客户情绪热力图 Customer emotion by category**")
-                d_heat = gr.HTML()
-                gr.Markdown("**坐席评分卡 Agent scorecards**")
-                d_agents = gr.Dataframe(headers=["agent", "calls", "mean score", "pass rate", "rule hits",
-                                                 "customer negative"], interactive=False)
-                gr.Markdown("**规则命中 Rule hits**")
-                d_rules = gr.Dataframe(headers=["rule", "name", "severity", "hits", "calls"], interactive=False)
-                gr.Markdown("**每日趋势 Daily trends**")
-                d_daily = gr.Dataframe(headers=["day", "calls", "audio minutes", "rule hits", "mean score"],
-                                       interactive=False)
-                d_btn.click(dashboard, d_by, [d_heat, d_agents, d_rules, d_daily])
+            build_dashboard_tab(service)  # callsense.ui.dashboard: charts, loaded when opened
 
             with gr.Tab("规则 Rules", id="rules"):
                 r_info = gr.Markdown(elem_id="cs-rules-version")
