@@ -21,6 +21,7 @@ from callsense.api.schemas import (
     EmotionForm,
     EmotionOut,
     JobOut,
+    MoodOut,
     Problem,
     Readiness,
     RulesOut,
@@ -159,7 +160,13 @@ async def analyze(request: Request, _: Analyst) -> Any:
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{outcome.job.id}"})
     assert outcome.result is not None
     call_id = outcome.result.call_id
-    return {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
+    body = {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
+    customer = (outcome.result.metadata or {}).get("customer_id")
+    if form.mood and customer not in (None, ""):
+        mood = await run_in_threadpool(svc.mood.customer, str(customer))
+        body["mood"], body["alert"] = mood["mood"], mood["alert"]
+        body["links"]["mood"] = f"/v1/customers/{customer}/mood"
+    return body
 
 
 @router.get("/v1/jobs/{job_id}", tags=["analysis"], response_model=JobOut, responses=ERRORS)
@@ -200,7 +207,8 @@ async def emotion(request: Request, _: Analyst) -> Any:
         received.discard()
         raise
     return await run_in_threadpool(svc.emotion, upload, granularity=form.granularity, embedding=form.embeddings or form.embedding,
-                                   emotion_model=form.emotion_model or None)
+                                   emotion_model=form.emotion_model or None, user_id=form.user_id,
+                                   session_id=form.session_id)
 
 
 @router.post("/predict_emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS,
@@ -209,6 +217,48 @@ async def predict_emotion(request: Request, principal: Analyst) -> Any:
     """Alias of ``POST /v1/emotion`` under the seeds' name (voice assistants): an audio upload in,
     the emotion JSON out. Same form fields, same answer."""
     return await emotion(request, principal)
+
+
+# ---- mood history (docs/service.md) ---------------------------------------------------------------
+def _mood_subject(kind: str, value: str) -> str:
+    from callsense.store.mood import subject_key
+
+    try:
+        return subject_key(kind, value)
+    except UsageError as e:
+        raise NotFoundError(f"no {kind} with id {value[:80]!r}") from e
+
+
+@router.get("/v1/users/{user_id}/mood", tags=["mood"], response_model=MoodOut, responses=ERRORS)
+def get_user_mood(request: Request, user_id: str, _: Viewer) -> Any:
+    """The user's mood: their last answers of ``/v1/emotion`` (``user_id``), volatility, trend, alert."""
+    return _svc(request).mood.get(_mood_subject("user", user_id))
+
+
+@router.delete("/v1/users/{user_id}/mood", tags=["mood"], status_code=204, responses=ERRORS)
+def delete_user_mood(request: Request, user_id: str, _: Analyst) -> Response:
+    """Forget the user's mood history (every stored answer); 204 whether or not there was one."""
+    _svc(request).mood.delete(_mood_subject("user", user_id))
+    return Response(status_code=204)
+
+
+@router.get("/v1/sessions/{session_id}/mood", tags=["mood"], response_model=MoodOut, responses=ERRORS)
+def get_session_mood(request: Request, session_id: str, _: Viewer) -> Any:
+    """As ``/v1/users/{id}/mood``, for answers sent with ``session_id``."""
+    return _svc(request).mood.get(_mood_subject("session", session_id))
+
+
+@router.delete("/v1/sessions/{session_id}/mood", tags=["mood"], status_code=204, responses=ERRORS)
+def delete_session_mood(request: Request, session_id: str, _: Analyst) -> Response:
+    _svc(request).mood.delete(_mood_subject("session", session_id))
+    return Response(status_code=204)
+
+
+@router.get("/v1/customers/{customer_id}/mood", tags=["mood"], response_model=MoodOut, responses=ERRORS)
+def get_customer_mood(request: Request, customer_id: str, _: Viewer) -> Any:
+    """The customer's mood over their last stored calls (derived from the calls: deleting a call removes
+    it from here)."""
+    return _svc(request).mood.customer(_known_id(customer_id, "customer"))
 
 
 @router.post("/v1/audio/transcriptions", tags=["openai"], responses=ERRORS,

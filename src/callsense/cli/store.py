@@ -452,8 +452,8 @@ def purge(
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
-    _console().print(f"{verb}: {r.calls} call records, {r.audio_files} audio files, {r.failures} failure records "
-                     f"(stored before {r.cutoff:%Y-%m-%d %H:%M} UTC)")
+    _console().print(f"{verb}: {r.calls} call records, {r.audio_files} audio files, {r.failures} failure records, "
+                     f"{r.mood} mood entries (stored before {r.cutoff:%Y-%m-%d %H:%M} UTC)")
 
 
 @db_app.command("upgrade")

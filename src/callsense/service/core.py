@@ -190,6 +190,13 @@ class Service:
         return self._jobs
 
     @property
+    def mood(self) -> Any:
+        """Mood histories of users, sessions and customers (service/mood.py)."""
+        from callsense.service.mood import MoodBook
+
+        return MoodBook(self)
+
+    @property
     def calls(self) -> Any:
         if self._calls is None:
             from callsense.service.calls import CallRepository
@@ -304,17 +311,22 @@ class Service:
 
     # ---- single-clip endpoints -------------------------------------------------------------------
     def emotion(self, upload: Upload, *, granularity: str = "utterance", embedding: bool = False,
-                emotion_model: str | None = None) -> dict[str, Any]:
+                emotion_model: str | None = None, user_id: str | None = None,
+                session_id: str | None = None) -> dict[str, Any]:
         """One clip → label, confidence, distribution, timeline (frame granularity) and embedding; the clip is
         trimmed and refused when too quiet, and the answer carries the head's label, fallback and reply style
-        (docs/adapt.md)."""
+        (docs/adapt.md). With ``user_id`` (or ``session_id``) the answer is kept in that subject's mood
+        history and the answer adds ``mood`` and ``alert`` (service/mood.py)."""
+        from callsense.service.mood import subject_of
         from callsense.adapt.clip import mono, prepare_clip
         from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
         from callsense.engines.base import SegmentAudio
 
         try:
-            opts = EmotionOptions(granularity=granularity, embeddings=embedding,  # type: ignore[arg-type]
+            subject = subject_of(user_id, session_id)
+            opts = EmotionOptions(granularity=granularity,  # type: ignore[arg-type]
+                                  embeddings=embedding or subject is not None,  # the history keeps embeddings
                                   weights=tuple(self.settings.emotion_weights))
         except UsageError:
             self.discard(upload)
@@ -342,6 +354,10 @@ class Service:
             self.discard(upload)
         self.metrics.audio_seconds.labels("emotion").inc(audio.duration_ms / 1000)
         clip = segment_emotion(out)
+        mood: dict[str, Any] = {}
+        if subject is not None and out.embedding is not None:
+            mood = self.mood.add(subject, label=clip.label, confidence=clip.confidence,
+                                 distribution=list(clip.scores), embedding=out.embedding, model=engine.info.name)
         return {
             "label": clip.label, "label_zh": clip.label_zh, "emoji": clip.emoji, "confidence": clip.confidence,
             "distribution": dict(zip(EMOTION_NAMES, clip.scores)),
@@ -356,6 +372,7 @@ class Service:
             "trim": {"start_ms": clip_in.trim.start_ms, "end_ms": clip_in.trim.end_ms,
                      "kept_ms": clip_in.trim.kept_ms},
             **self.reply_policy.answer(clip.label, clip.confidence, clip.reason),
+            **({"mood": mood["mood"], "alert": mood["alert"]} if mood else {}),
         }
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> CallAnalysis:
