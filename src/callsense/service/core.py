@@ -327,7 +327,7 @@ class Service:
             subject = subject_of(user_id, session_id)
             opts = EmotionOptions(granularity=granularity,  # type: ignore[arg-type]
                                   embeddings=embedding or subject is not None,  # the history keeps embeddings
-                                  weights=tuple(self.settings.emotion_weights))
+                                  weights=self._emotion_weights())
         except UsageError:
             self.discard(upload)
             raise
@@ -374,6 +374,16 @@ class Service:
             **self.reply_policy.answer(clip.label, clip.confidence, clip.reason),
             **({"mood": mood["mood"], "alert": mood["alert"]} if mood else {}),
         }
+
+    def _emotion_weights(self) -> tuple[tuple[str, float], ...]:
+        """The service's weights over the active rule file's ``emotion_weights`` (the setting wins per class)."""
+        path = self.rules.active_path()
+        from_rules: tuple[tuple[str, float], ...] = ()
+        if path is not None:
+            from callsense.rules import load_ruleset
+
+            from_rules = load_ruleset(path).emotion_weights
+        return tuple({**dict(from_rules), **dict(self.settings.emotion_weights)}.items())
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> CallAnalysis:
         """ASR only (SenseVoice tags included): the result is not stored."""
