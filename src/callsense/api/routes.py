@@ -382,6 +382,30 @@ def delete_call(request: Request, call_id: str, _: Admin) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/v1/calls/{call_id}/segments/{segment_id}/label", tags=["calls"], status_code=201, responses=ERRORS)
+async def label_segment(request: Request, call_id: str, segment_id: str, principal: Analyst) -> Any:
+    """A reviewer corrects a segment's emotion: body ``{"label": "angry" | "<custom label>", "note": "..."}``.
+    Stored with the key's name and the time; the newest label of a segment is its label (docs/adapt.md)."""
+    raw = await request.body()
+    if len(raw) > 16 << 10:
+        raise UploadTooLargeError("a label body may be at most 16 KB")
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError as e:
+        raise UsageError("the body must be JSON", hint='{"label": "angry"}') from e
+    if not isinstance(body, dict) or "label" not in body:
+        raise UsageError('the body must be a JSON object with "label"', hint='{"label": "angry"}')
+    note = body.get("note")
+    return await run_in_threadpool(_svc(request).label_segment, _known_id(call_id), _known_id(segment_id, "segment"),
+                                   body["label"], reviewer=principal.name, note=note)
+
+
+@router.get("/v1/calls/{call_id}/labels", tags=["calls"], responses=ERRORS)
+def get_segment_labels(request: Request, call_id: str, _: Viewer) -> Any:
+    """Reviewers' corrections of the call's segments, oldest first."""
+    return {"items": _svc(request).segment_labels(_known_id(call_id))}
+
+
 @router.get("/v1/search", tags=["calls"], response_model=CallList)
 def search(
     request: Request, _: Viewer,

@@ -413,6 +413,21 @@ class Service:
     def check_audio_token(self, call_id: str, token: str) -> bool:
         return self.audio_tokens.check(call_id, token)
 
+    # ---- reviewers' corrections (store/corrections.py) -------------------------------------------
+    def label_segment(self, call_id: str, segment_id: str, label: Any, *, reviewer: str,
+                      note: str | None = None) -> dict[str, Any]:
+        """Store a reviewer's label for a segment of a stored call (who and when are recorded)."""
+        from callsense.store.corrections import add_correction
+
+        return add_correction(self.store, call_id, segment_id, label, reviewer=reviewer, note=note).to_dict()
+
+    def segment_labels(self, call_id: str) -> list[dict[str, Any]]:
+        """Every correction of one call, oldest first (404 for an unknown call)."""
+        from callsense.store.corrections import list_corrections
+
+        self.calls.get(call_id)  # an unknown call: 404
+        return [c.to_dict() for c in list_corrections(self.store, call_id=call_id)]
+
     def purge(self, call_id: str) -> None:
         """Delete the call everywhere (docs/privacy.md): from then on every route answers 404."""
         self.calls.delete(call_id)
