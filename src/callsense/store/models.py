@@ -490,3 +490,36 @@ class SegmentLabel(Base):
     reviewer: Mapped[str] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(), index=True)  # naive UTC
+
+
+class AnalysisRun(Base):
+    """One ``callsense clusters`` run (``kind`` ``clusters`` or ``outliers``): its parameters and figures
+    (k, silhouette, the outlier threshold) — no segment text, no vector (revision 0008)."""
+
+    __tablename__ = "analysis_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    params_json: Mapped[str] = mapped_column(Text)
+    summary_json: Mapped[str] = mapped_column(Text)
+
+
+class SegmentScore(Base):
+    """A segment's cluster (and distance to its centre) or outlier score in one run; deleted with the call
+    and with the run (revision 0008)."""
+
+    __tablename__ = "segment_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("analysis_runs.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[str] = mapped_column(String(32))
+    cluster: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)  # distance to the centre, or the outlier score
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_segment_scores_run_cluster", "run_id", "cluster"),
+        Index("ix_segment_scores_run_score", "run_id", "score"),
+    )

@@ -1,9 +1,11 @@
-"""Mood history and reviewer corrections (issue 20, items 3 and 4).
+"""Mood history, reviewer corrections, clusters and outliers (issue 20, items 3, 4 and 7).
 
 * ``mood_entries``: the last N emotion answers per voice-assistant user or session (label,
   distribution, embedding, time) behind ``/v1/emotion``'s ``mood`` (callsense.store.mood).
 * ``segment_labels``: reviewers' corrections of a segment's emotion (who, when, the model's label),
   deleted with the call; the training source ``store:corrections``.
+* ``analysis_runs`` + ``segment_scores``: ``callsense clusters`` runs and each segment's cluster or
+  outlier score (deleted with the call and with the run).
 
 Revision ID: 0008
 Revises: 0007
@@ -49,9 +51,39 @@ def upgrade() -> None:
     )
     op.create_index('ix_segment_labels_at', 'segment_labels', ['at'], unique=False)
     op.create_index('ix_segment_labels_call_id', 'segment_labels', ['call_id'], unique=False)
+    op.create_table('analysis_runs',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('params_json', sa.Text(), nullable=False),
+    sa.Column('summary_json', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_analysis_runs_kind', 'analysis_runs', ['kind'], unique=False)
+    op.create_table('segment_scores',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('call_id', sa.String(length=64), nullable=False),
+    sa.Column('segment_id', sa.String(length=32), nullable=False),
+    sa.Column('cluster', sa.Integer(), nullable=True),
+    sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('flagged', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['call_id'], ['calls.call_id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['analysis_runs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_segment_scores_call_id', 'segment_scores', ['call_id'], unique=False)
+    op.create_index('ix_segment_scores_run_cluster', 'segment_scores', ['run_id', 'cluster'], unique=False)
+    op.create_index('ix_segment_scores_run_score', 'segment_scores', ['run_id', 'score'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_segment_scores_run_score', table_name='segment_scores')
+    op.drop_index('ix_segment_scores_run_cluster', table_name='segment_scores')
+    op.drop_index('ix_segment_scores_call_id', table_name='segment_scores')
+    op.drop_table('segment_scores')
+    op.drop_index('ix_analysis_runs_kind', table_name='analysis_runs')
+    op.drop_table('analysis_runs')
     op.drop_index('ix_segment_labels_call_id', table_name='segment_labels')
     op.drop_index('ix_segment_labels_at', table_name='segment_labels')
     op.drop_table('segment_labels')
