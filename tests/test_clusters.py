@@ -75,7 +75,7 @@ def db_url(request, tmp_path):
 def _cli(*args, check=True):
     env = {**os.environ, "COLUMNS": "200"}
     p = subprocess.run([sys.executable, "-m", "callsense", "clusters", *map(str, args)], capture_output=True,
-                       text=True, env=env, timeout=300)
+                       text=True, env=env, timeout=300, check=False)
     if check:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
@@ -144,7 +144,7 @@ def test_outlier_scores_unit():
     groups = [f"r{i // 2}" for i in range(20)]
     q = np.stack([_centre(0), _centre(3)])
     o = outlier_scores(q, ["x", "y"], ref, groups, k=3)
-    assert o.scores[0] < 0.05 < 0.9 < o.scores[1] and o.flagged.tolist() == [False, True]
+    assert o.scores[0] < 0.05 and o.scores[1] > 0.9 and o.flagged.tolist() == [False, True]
     # a segment is never its own neighbour: the same call's reference rows are left out
     same = outlier_scores(ref[:1], [groups[0]], ref[:3], groups[:3], k=1)
     assert same.scores[0] > 1e-4  # ref[0] itself (distance 0) was not counted

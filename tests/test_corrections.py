@@ -28,7 +28,7 @@ def db_url(request, tmp_path):
 
 def _cli(args, env):
     return subprocess.run([sys.executable, "-m", "callsense", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=env, timeout=600, check=False)
 
 
 def test_corrections_are_stored_exported_trained_on_and_deleted_with_the_call(tmp_path, db_url, tiny_models):

@@ -273,6 +273,7 @@ __all__ = [
     "NotFoundError",
     "ResultFormatError",
     "RuleError",
+    "SegmentNotFoundError",
     "ServiceError",
     "StoreError",
     "UnavailableError",

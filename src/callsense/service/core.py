@@ -317,11 +317,11 @@ class Service:
         trimmed and refused when too quiet, and the answer carries the head's label, fallback and reply style
         (docs/adapt.md). With ``user_id`` (or ``session_id``) the answer is kept in that subject's mood
         history and the answer adds ``mood`` and ``alert`` (service/mood.py)."""
-        from callsense.service.mood import subject_of
         from callsense.adapt.clip import mono, prepare_clip
         from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
         from callsense.engines.base import SegmentAudio
+        from callsense.service.mood import subject_of
 
         try:
             subject = subject_of(user_id, session_id)
