@@ -150,3 +150,20 @@ def test_outlier_scores_unit():
     assert same.scores[0] > 1e-4  # ref[0] itself (distance 0) was not counted
     c = cluster(np.concatenate([ref, q[1:] + 0.01 * rng.standard_normal((5, DIM))]), k_max=5)
     assert c.k == 3 and sorted(np.bincount(c.labels).tolist()) == [5, 10, 10]
+
+
+@pytest.mark.slow
+def test_purge_removes_old_runs_and_their_rows(db_url):
+    from sqlalchemy import func, select
+
+    from callsense.store import open_store
+    from callsense.store.clusters import Selection, run_clusters
+    from callsense.store.models import AnalysisRun, SegmentScore
+    from callsense.store.privacy import purge
+
+    with open_store(db_url) as s:
+        run_clusters(s, Selection(), k=3)
+        purge(s, "0s", what="records")
+        with s.session() as ses:
+            assert ses.execute(select(func.count()).select_from(AnalysisRun)).scalar() == 0
+            assert ses.execute(select(func.count()).select_from(SegmentScore)).scalar() == 0

@@ -345,6 +345,9 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
                 from callsense.store.mood import delete_older_than
 
                 mood = delete_older_than(s, cutoff)  # the mood history of /v1/emotion's users ages out too
+                from callsense.store.models import AnalysisRun
+
+                s.execute(delete(AnalysisRun).where(AnalysisRun.created_at < cutoff))  # clusters runs (cascade)
             from callsense.store.ann import after_delete
 
             after_delete(store)  # the similarity index and its saved copy lose the deleted vectors
