@@ -58,6 +58,8 @@ def test_corrections_are_stored_exported_trained_on_and_deleted_with_the_call(tm
             assert_problem(c.post(url, json={"label": "a,b"}), 422)
             assert_problem(c.post(url, json={"nolabel": 1}), 422)
             assert_problem(c.post(url, content=b"{not json"), 422)
+            assert_problem(c.post(url, content=b"\xff\xfe"), 422)
+            assert_problem(c.post(url, content=b" " * (17 << 10)), 413)
             assert_problem(c.post(f"/v1/calls/{first['call_id']}/segments/s9999/label", json={"label": "sad"}),
                            404, "segment_not_found")
             assert_problem(c.post("/v1/calls/nope/segments/s0001/label", json={"label": "sad"}), 404)

@@ -39,6 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MAX_QUERY_CHARS = 500  # a search text; longer ones are refused (422) naming the limit
 MAX_QUERY_WORDS = 32  # full-text engines build one node per word (SQLite: "expression tree is too large")
 MAX_RULES_BYTES = 1 << 20  # a rule file
+MAX_LABEL_BYTES = 16 << 10  # a reviewer's label and note
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # call and job ids: matched literally, never globbed
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -386,11 +387,13 @@ def delete_call(request: Request, call_id: str, _: Admin) -> Response:
 async def label_segment(request: Request, call_id: str, segment_id: str, principal: Analyst) -> Any:
     """A reviewer corrects a segment's emotion: body ``{"label": "angry" | "<custom label>", "note": "..."}``.
     Stored with the key's name and the time; the newest label of a segment is its label (docs/adapt.md)."""
-    raw = await request.body()
-    if len(raw) > 16 << 10:
-        raise UploadTooLargeError("a label body may be at most 16 KB")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_LABEL_BYTES:
+            raise UploadTooLargeError(f"a label body may be at most {MAX_LABEL_BYTES >> 10} KB")
     try:
-        body = json.loads(raw or b"null")
+        body = json.loads(bytes(raw) or b"null")
     except ValueError as e:
         raise UsageError("the body must be JSON", hint='{"label": "angry"}') from e
     if not isinstance(body, dict) or "label" not in body:
