@@ -198,7 +198,9 @@ _EMOTION_DOC = form_openapi(EmotionForm, file_description="one clip, best 3-10 s
 @router.post("/v1/emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS,
              openapi_extra=_EMOTION_DOC)
 async def emotion(request: Request, _: Analyst) -> Any:
-    """Emotion of one clip: label, confidence, distribution, timeline and embedding. Nothing is stored."""
+    """Emotion of one clip: label, confidence, distribution, timeline and embedding. Nothing is stored unless
+    ``user_id`` (or ``session_id``) is given: then the answer joins that mood history and adds ``mood`` and
+    ``alert`` (docs/service.md, "Mood history")."""
     svc = _svc(request)
     received = await receive_form(request, svc.uploads)
     try:
