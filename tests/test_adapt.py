@@ -324,3 +324,52 @@ def test_reply_policy_unit():
     assert p.answer("angry", 0.9)["reply_style"] == "apologise_and_escalate"
     assert p.answer("fearful", 0.9)["reply_style"] == "reassure"
     assert p.fallback("unknown", 1.0, "too_short")["reason"] == "forced: too_short"
+
+
+# ---- weights in the rule file (item 2) ---------------------------------------------------------------
+WEIGHT_RULES = """\
+ruleset: {id: weighted, version: "1", name: weighted}
+emotion_weights: {happy: 99, angry: 0.02, disgusted: 0.02, fearful: 0.02, neutral: 0.02, other: 0.02,
+                  sad: 0.02, surprised: 0.02, unknown: 0.02}
+rules:
+  - id: w.spoke
+    version: "1"
+    name: spoke
+    category: test
+    conditions:
+      1: {type: segment_count, above: 0}
+    consequence: {severity: info}
+"""
+
+
+def _labels(call: dict) -> list[str]:
+    return [s["emotion"]["label"] for s in call["segments"] if s["emotion"] and s["emotion"]["reason"] is None]
+
+
+def test_rule_file_emotion_weights_change_the_labels_and_explicit_weights_win(home, models, tmp_path):
+    rules = tmp_path / "weighted.yaml"
+    rules.write_text(WEIGHT_RULES, "utf-8")
+    cli(["rules", "check", rules], home=home, models=models)
+
+    def analyze(*extra):
+        p = cli(["analyze", EXAMPLES / "call_stereo.wav", "--json", "--out", tmp_path / f"o{len(extra)}", *extra],
+                home=home, models=models)
+        return json.loads(p.stdout)["calls"][0]
+
+    plain = analyze()
+    assert _labels(plain) and set(_labels(plain)) != {"happy"} and plain["emotion"]["weights"] == {}
+    weighted = analyze("--rules", rules)
+    assert set(_labels(weighted)) == {"happy"}
+    assert weighted["emotion"]["weights"]["happy"] == 99 and weighted["emotion"]["weights"]["sad"] == 0.02
+    explicit = analyze("--rules", rules, "--emotion-weights", "happy=0.01")
+    assert explicit["emotion"]["weights"]["happy"] == 0.01 and "happy" not in _labels(explicit)
+    assert explicit["emotion"]["weights"]["sad"] == 0.02  # the rule file's other classes stay
+
+
+def test_bad_rule_file_emotion_weights_are_positioned_errors(home, models, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(WEIGHT_RULES.replace("happy: 99", "hapy: 99").replace("sad: 0.02", "sad: -1"), "utf-8")
+    p = cli(["rules", "check", bad], home=home, models=models, check=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 2 and "unknown emotion 'hapy'" in out and "did you mean 'happy'" in out
+    assert "bad.yaml:2:" in out and "the weight of sad must be a number over 0" in out

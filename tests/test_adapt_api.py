@@ -69,3 +69,12 @@ def test_too_quiet_clip_is_a_422_problem(service):
     assert_problem(r, 422)
     text = json.dumps(r.json(), ensure_ascii=False)
     assert "音量过低 / audio too quiet" in text and "clip.wav" in text and "/tmp" not in text
+
+
+def test_active_rule_file_weights_apply_to_emotion_answers_and_the_setting_wins(service):
+    client, clips = service
+    rules = ('ruleset: {id: w, version: "1", name: w}\nemotion_weights: {happy: 99, neutral: 3}\nrules: []\n')
+    assert client.put("/v1/rules", content=rules, headers={"content-type": "text/yaml"}).status_code == 200
+    body = post(client, "/v1/emotion", (clips.parent / "urgent_0_0.wav").read_bytes()).json()
+    assert body["weights"] == {"happy": 99, "neutral": 0.5}  # the service's neutral=0.5 wins over the file's 3
+    assert body["label"] == "happy"

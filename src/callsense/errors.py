@@ -25,6 +25,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     ├── StoreError                      exit 5  (database unreachable, disk full)
     │   ├── DiskFullError                       the disk or quota is full: the batch stops cleanly
     │   ├── CallNotFoundError           exit 3  no stored call with that id          (HTTP 404)
+    │   │   └── SegmentNotFoundError            the call has no segment with that id (HTTP 404)
     │   └── BatchStopped                        a batch stopped early; re-run to resume
     ├── ServiceError                            the web service (HTTP status per class)
     │   ├── BusyError                           every worker busy, queue full        (HTTP 429)
@@ -155,6 +156,10 @@ class CallNotFoundError(StoreError):
         super().__init__(message, hint=hint, source=source)
 
 
+class SegmentNotFoundError(CallNotFoundError):
+    code = "segment_not_found"
+
+
 class BatchStopped(StoreError):
     """The batch stopped early and cleanly (e.g. disk full); re-run the same command to resume."""
 
@@ -268,6 +273,7 @@ __all__ = [
     "NotFoundError",
     "ResultFormatError",
     "RuleError",
+    "SegmentNotFoundError",
     "ServiceError",
     "StoreError",
     "UnavailableError",

@@ -104,3 +104,47 @@ def embed_clips(engine: Any, clips: Sequence[LabelledClip], *,
     return Embedded(np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32),
                     np.stack(scores) if scores else np.zeros((0, 9)), tuple(labels), tuple(groups),
                     tuple(hashes), tuple(failed), cached)
+
+
+STORE_SOURCES = ("store:corrections",)
+
+
+def is_store_source(source: object) -> bool:
+    return str(source).startswith("store:")
+
+
+def embed_store(engine: Any, source: str, db: str | None = None) -> Embedded:
+    """Reviewers' corrections as a training set (``store:corrections``): each corrected segment's stored
+    embedding and scores (no audio is read), grouped by call. A segment embedded by another emotion model
+    than ``engine``'s, or stored without an embedding, is skipped with its reason."""
+    from callsense.errors import UsageError
+
+    if source not in STORE_SOURCES:
+        raise UsageError(f"unknown store source {source!r}; use {', '.join(STORE_SOURCES)}")
+    from callsense.store.corrections import training_rows
+    from callsense.store.db import open_store
+
+    with open_store(db) as store:
+        rows = training_rows(store)
+    dim = int(engine.head.dim)
+    name = engine.info.name
+    embs, scores, labels, groups, hashes, failed = [], [], [], [], [], []
+    for r in rows:
+        where = f"store:{r.call_id}/{r.segment_id}"
+        if r.embedding is None:
+            failed.append((where, "no stored embedding (analysed without embeddings)"))
+        elif r.model is not None and r.model != name:
+            failed.append((where, f"embedded by {r.model}, not {name}"))
+        elif r.embedding.shape[0] != dim:
+            failed.append((where, f"embedding of dimension {r.embedding.shape[0]}, the model's is {dim}"))
+        else:
+            embs.append(r.embedding)
+            scores.append(r.scores or (1.0 / 9,) * 9)
+            labels.append(r.label)
+            groups.append(r.call_id)
+            hashes.append(hashlib.sha256(f"{r.call_id}/{r.segment_id}".encode() + r.embedding.tobytes()).hexdigest())
+    for where, reason in failed:
+        log.warning("skipped %s: %s", where, reason)
+    return Embedded(np.stack(embs).astype(np.float32) if embs else np.zeros((0, dim), np.float32),
+                    np.asarray(scores, np.float64) if scores else np.zeros((0, 9)), tuple(labels), tuple(groups),
+                    tuple(hashes), tuple(failed), 0)

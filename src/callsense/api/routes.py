@@ -21,6 +21,7 @@ from callsense.api.schemas import (
     EmotionForm,
     EmotionOut,
     JobOut,
+    MoodOut,
     Problem,
     Readiness,
     RulesOut,
@@ -38,6 +39,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 MAX_QUERY_CHARS = 500  # a search text; longer ones are refused (422) naming the limit
 MAX_QUERY_WORDS = 32  # full-text engines build one node per word (SQLite: "expression tree is too large")
 MAX_RULES_BYTES = 1 << 20  # a rule file
+MAX_LABEL_BYTES = 16 << 10  # a reviewer's label and note
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # call and job ids: matched literally, never globbed
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -159,7 +161,13 @@ async def analyze(request: Request, _: Analyst) -> Any:
         return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{outcome.job.id}"})
     assert outcome.result is not None
     call_id = outcome.result.call_id
-    return {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
+    body = {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
+    customer = (outcome.result.metadata or {}).get("customer_id")
+    if form.mood and customer not in (None, ""):
+        mood = await run_in_threadpool(svc.mood.customer, str(customer))
+        body["mood"], body["alert"] = mood["mood"], mood["alert"]
+        body["links"]["mood"] = f"/v1/customers/{customer}/mood"
+    return body
 
 
 @router.get("/v1/jobs/{job_id}", tags=["analysis"], response_model=JobOut, responses=ERRORS)
@@ -190,7 +198,9 @@ _EMOTION_DOC = form_openapi(EmotionForm, file_description="one clip, best 3-10 s
 @router.post("/v1/emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS,
              openapi_extra=_EMOTION_DOC)
 async def emotion(request: Request, _: Analyst) -> Any:
-    """Emotion of one clip: label, confidence, distribution, timeline and embedding. Nothing is stored."""
+    """Emotion of one clip: label, confidence, distribution, timeline and embedding. Nothing is stored unless
+    ``user_id`` (or ``session_id``) is given: then the answer joins that mood history and adds ``mood`` and
+    ``alert`` (docs/service.md, "Mood history")."""
     svc = _svc(request)
     received = await receive_form(request, svc.uploads)
     try:
@@ -200,7 +210,8 @@ async def emotion(request: Request, _: Analyst) -> Any:
         received.discard()
         raise
     return await run_in_threadpool(svc.emotion, upload, granularity=form.granularity, embedding=form.embeddings or form.embedding,
-                                   emotion_model=form.emotion_model or None)
+                                   emotion_model=form.emotion_model or None, user_id=form.user_id,
+                                   session_id=form.session_id)
 
 
 @router.post("/predict_emotion", tags=["analysis"], response_model=EmotionOut, responses=ERRORS,
@@ -209,6 +220,48 @@ async def predict_emotion(request: Request, principal: Analyst) -> Any:
     """Alias of ``POST /v1/emotion`` under the seeds' name (voice assistants): an audio upload in,
     the emotion JSON out. Same form fields, same answer."""
     return await emotion(request, principal)
+
+
+# ---- mood history (docs/service.md) ---------------------------------------------------------------
+def _mood_subject(kind: str, value: str) -> str:
+    from callsense.store.mood import subject_key
+
+    try:
+        return subject_key(kind, value)
+    except UsageError as e:
+        raise NotFoundError(f"no {kind} with id {value[:80]!r}") from e
+
+
+@router.get("/v1/users/{user_id}/mood", tags=["mood"], response_model=MoodOut, responses=ERRORS)
+def get_user_mood(request: Request, user_id: str, _: Viewer) -> Any:
+    """The user's mood: their last answers of ``/v1/emotion`` (``user_id``), volatility, trend, alert."""
+    return _svc(request).mood.get(_mood_subject("user", user_id))
+
+
+@router.delete("/v1/users/{user_id}/mood", tags=["mood"], status_code=204, responses=ERRORS)
+def delete_user_mood(request: Request, user_id: str, _: Analyst) -> Response:
+    """Forget the user's mood history (every stored answer); 204 whether or not there was one."""
+    _svc(request).mood.delete(_mood_subject("user", user_id))
+    return Response(status_code=204)
+
+
+@router.get("/v1/sessions/{session_id}/mood", tags=["mood"], response_model=MoodOut, responses=ERRORS)
+def get_session_mood(request: Request, session_id: str, _: Viewer) -> Any:
+    """As ``/v1/users/{id}/mood``, for answers sent with ``session_id``."""
+    return _svc(request).mood.get(_mood_subject("session", session_id))
+
+
+@router.delete("/v1/sessions/{session_id}/mood", tags=["mood"], status_code=204, responses=ERRORS)
+def delete_session_mood(request: Request, session_id: str, _: Analyst) -> Response:
+    _svc(request).mood.delete(_mood_subject("session", session_id))
+    return Response(status_code=204)
+
+
+@router.get("/v1/customers/{customer_id}/mood", tags=["mood"], response_model=MoodOut, responses=ERRORS)
+def get_customer_mood(request: Request, customer_id: str, _: Viewer) -> Any:
+    """The customer's mood over their last stored calls (derived from the calls: deleting a call removes
+    it from here)."""
+    return _svc(request).mood.customer(_known_id(customer_id, "customer"))
 
 
 @router.post("/v1/audio/transcriptions", tags=["openai"], responses=ERRORS,
@@ -330,6 +383,32 @@ def delete_call(request: Request, call_id: str, _: Admin) -> Response:
     """Purge a call: its record, audio, embeddings and report (admin)."""
     _svc(request).purge(_known_id(call_id))
     return Response(status_code=204)
+
+
+@router.post("/v1/calls/{call_id}/segments/{segment_id}/label", tags=["calls"], status_code=201, responses=ERRORS)
+async def label_segment(request: Request, call_id: str, segment_id: str, principal: Analyst) -> Any:
+    """A reviewer corrects a segment's emotion: body ``{"label": "angry" | "<custom label>", "note": "..."}``.
+    Stored with the key's name and the time; the newest label of a segment is its label (docs/adapt.md)."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_LABEL_BYTES:
+            raise UploadTooLargeError(f"a label body may be at most {MAX_LABEL_BYTES >> 10} KB")
+    try:
+        body = json.loads(bytes(raw) or b"null")
+    except ValueError as e:
+        raise UsageError("the body must be JSON", hint='{"label": "angry"}') from e
+    if not isinstance(body, dict) or "label" not in body:
+        raise UsageError('the body must be a JSON object with "label"', hint='{"label": "angry"}')
+    note = body.get("note")
+    return await run_in_threadpool(_svc(request).label_segment, _known_id(call_id), _known_id(segment_id, "segment"),
+                                   body["label"], reviewer=principal.name, note=note)
+
+
+@router.get("/v1/calls/{call_id}/labels", tags=["calls"], responses=ERRORS)
+def get_segment_labels(request: Request, call_id: str, _: Viewer) -> Any:
+    """Reviewers' corrections of the call's segments, oldest first."""
+    return {"items": _svc(request).segment_labels(_known_id(call_id))}
 
 
 @router.get("/v1/search", tags=["calls"], response_model=CallList)

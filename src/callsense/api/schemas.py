@@ -43,6 +43,9 @@ class AnalyzeOut(BaseModel):
     result: dict[str, Any] | None = Field(None, description="the CallAnalysis JSON (inline analyses)")
     job: JobOut | None = None
     links: dict[str, str] = {}
+    mood: dict[str, Any] | None = Field(None, description="the customer's mood over their stored calls "
+                                                          "(metadata customer_id; docs/service.md)")
+    alert: dict[str, Any] | None = None
 
 
 class EmotionTimelineOut(BaseModel):
@@ -72,6 +75,16 @@ class EmotionOut(BaseModel):
     fallback: dict[str, str] | None = Field(None, description="when unsure: action request_clarification and a "
                                                               "suggested_response")
     reply_style: str | None = Field(None, description="the configured answer style for the label")
+    mood: dict[str, Any] | None = Field(None, description="with user_id or session_id: the subject's last answers "
+                                                          "(history), volatility and trend (docs/service.md)")
+    alert: dict[str, Any] | None = Field(None, description="mood_volatility when the volatility reaches the threshold")
+
+
+class MoodOut(BaseModel):
+    subject: str = Field(description="user:<id>, session:<id> or customer:<id>")
+    mood: dict[str, Any] = Field(description="history (oldest first), volatility, trend, valence_slope, window, "
+                                             "threshold, alert")
+    alert: dict[str, Any] | None = None
 
 
 class CallList(BaseModel):
@@ -110,6 +123,8 @@ class AnalyzeForm(FormModel):
     rules: bool = Field(True, description="apply the active rule set and scorecard")
     metadata: str | None = Field(None, description='JSON object, e.g. {"agent_id": "a17"}')
     mode: str = Field("auto", description="auto: inline up to the sync limit, a job beyond; sync; async")
+    mood: bool = Field(True, description="with a customer_id in metadata: add the customer's mood over their "
+                                         "stored calls to an inline answer")
 
 
 class EmotionForm(FormModel):
@@ -117,6 +132,9 @@ class EmotionForm(FormModel):
     embeddings: bool = Field(False, description="return the utterance embedding (as /v1/analyze names it)")
     emotion_model: str | None = None
     embedding: bool = Field(False, description="deprecated: use embeddings", deprecated=True)
+    user_id: str | None = Field(None, description="keep this answer in the user's mood history; the answer adds "
+                                                  "mood and alert")
+    session_id: str | None = Field(None, description="as user_id, for a session (give one of them)")
 
 
 class TranscriptionForm(FormModel):

@@ -17,7 +17,8 @@ import typer
 adapt_app = typer.Typer(help="Custom emotion heads from your own labelled clips (docs/adapt.md).",
                         no_args_is_help=True)
 
-SOURCE_HELP = "CSV (header path,label[,speaker]) or JSONL of labelled clips; paths relative to the file."
+SOURCE_HELP = ("CSV (header path,label[,speaker]) or JSONL of labelled clips; paths relative to the file; or "
+               "store:corrections (reviewers' labels of stored segments, $CALLSENSE_DATABASE_URL).")
 
 
 def register(app: typer.Typer) -> None:
@@ -40,9 +41,14 @@ def _engine(emotion_model: str | None, runtime: str, offline: bool, threads: int
 def _embed(engine: Any, source: Path, console: Any, show_progress: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from callsense.adapt.embed import embed_clips
+    from callsense.adapt.embed import embed_clips, embed_store, is_store_source
     from callsense.adapt.sources import read_source
 
+    if is_store_source(source):
+        data = embed_store(engine, str(source))
+        for path, reason in data.failed:
+            console.print(f"[yellow]skipped[/] {path}: {reason}")
+        return data
     clips = read_source(source)
     with Progress(TextColumn("embedding clips"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, disable=not show_progress, transient=True) as bar:

@@ -23,7 +23,8 @@ from callsense._version import __version__
 from callsense.cli.compat import click_exceptions, readable_help
 from callsense.errors import CallsenseError
 
-COMMAND_MODULES = ("analyze", "models", "emotion", "rules", "store", "alerts", "serve", "agents", "live", "adapt", "clip")
+COMMAND_MODULES = ("analyze", "models", "emotion", "rules", "store", "alerts", "serve", "agents", "live", "adapt", "clip",
+                   "clusters")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 app = typer.Typer(

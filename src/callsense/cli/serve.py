@@ -59,6 +59,11 @@ def serve(
                                             help="A custom head (callsense adapt train) for every analysis."),
     emotion_weights: str | None = typer.Option(None, "--emotion-weights", metavar="LABEL=W,...",
                                                help="Sensitivity per class, e.g. angry=1.3,neutral=0.8."),
+    mood_history: int = typer.Option(10, "--mood-history", metavar="N",
+                                     help="/v1/emotion answers kept per user_id/session_id (mood history)."),
+    mood_alert: float = typer.Option(0.35, "--mood-alert", metavar="DISTANCE",
+                                     help="Mood volatility (mean cosine distance of successive embeddings) "
+                                          "that raises an alert."),
     reply_config: Path | None = typer.Option(None, "--reply-config", metavar="FILE",
                                              help="Fallback texts and reply styles (JSON or YAML, docs/adapt.md)."),
     cors: list[str] = typer.Option([], "--cors", metavar="ORIGIN",
@@ -103,7 +108,8 @@ def serve(
                          emotion_runtime=emotion_runtime, emotion_model=emotion_model, cors_origins=tuple(cors),
                          ui=not no_ui, keep_audio=keep_audio, redact=redact, retention_s=_age_s(retention),
                          job_lease_s=job_lease_s, emotion_head=_head(emotion_head),
-                         emotion_weights=_weights(emotion_weights), reply_config=reply_config, device=device).validate()
+                         emotion_weights=_weights(emotion_weights), reply_config=reply_config, device=device,
+                         mood_history=mood_history, mood_alert=mood_alert).validate()
     if reply_config is not None:
         from callsense.adapt.reply import load_policy
 

@@ -415,7 +415,7 @@ def _call_html(call: str, output: Path | None, db: str | None, html: bool) -> No
 def export(
     out: str = typer.Option("-", "--out", "-o", help="Output file (- for stdout; parquet needs a file)."),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv|jsonl|json (one array)|parquet"),
-    what: str = typer.Option("calls", "--what", help="calls|segments|rule_hits|qc (the seeds' QC list)"),
+    what: str = typer.Option("calls", "--what", help="calls|segments|rule_hits|qc (the seeds' QC list)|corrections (reviewers' labels)"),
     since: str | None = typer.Option(None, "--since", help="Call time ≥ (ISO 8601)."),
     until: str | None = typer.Option(None, "--until", help="Call time < (ISO 8601)."),
     no_redact: bool = typer.Option(False, "--no-redact", help="Keep phone/ID/card/email numbers in texts."),
@@ -452,8 +452,8 @@ def purge(
     finally:
         store.close()
     verb = "would delete" if dry_run else "deleted"
-    _console().print(f"{verb}: {r.calls} call records, {r.audio_files} audio files, {r.failures} failure records "
-                     f"(stored before {r.cutoff:%Y-%m-%d %H:%M} UTC)")
+    _console().print(f"{verb}: {r.calls} call records, {r.audio_files} audio files, {r.failures} failure records, "
+                     f"{r.mood} mood entries (stored before {r.cutoff:%Y-%m-%d %H:%M} UTC)")
 
 
 @db_app.command("upgrade")

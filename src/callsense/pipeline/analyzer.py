@@ -246,7 +246,7 @@ class Analyzer:
             call_id: str | None = None, sample_rate: int | None = None) -> CallRun:
         from callsense.audio.decode import load_audio
 
-        o = self.options
+        o = self._with_rule_weights(self.options)
         self.load_in_background()  # cold start: the models load while the audio is decoded (no-op when warm)
         timer = StageTimer()
         h = Hooks([timer, *hooks])
@@ -356,6 +356,21 @@ class Analyzer:
         if not dplan.diarization.turns:
             warnings.append("diarization found no speaker (silence or music only): call invalid")
         return dplan
+
+    def _with_rule_weights(self, o: AnalyzeOptions) -> AnalyzeOptions:
+        """``o`` with the rule file's ``emotion_weights`` under its own (an explicit weight wins per class), when
+        this run applies a rule file (QA on); the weights used are what the result records."""
+        if not (o.run_qa and o.rules and o.run_emotion):
+            return o
+        from callsense import rules
+
+        if self._ruleset is None:
+            self._ruleset = rules.load_ruleset(o.rules)
+        from_rules = getattr(self._ruleset, "emotion_weights", ())
+        if not from_rules:
+            return o
+        merged = {**dict(from_rules), **dict(o.emotion.weights)}
+        return o.replace(emotion=replace(o.emotion, weights=tuple(merged.items())))
 
     def _apply_qa(self, result: CallAnalysis) -> CallAnalysis:
         from callsense import rules

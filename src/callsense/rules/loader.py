@@ -269,8 +269,34 @@ class _Loader:
                     alerts.append(target)
         if alerts_raw is not None and not isinstance(alerts_raw, list):
             self.problem(("alerts",), f"'alerts' must be a list of alert targets, not {_kind(alerts_raw)}")
+        weights = self._emotion_weights(data.get("emotion_weights"))
         self.fail()
-        return m.Ruleset(ruleset=info, rules=tuple(rules), alerts=tuple(alerts), source=self.source)
+        return m.Ruleset(ruleset=info, rules=tuple(rules), alerts=tuple(alerts), emotion_weights=weights,
+                         source=self.source)
+
+    def _emotion_weights(self, raw: Any) -> tuple[tuple[str, float], ...]:
+        """``emotion_weights: {angry: 1.3, neutral: 0.8}``: labels among the nine, weights in (0, 100)."""
+        from callsense.labels import EMOTION_NAMES
+
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            self.problem(("emotion_weights",), f"'emotion_weights' must be a mapping of label: weight, not {_kind(raw)}",
+                         "e.g. emotion_weights: {angry: 1.3, neutral: 0.8}")
+            return ()
+        out = []
+        for label, w in raw.items():
+            if label not in EMOTION_NAMES:
+                close = difflib.get_close_matches(str(label), EMOTION_NAMES, n=1)
+                self.problem(("emotion_weights", label), f"unknown emotion {label!r} in emotion_weights "
+                             f"(expected one of: {', '.join(EMOTION_NAMES)})",
+                             f"did you mean {close[0]!r}?" if close else None, key=True)
+            elif isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < float(w) < 100:
+                self.problem(("emotion_weights", label), f"the weight of {label} must be a number over 0 and under "
+                             f"100 (1 = unchanged), not {w!r}")
+            else:
+                out.append((str(label), float(w)))
+        return tuple(out)
 
     def scorecard(self) -> m.Scorecard:
         data = self.compose()

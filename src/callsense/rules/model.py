@@ -197,6 +197,9 @@ class Ruleset:
     ruleset: RulesetInfo = field(default_factory=RulesetInfo)
     rules: tuple[Rule, ...] = ()
     alerts: tuple[AlertTarget, ...] = ()
+    # sensitivity per emotion class, applied before the main label is chosen (docs/rules.md,
+    # "Emotion weights"); an explicit --emotion-weights / service setting wins per class
+    emotion_weights: tuple[tuple[str, float], ...] = ()
     source: str | None = None
 
     @property

@@ -190,6 +190,13 @@ class Service:
         return self._jobs
 
     @property
+    def mood(self) -> Any:
+        """Mood histories of users, sessions and customers (service/mood.py)."""
+        from callsense.service.mood import MoodBook
+
+        return MoodBook(self)
+
+    @property
     def calls(self) -> Any:
         if self._calls is None:
             from callsense.service.calls import CallRepository
@@ -308,18 +315,23 @@ class Service:
 
     # ---- single-clip endpoints -------------------------------------------------------------------
     def emotion(self, upload: Upload, *, granularity: str = "utterance", embedding: bool = False,
-                emotion_model: str | None = None) -> dict[str, Any]:
+                emotion_model: str | None = None, user_id: str | None = None,
+                session_id: str | None = None) -> dict[str, Any]:
         """One clip → label, confidence, distribution, timeline (frame granularity) and embedding; the clip is
         trimmed and refused when too quiet, and the answer carries the head's label, fallback and reply style
-        (docs/adapt.md)."""
+        (docs/adapt.md). With ``user_id`` (or ``session_id``) the answer is kept in that subject's mood
+        history and the answer adds ``mood`` and ``alert`` (service/mood.py)."""
         from callsense.adapt.clip import mono, prepare_clip
         from callsense.analysis.emotion import segment_emotion, timeline_points
         from callsense.audio.decode import load_audio
         from callsense.engines.base import SegmentAudio
+        from callsense.service.mood import subject_of
 
         try:
-            opts = EmotionOptions(granularity=granularity, embeddings=embedding,  # type: ignore[arg-type]
-                                  weights=tuple(self.settings.emotion_weights))
+            subject = subject_of(user_id, session_id)
+            opts = EmotionOptions(granularity=granularity,  # type: ignore[arg-type]
+                                  embeddings=embedding or subject is not None,  # the history keeps embeddings
+                                  weights=self._emotion_weights())
         except UsageError:
             self.discard(upload)
             raise
@@ -346,6 +358,10 @@ class Service:
             self.discard(upload)
         self.metrics.audio_seconds.labels("emotion").inc(audio.duration_ms / 1000)
         clip = segment_emotion(out)
+        mood: dict[str, Any] = {}
+        if subject is not None and out.embedding is not None:
+            mood = self.mood.add(subject, label=clip.label, confidence=clip.confidence,
+                                 distribution=list(clip.scores), embedding=out.embedding, model=engine.info.name)
         return {
             "label": clip.label, "label_zh": clip.label_zh, "emoji": clip.emoji, "confidence": clip.confidence,
             "distribution": dict(zip(EMOTION_NAMES, clip.scores)),
@@ -360,7 +376,18 @@ class Service:
             "trim": {"start_ms": clip_in.trim.start_ms, "end_ms": clip_in.trim.end_ms,
                      "kept_ms": clip_in.trim.kept_ms},
             **self.reply_policy.answer(clip.label, clip.confidence, clip.reason),
+            **({"mood": mood["mood"], "alert": mood["alert"]} if mood else {}),
         }
+
+    def _emotion_weights(self) -> tuple[tuple[str, float], ...]:
+        """The service's weights over the active rule file's ``emotion_weights`` (the setting wins per class)."""
+        path = self.rules.active_path()
+        from_rules: tuple[tuple[str, float], ...] = ()
+        if path is not None:
+            from callsense.rules import load_ruleset
+
+            from_rules = load_ruleset(path).emotion_weights
+        return tuple({**dict(from_rules), **dict(self.settings.emotion_weights)}.items())
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> CallAnalysis:
         """ASR only (SenseVoice tags included): the result is not stored."""
@@ -389,6 +416,21 @@ class Service:
 
     def check_audio_token(self, call_id: str, token: str) -> bool:
         return self.audio_tokens.check(call_id, token)
+
+    # ---- reviewers' corrections (store/corrections.py) -------------------------------------------
+    def label_segment(self, call_id: str, segment_id: str, label: Any, *, reviewer: str,
+                      note: str | None = None) -> dict[str, Any]:
+        """Store a reviewer's label for a segment of a stored call (who and when are recorded)."""
+        from callsense.store.corrections import add_correction
+
+        return add_correction(self.store, call_id, segment_id, label, reviewer=reviewer, note=note).to_dict()
+
+    def segment_labels(self, call_id: str) -> list[dict[str, Any]]:
+        """Every correction of one call, oldest first (404 for an unknown call)."""
+        from callsense.store.corrections import list_corrections
+
+        self.calls.get(call_id)  # an unknown call: 404
+        return [c.to_dict() for c in list_corrections(self.store, call_id=call_id)]
 
     def purge(self, call_id: str) -> None:
         """Delete the call everywhere (docs/privacy.md): from then on every route answers 404."""

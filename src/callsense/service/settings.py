@@ -35,6 +35,8 @@ class ServiceSettings:
     run_emotion: bool = True
     emotion_head: str | None = None  # a custom head under $CALLSENSE_HOME/heads/ (docs/adapt.md)
     emotion_weights: tuple[tuple[str, float], ...] = ()  # sensitivity per class, e.g. (("angry", 1.3),)
+    mood_history: int = 10  # /v1/emotion answers kept per user_id / session_id (and calls per customer)
+    mood_alert: float = 0.35  # mood volatility (mean cosine distance of successive embeddings) that alerts
     reply_config: Path | None = None  # fallback texts and reply styles (docs/adapt.md); None: the defaults
     keep_audio: bool = True  # False: no audio is kept: uploads are deleted after analysis, none is written
     redact: bool = False  # True: results are PII-redacted before anything is stored or answered
@@ -104,6 +106,10 @@ class ServiceSettings:
         from callsense.engines.base import EmotionOptions
 
         EmotionOptions(weights=tuple(self.emotion_weights))  # bad labels or weights: a usage error at start
+        if not 2 <= self.mood_history <= 1000:
+            raise UsageError(f"--mood-history must be 2..1000 answers, not {self.mood_history}")
+        if not 0 <= self.mood_alert <= 2:
+            raise UsageError(f"--mood-alert must be a cosine distance 0..2, not {self.mood_alert:g}")
         if not 0 < self.port < 65536:
             raise UsageError(f"--port must be 1..65535, not {self.port}")
         return self

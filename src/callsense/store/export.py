@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from callsense.store.privacy import RedactionConfig
 
 ExportFormat = Literal["csv", "jsonl", "json", "parquet"]
-ExportWhat = Literal["calls", "segments", "rule_hits", "qc"]
+ExportWhat = Literal["calls", "segments", "rule_hits", "qc", "corrections"]
 FORMATS = ("csv", "jsonl", "json", "parquet")
 
 _CALL_TIME = ("call_time", "started_at", "analyzed_at")
@@ -50,6 +50,8 @@ EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
                   "queue"),
     "qc": ("call_id", "file", "duration_s", "text", "start_emotion", "end_emotion", "risk", "invalid", "score",
            "passed", "hit_ids", "error"),
+    "corrections": ("id", "call_id", "segment_id", "start_ms", "end_ms", "role", "label", "custom", "previous",
+                    "reviewer", "at", "note", "text", "agent_id"),
 }
 
 
@@ -287,6 +289,30 @@ def _qc_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None) 
                "hit_ids": [], "error": f"{f.error_code}: {f.message}"}
 
 
-_ROWS = {"calls": _call_rows, "segments": _segment_rows, "rule_hits": _hit_rows, "qc": _qc_rows}
+def _correction_rows(store: Store, since: Any, until: Any, red: RedactionConfig | None) -> Iterator[dict[str, Any]]:
+    """Reviewers' corrections (store/corrections.py), oldest first, by the time they were given; the
+    segment's text and the note are redacted like every text."""
+    from sqlalchemy import select
+
+    from callsense.store.models import SegmentLabel
+
+    L = SegmentLabel
+    stmt = (select(L.id, L.call_id, L.segment_id, L.label, L.custom, L.previous, L.reviewer, L.at, L.note,
+                   SegmentRow.start_ms, SegmentRow.end_ms, SegmentRow.role, SegmentRow.text, Call.agent_id)
+            .join(SegmentRow, (SegmentRow.call_id == L.call_id) & (SegmentRow.segment_id == L.segment_id))
+            .join(Call, Call.call_id == L.call_id).order_by(L.id))
+    if since is not None:
+        stmt = stmt.where(L.at >= utc_naive(since))
+    if until is not None:
+        stmt = stmt.where(L.at < utc_naive(until))
+    with store.session() as s:
+        rows = s.execute(stmt).all()
+    for r in rows:
+        yield {**r._asdict(), "custom": bool(r.custom), "text": _red(r.text, red), "note": _red(r.note, red),
+               "agent_id": _red(r.agent_id, red)}
+
+
+_ROWS = {"calls": _call_rows, "segments": _segment_rows, "rule_hits": _hit_rows, "qc": _qc_rows,
+         "corrections": _correction_rows}
 
 __all__ = ["EXPORT_COLUMNS", "FORMATS", "export"]

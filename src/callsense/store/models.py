@@ -451,3 +451,75 @@ class PendingAlert(Base):
         UniqueConstraint("call_id", "rule_id", "evidence_hash", "target", name="uq_pending_alerts_key"),
         Index("ix_pending_alerts_due", "status", "next_attempt_at"),
     )
+
+
+class MoodEntry(Base):
+    """One emotion answer of a voice assistant's user or session (``subject`` = ``user:<id>`` or
+    ``session:<id>``), kept for the mood history of ``/v1/emotion`` (callsense.store.mood): the last N per
+    subject (older rows are deleted as new ones come), deleted by ``DELETE /v1/users/{id}/mood`` and by
+    ``purge`` / retention like call records (revision 0008)."""
+
+    __tablename__ = "mood_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(160))
+    at: Mapped[datetime] = mapped_column(DateTime(), index=True)  # naive UTC
+    label: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    distribution_json: Mapped[str] = mapped_column(Text)  # the nine classes' probabilities, model order
+    model: Mapped[str | None] = mapped_column(String(128))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # L2-normalised, float16 (callsense.store.vectors)
+
+    __table_args__ = (Index("ix_mood_entries_subject_id", "subject", "id"),)
+
+
+class SegmentLabel(Base):
+    """A reviewer's correction of a segment's emotion (one of the nine, or a custom label): who, when,
+    and what the model had said. The newest row of a segment is its label; training
+    (``adapt train store:corrections``) reads them. Deleted with the call (revision 0008)."""
+
+    __tablename__ = "segment_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(64))
+    custom: Mapped[bool] = mapped_column(Boolean, default=False)  # not one of the nine classes
+    previous: Mapped[str | None] = mapped_column(String(32))  # the model's label when it was corrected
+    reviewer: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(), index=True)  # naive UTC
+
+
+class AnalysisRun(Base):
+    """One ``callsense clusters`` run (``kind`` ``clusters`` or ``outliers``): its parameters and figures
+    (k, silhouette, the outlier threshold) — no segment text, no vector (revision 0008)."""
+
+    __tablename__ = "analysis_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    params_json: Mapped[str] = mapped_column(Text)
+    summary_json: Mapped[str] = mapped_column(Text)
+
+
+class SegmentScore(Base):
+    """A segment's cluster (and distance to its centre) or outlier score in one run; deleted with the call
+    and with the run (revision 0008)."""
+
+    __tablename__ = "segment_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("analysis_runs.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    segment_id: Mapped[str] = mapped_column(String(32))
+    cluster: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)  # distance to the centre, or the outlier score
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_segment_scores_run_cluster", "run_id", "cluster"),
+        Index("ix_segment_scores_run_score", "run_id", "score"),
+    )

@@ -291,6 +291,7 @@ class PurgeReport:
     dry_run: bool
     folders: int = 0  # call folders deleted (the service's calls/outputs_<id>)
     jobs: int = 0  # finished service jobs deleted (they carry file names and metadata)
+    mood: int = 0  # voice-assistant mood history rows deleted (store/mood.py)
 
 
 def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all", dry_run: bool = False,
@@ -301,8 +302,8 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
       in the call's folder; the records stay, marked ``audio_deleted``;
     - ``"records"``: the call records (with everything hanging off them: segments, embeddings, rule
       hits…), the call's folder (result.json, embeddings.npy, processed audio, report), the finished
-      service jobs and the failure records from before the cut-off; only a ``--copy-audio`` archive
-      copy is kept;
+      service jobs, the failure records and the voice-assistant mood history (``mood_entries``) from
+      before the cut-off; only a ``--copy-audio`` archive copy is kept;
     - ``"all"``: both — nothing of those calls is left.
 
     The records go first, in batches of whole calls, each its own short transaction (sized to take
@@ -318,12 +319,15 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
         raise UsageError(f"purge what={what!r}: choose records, audio or all")
     age = parse_age(older_than) if isinstance(older_than, str) else older_than
     cutoff = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None) - age
-    audio_files = calls = failures = folders = jobs = 0
+    from callsense.store.models import MoodEntry
+
+    audio_files = calls = failures = folders = jobs = mood = 0
     with store.session() as s:
         old = s.execute(select(Call.call_id, Call.audio_path, Call.audio_deleted, Call.output_dir)
                         .where(Call.stored_at < cutoff)).all()
         if what in ("records", "all"):
             failures = len(s.execute(select(Failure.id).where(Failure.failed_at < cutoff)).all())
+            mood = len(s.execute(select(MoodEntry.id).where(MoodEntry.at < cutoff)).all())
     audio = [p for _, p, deleted, _ in old if p and not deleted] if what in ("audio", "all") else []
     audio += [str(Path(d) / PROCESSED_AUDIO) for _, _, _, d in old
               if d and what == "audio" and (Path(d) / PROCESSED_AUDIO).is_file()]
@@ -338,6 +342,12 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
 
                 jobs += _delete_old_jobs(s, cutoff)
                 s.execute(delete(Failure).where(Failure.failed_at < cutoff))
+                from callsense.store.mood import delete_older_than
+
+                mood = delete_older_than(s, cutoff)  # the mood history of /v1/emotion's users ages out too
+                from callsense.store.models import AnalysisRun
+
+                s.execute(delete(AnalysisRun).where(AnalysisRun.created_at < cutoff))  # clusters runs (cascade)
             from callsense.store.ann import after_delete
 
             after_delete(store)  # the similarity index and its saved copy lose the deleted vectors
@@ -349,9 +359,9 @@ def purge(store: Store, older_than: timedelta | str, *, what: PurgeWhat = "all",
     else:
         audio_files = _unlink_all(audio)
         folders = remove_folders(dirs)
-    log.info("purge older than %s: %d calls, %d folders, %d audio files, %d failures, %d jobs%s", cutoff, calls,
-             folders, audio_files, failures, jobs, " (dry run)" if dry_run else "")
-    return PurgeReport(cutoff, calls, audio_files, failures, dry_run, folders=folders, jobs=jobs)
+    log.info("purge older than %s: %d calls, %d folders, %d audio files, %d failures, %d jobs, %d mood entries%s",
+             cutoff, calls, folders, audio_files, failures, jobs, mood, " (dry run)" if dry_run else "")
+    return PurgeReport(cutoff, calls, audio_files, failures, dry_run, folders=folders, jobs=jobs, mood=mood)
 
 
 @dataclass(frozen=True)

@@ -472,6 +472,9 @@ def build_ui(service: Any) -> Any:
                 calls_tab.select(list_on_open, [*filters, pick], [table, pick])
                 table.select(pick_row, table, pick)
                 pick.change(open_call, pick, call_out)
+                from callsense.ui.review import review_panel  # reviewers' corrections (issue 20)
+
+                review_panel(service, pick, role_of)
 
             with gr.Tab("搜索 Search", id="search"):
                 with gr.Row():
