@@ -457,7 +457,7 @@ class MoodEntry(Base):
     """One emotion answer of a voice assistant's user or session (``subject`` = ``user:<id>`` or
     ``session:<id>``), kept for the mood history of ``/v1/emotion`` (callsense.store.mood): the last N per
     subject (older rows are deleted as new ones come), deleted by ``DELETE /v1/users/{id}/mood`` and by
-    ``purge`` / retention like call records (revision 0008)."""
+    ``purge`` / retention like call records (revision 0009)."""
 
     __tablename__ = "mood_entries"
 
@@ -477,7 +477,7 @@ class MoodEntry(Base):
 class SegmentLabel(Base):
     """A reviewer's correction of a segment's emotion (one of the nine, or a custom label): who, when,
     and what the model had said. The newest row of a segment is its label; training
-    (``adapt train store:corrections``) reads them. Deleted with the call (revision 0008)."""
+    (``adapt train store:corrections``) reads them. Deleted with the call (revision 0009)."""
 
     __tablename__ = "segment_labels"
 
@@ -494,7 +494,7 @@ class SegmentLabel(Base):
 
 class AnalysisRun(Base):
     """One ``callsense clusters`` run (``kind`` ``clusters`` or ``outliers``): its parameters and figures
-    (k, silhouette, the outlier threshold) — no segment text, no vector (revision 0008)."""
+    (k, silhouette, the outlier threshold) — no segment text, no vector (revision 0009)."""
 
     __tablename__ = "analysis_runs"
 
@@ -507,7 +507,7 @@ class AnalysisRun(Base):
 
 class SegmentScore(Base):
     """A segment's cluster (and distance to its centre) or outlier score in one run; deleted with the call
-    and with the run (revision 0008)."""
+    and with the run (revision 0009)."""
 
     __tablename__ = "segment_scores"
 
