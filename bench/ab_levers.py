@@ -196,7 +196,8 @@ def lever_sv_sherpa(args) -> dict:
 
     d = args.models / "sensevoice-small" / "onnx"
     files = {"fp32": d / "model.onnx", "quint8": d / "model.ab-qu8.onnx", "qint8": d / "model.ab-qs8.onnx",
-             "qint8_reduce_range": d / "model.ab-qs8rr.onnx"}
+             "qint8_reduce_range": d / "model.ab-qs8rr.onnx",
+             "quint8_signed": d / "model.ab-qu8-signed.onnx"}  # sv-signed's lossless shift of quint8
     files = {k: v for k, v in files.items() if v.exists()}
     rng = np.random.default_rng(3)
     t = np.arange(16000 * 10) / 16000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -83,3 +85,68 @@ def test_signed_weights_leave_a_float_model_alone(tmp_path):
     _matmul_model(tmp_path / "m.onnx")
     assert quant.signed_weights(tmp_path / "m.onnx", tmp_path / "same.onnx") == 0
     assert _weights(tmp_path / "same.onnx")["W"].dtype == np.float32
+
+
+@pytest.fixture
+def vnni(monkeypatch):
+    """A CPU whose u8 x s8 kernel is exact (VNNI): the published uint8 weights are run as int8."""
+    monkeypatch.setattr(quant, "int8_scheme", lambda: ("QInt8", False))
+    monkeypatch.delenv("CALLSENSE_SIGNED_INT8", raising=False)
+
+
+def test_fast_int8_file_converts_once_and_gives_the_same_numbers(tmp_path, vnni):
+    _matmul_model(tmp_path / "m.onnx")
+    src = tmp_path / "model.int8.onnx"
+    quant.quantize_matmuls(tmp_path / "m.onnx", src, weight_type="QUInt8")
+    got = quant.fast_int8_file(src)
+    assert got == tmp_path / "model.int8.s8.onnx" and got.is_file()
+    assert _weights(got)["W_quantized"].dtype == np.int8
+    x = np.random.default_rng(4).standard_normal((7, 64)).astype(np.float32)
+    a, b = _run(src, x), _run(got, x)
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.05  # exactly equal on a VNNI CPU
+    made = got.stat().st_mtime_ns
+    assert quant.fast_int8_file(src) == got and got.stat().st_mtime_ns == made  # reused, not rewritten
+    # a new original (another size or time) is converted again
+    quant.quantize_matmuls(tmp_path / "m.onnx", src, weight_type="QUInt8")
+    import os
+
+    os.utime(src, ns=(made + 10**9, made + 10**9))
+    assert quant.fast_int8_file(src) == got and got.stat().st_mtime_ns != made
+
+
+def test_fast_int8_file_leaves_what_it_should_alone(tmp_path, vnni, monkeypatch):
+    _matmul_model(tmp_path / "m.onnx")
+    signed = tmp_path / "signed.onnx"
+    quant.quantize_matmuls(tmp_path / "m.onnx", signed, weight_type="QInt8")
+    assert quant.fast_int8_file(signed) == signed  # already int8: nothing to do, remembered
+    assert quant.fast_int8_file(tmp_path / "m.onnx") == tmp_path / "m.onnx"  # float
+    u8 = tmp_path / "u8.onnx"
+    quant.quantize_matmuls(tmp_path / "m.onnx", u8, weight_type="QUInt8")
+    monkeypatch.setenv("CALLSENSE_SIGNED_INT8", "0")
+    assert quant.fast_int8_file(u8) == u8
+    monkeypatch.delenv("CALLSENSE_SIGNED_INT8")
+    monkeypatch.setattr(quant, "int8_scheme", lambda: ("QInt8", True))  # AVX2 without VNNI: u8 x s8 saturates
+    assert quant.fast_int8_file(u8) == u8
+    assert not (tmp_path / "u8.s8.onnx").exists()
+
+
+def test_fast_int8_file_uses_the_cache_when_the_model_folder_is_read_only(tmp_path, vnni, monkeypatch):
+    import tempfile
+
+    models = tmp_path / "ro"
+    models.mkdir()
+    _matmul_model(tmp_path / "m.onnx")
+    src = models / "model.int8.onnx"
+    quant.quantize_matmuls(tmp_path / "m.onnx", src, weight_type="QUInt8")
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kw):  # the model's folder refuses writes (as for root, chmod can't)
+        if dir is not None and Path(dir) == models:
+            raise PermissionError(13, "Read-only file system", str(dir))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    got = quant.fast_int8_file(src, cache_dir=tmp_path / "cache")
+    assert got.parent.parent == tmp_path / "cache" and got.is_file()
+    assert list(models.iterdir()) == [src]
+    assert quant.fast_int8_file(src, cache_dir=tmp_path / "cache") == got

@@ -104,3 +104,63 @@ def signed_weights(src: Path, dst: Path) -> int:
         inits[name].CopyFrom(numpy_helper.from_array((arr.astype(np.int16) - 128).astype(np.int8), name))
     onnx.save(model, str(dst))
     return len({w for w, _ in pairs if w in chosen})
+
+
+def fast_int8_file(model_file: Path, cache_dir: Path | None = None) -> Path:
+    """The file to run for ``model_file`` on this CPU: where the u8 x s8 kernel is exact and fastest (VNNI
+    x86, arm64: :func:`int8_scheme` without ``reduce_range``), a dynamically quantised model with **uint8**
+    MatMul weights — the published sherpa-onnx SenseVoice ``model.int8.onnx`` — is run as its lossless
+    int8 twin (:func:`signed_weights`: every integer product, hence every output, unchanged), written
+    once as ``<stem>.s8.onnx`` beside it (or under ``cache_dir`` when the model's folder is read-only)
+    and reused while the original keeps its size and time. Elsewhere, for a model without uint8 weights,
+    or with ``CALLSENSE_SIGNED_INT8=0``: ``model_file`` itself. bench/RESULTS.md "Speed levers" has the
+    measurement (2.35x for SenseVoice through sherpa-onnx on an AMX/VNNI Xeon, tokens identical)."""
+    import json
+    import os
+    import tempfile
+
+    model_file = Path(model_file)
+    if os.environ.get("CALLSENSE_SIGNED_INT8", "1").strip() == "0" or int8_scheme() != ("QInt8", False):
+        return model_file
+    st = model_file.stat()
+    key = {"source": str(model_file.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    places = [model_file.parent]
+    if cache_dir is not None:
+        import hashlib
+
+        places.append(Path(cache_dir) / hashlib.sha256(key["source"].encode()).hexdigest()[:16])
+    for folder in places:  # an earlier conversion (or the finding that there is nothing to convert)
+        marker = folder / f"{model_file.name}.s8.json"
+        try:
+            known = json.loads(marker.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        target = folder / f"{model_file.stem}.s8.onnx"
+        if {k: known.get(k) for k in key} == key:
+            return target if known.get("converted") and target.is_file() else model_file
+    for folder in places:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{model_file.stem}.", suffix=".onnx")
+            os.close(fd)
+        except OSError:
+            continue  # read-only: the next place
+        target = folder / f"{model_file.stem}.s8.onnx"
+        try:
+            n = signed_weights(model_file, Path(tmp))
+            if n:
+                os.replace(tmp, target)
+            (folder / f"{model_file.name}.s8.json").write_text(json.dumps({**key, "converted": bool(n),
+                                                                           "matmuls": n}), "utf-8")
+        except (OSError, ValueError) as e:
+            logging.getLogger("callsense").warning("int8 weights of %s not converted (%s); running it as it is",
+                                                   model_file, e)
+            return model_file
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        if n:
+            logging.getLogger("callsense").info("%s: %d MatMul weights shifted to int8 for this CPU's kernel -> %s",
+                                                model_file.name, n, target)
+            return target
+        return model_file
+    return model_file

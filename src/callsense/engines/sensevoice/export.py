@@ -96,10 +96,11 @@ def _wrapper(model):
     return SherpaSenseVoice(model).eval()
 
 
-def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
+def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True, weight_type: str | None = None) -> Path:
     """Export the FunASR checkpoint in ``src_dir`` to ``out_dir`` (created); returns ``out_dir``.
 
-    Writes ``model.onnx`` and ``tokens.txt``, plus ``model.int8.onnx`` when ``int8``. Files are built
+    Writes ``model.onnx`` and ``tokens.txt``, plus ``model.int8.onnx`` when ``int8`` (``weight_type`` as
+    :func:`quantize_int8`; ``"QUInt8"`` is sherpa-onnx's published format). Files are built
     in a temporary directory next to ``out_dir`` and moved in at the end, so an interrupted export
     leaves no half-written model behind. The result is validated like any downloaded model.
     """
@@ -136,7 +137,7 @@ def export_onnx(src_dir: Path, out_dir: Path, *, int8: bool = True) -> Path:
         write_tokens(tmp / "tokens.txt", pieces)
         if int8:
             log.info("sensevoice export: quantising to int8")
-            quantize_int8(fp32, tmp / "model.int8.onnx")
+            quantize_int8(fp32, tmp / "model.int8.onnx", weight_type=weight_type)
         validate_onnx_dir(tmp, "fp32")
         if int8:
             validate_onnx_dir(tmp, "int8")
