@@ -17,6 +17,14 @@ def encode(v: np.ndarray) -> bytes:
     return np.asarray(v, dtype=np.float32).astype(STORED_DTYPE).tobytes()
 
 
+def encode_rows(m: np.ndarray) -> list[bytes]:
+    """:func:`encode` of each row of a matrix (one conversion for all of them)."""
+    data = np.ascontiguousarray(np.asarray(m, dtype=np.float32).astype(STORED_DTYPE))
+    width = data.shape[1] * data.itemsize
+    raw = data.tobytes()
+    return [raw[k:k + width] for k in range(0, len(raw), width)]
+
+
 def _dtype(nbytes: int, dim: int) -> type:
     if nbytes == 2 * dim:
         return np.float16
