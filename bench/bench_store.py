@@ -107,29 +107,62 @@ def _generated(task: tuple[int, int, int, int]):
     return i, make_call(i, np.random.default_rng([seed, i]), dim, n_segments)
 
 
-def grow(store, start: int, stop: int, seed: int, dim: int, n_segments: int, *, progress: int = 1000) -> float:
+def grow(store, start: int, stop: int, seed: int, dim: int, n_segments: int, *, progress: int = 1000,
+         cpu: dict | None = None) -> float:
     """Store calls start..stop-1 through the public ``save_result``; returns calls per second of
     ``save_result`` alone (generation excluded: it runs in a second process, overlapped with the
-    saves, so that building 100,000 calls costs the store's time and little more)."""
+    saves, so that building 100,000 calls costs the store's time and little more).
+
+    ``cpu`` (if given) receives the CPU milliseconds per call of ``save_result`` in this process and,
+    for a PostgreSQL server on this machine, of its backend: figures that other load on a shared
+    machine changes far less than the wall-clock rate."""
     import multiprocessing
 
     from callsense.store import save_result
 
     if stop <= start:
         return 0.0
-    spent, t_wall, done = 0.0, time.perf_counter(), 0
+    spent, spent_cpu, t_wall, done = 0.0, 0.0, time.perf_counter(), 0
+    pid = _backend_pid(store)
+    server0 = _proc_cpu(pid)
     tasks = ((i, seed, dim, n_segments) for i in range(start, stop))
     # spawn, not fork: the store's open connections must not be copied into another process
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         for i, (r, e) in pool.imap(_generated, tasks, chunksize=8):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             save_result(store, r, embeddings=e, fingerprint="bench")
             spent += time.perf_counter() - t0
+            spent_cpu += time.process_time() - c0
             done += 1
             if progress and done % progress == 0:
                 print(f"  stored {i + 1} calls ({done / spent:.0f} calls/s in save_result, "
                       f"{done / (time.perf_counter() - t_wall):.0f} calls/s wall)", file=sys.stderr, flush=True)
+    if cpu is not None:
+        cpu["client_ms_per_call"] = round(spent_cpu / done * 1000, 2)
+        server1 = _proc_cpu(pid if pid == _backend_pid(store) else None)
+        if server0 is not None and server1 is not None:
+            cpu["server_ms_per_call"] = round((server1 - server0) / done * 1000, 2)
     return done / spent if spent else 0.0
+
+
+def _backend_pid(store) -> int | None:
+    if store.dialect != "postgresql":
+        return None
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+
+
+def _proc_cpu(pid: int | None) -> float | None:
+    """CPU seconds of a local process (the PostgreSQL backend), or None where it cannot be read."""
+    import os
+
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def stored_calls(store, seed: int, dim: int, n_segments: int) -> int:
@@ -339,7 +372,8 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
             if size < have:
                 print(f"{backend} {size}: skipped (the store already holds {have} calls)", file=sys.stderr)
                 continue
-            rate = grow(store, have, size, args.seed, args.dim, args.segments)
+            cpu: dict = {}
+            rate = grow(store, have, size, args.seed, args.dim, args.segments, cpu=cpu)
             grown, have = size - have, size
             if backend == "sqlite":
                 with store.engine.begin() as conn:
@@ -355,6 +389,7 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
             rollup_s = time.perf_counter() - t0
             sizes_b = disk(store, path)
             entry = {"ingest_calls_per_s": round(rate, 1) if grown else None, "ingest_calls": grown,
+                     "ingest_cpu": cpu,
                      "disk_bytes": sizes_b, "disk_per_call_kb": round(sizes_b["(file)"] / size / 1024, 1),
                      "rollup_refresh_s": round(rollup_s, 2), "rollup_days": days}
             out["sizes"][size] = entry
@@ -387,6 +422,14 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
     return out
 
 
+def _cpu_cell(cpu: dict) -> str:
+    if "client_ms_per_call" not in cpu:
+        return "–"
+    total = cpu["client_ms_per_call"] + cpu.get("server_ms_per_call", 0.0)
+    parts = f"{cpu['client_ms_per_call']}" + (f" + {cpu['server_ms_per_call']}" if "server_ms_per_call" in cpu else "")
+    return f"{parts} (= {1000 / total:.0f} calls/s of CPU)" if total else parts
+
+
 def markdown(results: list[dict], args) -> str:
     sizes = sorted({int(s) for r in results for s in r["sizes"]})
     cols = [f"{r['backend']} {s}" for r in results for s in sorted(r["sizes"], key=int)]
@@ -396,6 +439,8 @@ def markdown(results: list[dict], args) -> str:
     rows.append(["ingest, calls/s (save_result)"] + [
         "–" if e["ingest_calls_per_s"] is None else f"{e['ingest_calls_per_s']} ({e['ingest_calls']} calls)"
         for e in entries])
+    rows.append(["ingest, CPU ms per call (save_result + PostgreSQL backend)"] + [_cpu_cell(e.get("ingest_cpu") or {})
+                                                                            for e in entries])
     rows.append(["disk per call, KB"] + [e["disk_per_call_kb"] for e in entries])
     if not entries:
         return "## Store at scale (bench/bench_store.py)\n\nNothing measured (every size was below the reused store's).\n"
