@@ -365,5 +365,21 @@ def test_upgrade_from_0002_keeps_every_call_and_serves_the_new_indexes(empty_url
         hits = find_similar(store, "c000", "s0001", k=3)  # float32 rows of 0002 are still read
         assert len(hits) == 3 and all(-1.0 <= h.score <= 1.0 for h in hits)
         assert daily_trends(store).column("calls") == [1, 1, 1]
+        # 3+ characters go through the rebuilt trigram index (SQLite: external content since 0008),
+        # and a deletion reaches it: the index never answers with a segment that is gone
+        long_want = {h for h in want if "我要投诉" in TEXTS[(int(h[0][1:]) + int(h[1][1:]) - 1) % 5]}
+        assert long_want and {(h.call_id, h.segment_id)
+                              for h in search_calls(store, SearchQuery(text="我要投诉"))} == long_want
+        from callsense.store import save_result
+        from callsense.store.privacy import delete_call
+
+        delete_call(store, "c000")
+        r, e = _call(7, day=9)
+        save_result(store, r, embeddings=e)  # a new call after the upgrade is indexed by the triggers
+        after = {(h.call_id, h.segment_id) for h in search_calls(store, SearchQuery(text="我要投诉"))}
+        assert {c for c, _ in after} == {c for c, _ in long_want if c != "c000"} | {"c007"}
+        if store.dialect == "sqlite":
+            with store.engine.connect() as conn:  # FTS5's own consistency check against segments
+                conn.execute(text("INSERT INTO segments_fts(segments_fts) VALUES ('integrity-check')"))
     finally:
         store.close()
