@@ -448,7 +448,8 @@ def markdown(results: list[dict], args) -> str:
              f"Recorded {datetime.now().date().isoformat()} on {machine_line(machine_info())}.",
              (f"Synthetic calls: ~{args.segments} segments, {AGENTS} agents, {DAYS} days, {args.dim}-d embedding per "
               f"segment, seed {args.seed}; sizes {', '.join(map(str, sizes))}. Latency: median of {args.repeat} warm "
-              "runs, ms.\n"), markdown_table(["operation"] + cols, rows), ""]
+              "runs, ms.\n"), *([args.note + "\n"] if getattr(args, "note", None) else []),
+             markdown_table(["operation"] + cols, rows), ""]
     rows2 = [[r["backend"], s, r["sizes"][s]["ann_recall_at_10"], r["sizes"][s]["ann_build_and_recall_s"]]
              for r in results for s in sorted(r["sizes"], key=int) if "ann_recall_at_10" in r["sizes"][s]]
     parts += ["Similarity index: recall@10 against exact search (20 random segments), and the time of the first"
@@ -486,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-only", action="store_true", help="store the calls, measure ingest and disk, no queries")
     ap.add_argument("--purge", action="store_true", help="also purge every call of a reused store at the end")
     ap.add_argument("--no-purge", action="store_true", help="skip the purge measurement")
+    ap.add_argument("--note", default=None, help="a sentence for RESULTS.md (e.g. the machine's load)")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "store.json")
     ap.add_argument("--no-write", action="store_true", help="print only (smoke runs)")
     args = ap.parse_args(argv)
