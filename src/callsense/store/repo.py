@@ -39,8 +39,6 @@ from callsense.store.models import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from callsense.result.model import CallAnalysis
     from callsense.rules.model import AlertTarget
     from callsense.store.db import Store
