@@ -383,3 +383,17 @@ def test_upgrade_from_0002_keeps_every_call_and_serves_the_new_indexes(empty_url
                 conn.execute(text("INSERT INTO segments_fts(segments_fts) VALUES ('integrity-check')"))
     finally:
         store.close()
+
+
+def test_a_failed_bulk_insert_is_a_sqlalchemy_error_on_both_backends(store):
+    """save_result's one-statement inserts (unnest on PostgreSQL, through the driver's cursor) fail
+    as SQLAlchemy errors, like every other statement: callers catch IntegrityError, disk-full, etc."""
+    import sqlalchemy.exc
+
+    from callsense.store.models import SegmentGram
+    from callsense.store.repo import _insert_many
+
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        with store.session() as s:
+            _insert_many(s.connection(), SegmentGram, [{"gram": "ab", "segment_pk": 999},
+                                                       {"gram": "cd", "segment_pk": 998}])  # no such segments

@@ -168,9 +168,16 @@ def _insert_many(conn: Any, model: Any, rows: list[dict[str, Any]]) -> None:
         if all(c.name in rows[0] for c in table.columns if c.default is not None and not c.primary_key):
             casts = ", ".join(f"%s::{_pg_array_type(table.c[n])}" for n in names)
             sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({casts})")
-            # binary parameters: a vector travels as its bytes, not as hex text to parse
-            with conn.connection.dbapi_connection.cursor() as cur:
-                cur.execute(sql, tuple([r[n] for r in rows] for n in names), binary=True)
+            # binary parameters: a vector travels as its bytes, not as hex text to parse (the driver's
+            # cursor, in this transaction; its errors are wrapped as SQLAlchemy would wrap them)
+            dbapi_error = conn.dialect.loaded_dbapi.Error
+            try:
+                with conn.connection.dbapi_connection.cursor() as cur:
+                    cur.execute(sql, tuple([r[n] for r in rows] for n in names), binary=True)
+            except dbapi_error as e:
+                from sqlalchemy.exc import DBAPIError
+
+                raise DBAPIError.instance(sql, None, e, dbapi_error, dialect=conn.dialect) from e
             return
     conn.execute(insert(table), rows)
 
