@@ -102,17 +102,90 @@ def _centres(dim: int) -> np.ndarray:
     return _CENTRES[dim]
 
 
-def grow(store, start: int, stop: int, seed: int, dim: int, n_segments: int) -> float:
-    """Store calls start..stop-1; returns calls per second (generation excluded)."""
+def _generated(task: tuple[int, int, int, int]):
+    i, seed, dim, n_segments = task
+    return i, make_call(i, np.random.default_rng([seed, i]), dim, n_segments)
+
+
+def grow(store, start: int, stop: int, seed: int, dim: int, n_segments: int, *, progress: int = 1000,
+         cpu: dict | None = None) -> float:
+    """Store calls start..stop-1 through the public ``save_result``; returns calls per second of
+    ``save_result`` alone (generation excluded: it runs in a second process, overlapped with the
+    saves, so that building 100,000 calls costs the store's time and little more).
+
+    ``cpu`` (if given) receives the CPU milliseconds per call of ``save_result`` in this process and,
+    for a PostgreSQL server on this machine, of its backend: figures that other load on a shared
+    machine changes far less than the wall-clock rate."""
+    import multiprocessing
+
     from callsense.store import save_result
 
-    spent = 0.0
-    for i in range(start, stop):
-        r, e = make_call(i, np.random.default_rng([seed, i]), dim, n_segments)
-        t0 = time.perf_counter()
-        save_result(store, r, embeddings=e, fingerprint="bench")
-        spent += time.perf_counter() - t0
-    return (stop - start) / spent if spent else 0.0
+    if stop <= start:
+        return 0.0
+    spent, spent_cpu, t_wall, done = 0.0, 0.0, time.perf_counter(), 0
+    pid = _backend_pid(store)
+    server0 = _proc_cpu(pid)
+    tasks = ((i, seed, dim, n_segments) for i in range(start, stop))
+    # spawn, not fork: the store's open connections must not be copied into another process
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        for i, (r, e) in pool.imap(_generated, tasks, chunksize=8):
+            t0, c0 = time.perf_counter(), time.process_time()
+            save_result(store, r, embeddings=e, fingerprint="bench")
+            spent += time.perf_counter() - t0
+            spent_cpu += time.process_time() - c0
+            done += 1
+            if progress and done % progress == 0:
+                print(f"  stored {i + 1} calls ({done / spent:.0f} calls/s in save_result, "
+                      f"{done / (time.perf_counter() - t_wall):.0f} calls/s wall)", file=sys.stderr, flush=True)
+    if cpu is not None:
+        cpu["client_ms_per_call"] = round(spent_cpu / done * 1000, 2)
+        server1 = _proc_cpu(pid if pid == _backend_pid(store) else None)
+        if server0 is not None and server1 is not None:
+            cpu["server_ms_per_call"] = round((server1 - server0) / done * 1000, 2)
+    return done / spent if spent else 0.0
+
+
+def _backend_pid(store) -> int | None:
+    if store.dialect != "postgresql":
+        return None
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+
+
+def _proc_cpu(pid: int | None) -> float | None:
+    """CPU seconds of a local process (the PostgreSQL backend), or None where it cannot be read."""
+    import os
+
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stored_calls(store, seed: int, dim: int, n_segments: int) -> int:
+    """How many benchmark calls a reused store holds (calls 0..n-1, stored in order), after checking
+    that they were generated with the same seed, dimension and segment count (else: refuse)."""
+    from sqlalchemy import text
+
+    from callsense.store import count_calls, get_embeddings, get_result
+
+    n = count_calls(store)
+    if n == 0:
+        return 0
+    with store.engine.connect() as conn:
+        last = conn.execute(text("SELECT max(call_id) FROM calls WHERE call_id LIKE 'call%'")).scalar()
+    if last is None or int(last[4:]) + 1 != n:
+        raise SystemExit(f"the store holds {n} calls that are not benchmark calls 0..{n - 1}: use another --store")
+    probe = 0
+    want, _ = make_call(probe, np.random.default_rng([seed, probe]), dim, n_segments)
+    have = get_result(store, f"call{probe:07d}")
+    vec = next(iter(get_embeddings(store, f"call{probe:07d}").values()), None)
+    if [x.text for x in have.segments] != [x.text for x in want.segments] or vec is None or vec.shape[0] != dim:
+        raise SystemExit("the store was built with another --seed, --dim or --segments: use another --store")
+    return n
 
 
 def queries(store) -> dict[str, Callable[[], object]]:
@@ -267,26 +340,41 @@ def disk(store, path: Path | None) -> dict[str, int]:
         return out
 
 
-def bench_backend(backend: str, sizes: list[int], args) -> dict:
-    from callsense.store import open_store
+def _open(backend: str, args, tmp: str):
+    """(url, sqlite path or None, context to exit or None): the reused ``--store`` or a fresh one."""
     from callsense.testing.store import fresh_postgres_database
 
-    tmp = tempfile.TemporaryDirectory(prefix="bench_store_")
-    ctx = None
+    reuse = args.sqlite_store if backend == "sqlite" else args.pg_store
+    if reuse:
+        if backend == "sqlite":
+            path = Path(reuse).expanduser().resolve()
+            return f"sqlite:///{path}", path, None
+        return reuse, None, None
     if backend == "sqlite":
-        path = Path(tmp.name) / "store.db"
-        url = f"sqlite:///{path}"
-    else:
-        path = None
-        ctx = fresh_postgres_database(args.pg_admin)
-        url = ctx.__enter__()
+        path = Path(tmp) / "store.db"
+        return f"sqlite:///{path}", path, None
+    ctx = fresh_postgres_database(args.pg_admin)
+    return ctx.__enter__(), None, ctx
+
+
+def bench_backend(backend: str, sizes: list[int], args) -> dict:
+    from callsense.store import open_store
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench_store_")
+    url, path, ctx = _open(backend, args, tmp.name)
     store = open_store(url)
     out = {"backend": backend, "sizes": {}}
     try:
-        have = 0
+        have = stored_calls(store, args.seed, args.dim, args.segments)
+        if have:
+            print(f"{backend}: reusing {have} stored calls", file=sys.stderr)
         for size in sizes:
-            rate = grow(store, have, size, args.seed, args.dim, args.segments)
-            have = size
+            if size < have:
+                print(f"{backend} {size}: skipped (the store already holds {have} calls)", file=sys.stderr)
+                continue
+            cpu: dict = {}
+            rate = grow(store, have, size, args.seed, args.dim, args.segments, cpu=cpu)
+            grown, have = size - have, size
             if backend == "sqlite":
                 with store.engine.begin() as conn:
                     conn.exec_driver_sql("ANALYZE")
@@ -300,6 +388,15 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
                 days = refresh(s, store.dialect)
             rollup_s = time.perf_counter() - t0
             sizes_b = disk(store, path)
+            entry = {"ingest_calls_per_s": round(rate, 1) if grown else None, "ingest_calls": grown,
+                     "ingest_cpu": cpu,
+                     "disk_bytes": sizes_b, "disk_per_call_kb": round(sizes_b["(file)"] / size / 1024, 1),
+                     "rollup_refresh_s": round(rollup_s, 2), "rollup_days": days}
+            out["sizes"][size] = entry
+            if args.build_only:
+                print(f"{backend} {size}: built (ingest {rate:.0f} calls/s over {grown} calls, "
+                      f"{entry['disk_per_call_kb']} KB/call)", file=sys.stderr)
+                continue
             t0 = time.perf_counter()
             recall = _recall(store, args.seed)  # the first similarity query also builds / catches up the index
             ann_s = time.perf_counter() - t0
@@ -307,16 +404,16 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
             for name, fn in queries(store).items():
                 lat[name] = round(timed(fn, args.repeat)[0], 2)
                 plans[name] = [explain(store, st, p) for st, p in capture_sql(store, fn)][-3:]
-            out["sizes"][size] = {"ingest_calls_per_s": round(rate, 1), "latency_ms": lat, "plans": plans,
-                                  "disk_bytes": sizes_b, "disk_per_call_kb": round(sizes_b["(file)"] / size / 1024, 1),
-                                  "rollup_refresh_s": round(rollup_s, 2), "rollup_days": days,
-                                  "ann_build_and_recall_s": round(ann_s, 2), "ann_recall_at_10": recall}
-            print(f"{backend} {size}: ingest {rate:.0f} calls/s, {out['sizes'][size]['disk_per_call_kb']} KB/call, "
+            entry.update({"latency_ms": lat, "plans": plans, "ann_build_and_recall_s": round(ann_s, 2),
+                          "ann_recall_at_10": recall})
+            print(f"{backend} {size}: ingest {rate:.0f} calls/s, {entry['disk_per_call_kb']} KB/call, "
                   f"ANN recall@10 {recall} (build + 40 queries {ann_s:.1f} s)", file=sys.stderr)
             for name, ms in lat.items():
                 print(f"  {ms:9.1f} ms  {name}", file=sys.stderr)
-        out["purge"] = _purge(store, have)
-        print(f"{backend} purge: {out['purge']}", file=sys.stderr)
+        reused = bool(args.sqlite_store if backend == "sqlite" else args.pg_store)
+        if args.purge or (not reused and not args.no_purge):
+            out["purge"] = _purge(store, have)  # deletes every call: a reused store is left empty
+            print(f"{backend} purge: {out['purge']}", file=sys.stderr)
     finally:
         store.close()
         if ctx is not None:
@@ -325,35 +422,50 @@ def bench_backend(backend: str, sizes: list[int], args) -> dict:
     return out
 
 
+def _cpu_cell(cpu: dict) -> str:
+    if "client_ms_per_call" not in cpu:
+        return "–"
+    total = cpu["client_ms_per_call"] + cpu.get("server_ms_per_call", 0.0)
+    parts = f"{cpu['client_ms_per_call']}" + (f" + {cpu['server_ms_per_call']}" if "server_ms_per_call" in cpu else "")
+    return f"{parts} (= {1000 / total:.0f} calls/s of CPU)" if total else parts
+
+
 def markdown(results: list[dict], args) -> str:
     sizes = sorted({int(s) for r in results for s in r["sizes"]})
     cols = [f"{r['backend']} {s}" for r in results for s in sorted(r["sizes"], key=int)]
-    names = list(next(iter(results[0]["sizes"].values()))["latency_ms"])
-    rows = [[n] + [r["sizes"][s]["latency_ms"][n] for r in results for s in sorted(r["sizes"], key=int)]
-            for n in names]
-    rows.append(["ingest, calls/s (save_result)"] + [r["sizes"][s]["ingest_calls_per_s"] for r in results
-                                                     for s in sorted(r["sizes"], key=int)])
-    rows.append(["disk per call, KB"] + [r["sizes"][s]["disk_per_call_kb"] for r in results
-                                         for s in sorted(r["sizes"], key=int)])
+    entries = [r["sizes"][s] for r in results for s in sorted(r["sizes"], key=int)]
+    names = next((list(e["latency_ms"]) for e in entries if "latency_ms" in e), [])
+    rows = [[n] + [e.get("latency_ms", {}).get(n, "–") for e in entries] for n in names]
+    rows.append(["ingest, calls/s (save_result)"] + [
+        "–" if e["ingest_calls_per_s"] is None else f"{e['ingest_calls_per_s']} ({e['ingest_calls']} calls)"
+        for e in entries])
+    rows.append(["ingest, CPU ms per call (save_result + PostgreSQL backend)"] + [_cpu_cell(e.get("ingest_cpu") or {})
+                                                                            for e in entries])
+    rows.append(["disk per call, KB"] + [e["disk_per_call_kb"] for e in entries])
+    if not entries:
+        return "## Store at scale (bench/bench_store.py)\n\nNothing measured (every size was below the reused store's).\n"
     parts = ["## Store at scale (bench/bench_store.py)\n",
              f"Recorded {datetime.now().date().isoformat()} on {machine_line(machine_info())}.",
              (f"Synthetic calls: ~{args.segments} segments, {AGENTS} agents, {DAYS} days, {args.dim}-d embedding per "
               f"segment, seed {args.seed}; sizes {', '.join(map(str, sizes))}. Latency: median of {args.repeat} warm "
-              "runs, ms.\n"), markdown_table(["operation"] + cols, rows), ""]
+              "runs, ms.\n"), *([args.note + "\n"] if getattr(args, "note", None) else []),
+             markdown_table(["operation"] + cols, rows), ""]
     rows2 = [[r["backend"], s, r["sizes"][s]["ann_recall_at_10"], r["sizes"][s]["ann_build_and_recall_s"]]
-             for r in results for s in sorted(r["sizes"], key=int)]
+             for r in results for s in sorted(r["sizes"], key=int) if "ann_recall_at_10" in r["sizes"][s]]
     parts += ["Similarity index: recall@10 against exact search (20 random segments), and the time of the first"
               " 40 similarity queries, which build or catch up the index:\n",
               markdown_table(["backend", "calls", "recall@10", "build + 40 queries, s"], rows2), ""]
     rows3 = [[r["backend"], r["purge"]["calls"], r["purge"]["wall_s"], r["purge"]["calls_per_s"],
               r["purge"]["batches"], r["purge"]["max_batch_s"]] for r in results if "purge" in r]
-    parts += ["Purge of every call (batched):\n", markdown_table(
-        ["backend", "calls", "wall s", "calls/s", "batches", "longest batch s"], rows3), ""]
-    big = results[0]["sizes"][max(results[0]["sizes"], key=int)]
-    disk_rows = sorted(((n, round(b / int(max(results[0]['sizes'], key=int)) / 1024, 2))
-                        for n, b in big["disk_bytes"].items() if n != "(file)"), key=lambda t: -t[1])[:12]
+    if rows3:
+        parts += ["Purge of every call (batched):\n", markdown_table(
+            ["backend", "calls", "wall s", "calls/s", "batches", "longest batch s"], rows3), ""]
+    first = next(r for r in results if r["sizes"])
+    top = max(first["sizes"], key=int)
+    disk_rows = sorted(((n, round(b / int(top) / 1024, 2)) for n, b in first["sizes"][top]["disk_bytes"].items()
+                        if n != "(file)"), key=lambda t: -t[1])[:16]
     if disk_rows:
-        parts += [f"Disk per call by object ({results[0]['backend']}, {max(results[0]['sizes'], key=int)} calls), KB:\n",
+        parts += [f"Disk per call by object ({first['backend']}, {top} calls), KB:\n",
                   markdown_table(["object", "KB/call"], disk_rows), ""]
     return "\n".join(parts)
 
@@ -366,7 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=int, default=30)
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--pg-admin", default=None)
+    ap.add_argument("--pg-admin", default=None, help="admin URL for the fresh PostgreSQL database")
+    ap.add_argument("--sqlite-store", default=None, metavar="PATH",
+                    help="build into (and reuse) this SQLite file instead of a temporary one; a rerun "
+                         "resumes from the calls it holds")
+    ap.add_argument("--pg-store", default=None, metavar="URL",
+                    help="build into (and reuse) this PostgreSQL database instead of a fresh one")
+    ap.add_argument("--build-only", action="store_true", help="store the calls, measure ingest and disk, no queries")
+    ap.add_argument("--purge", action="store_true", help="also purge every call of a reused store at the end")
+    ap.add_argument("--no-purge", action="store_true", help="skip the purge measurement")
+    ap.add_argument("--note", default=None, help="a sentence for RESULTS.md (e.g. the machine's load)")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "store.json")
     ap.add_argument("--no-write", action="store_true", help="print only (smoke runs)")
     args = ap.parse_args(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import datetime
 
 import numpy as np
@@ -118,10 +119,15 @@ def _explain_raw(store, statement, params) -> str:
     ({"text": "款"}, "segment_grams"),
     ({"emotion": "angry", "min_score": 0.9}, "ix_segments_p_angry"),
     ({"since": "2026-03-02", "until": "2026-03-03"}, "ix_calls_sort_at"),
+    ({"meta": {"category": "billing", "shift": "night"}}, "ix_call_meta_key_value"),
+    ({"text": "我要投诉"}, "segments_fts"),  # 3+ characters: the trigram index (SQLite)
 ])
 def test_key_queries_are_served_by_an_index(store, query, index):
     from sqlalchemy import text
 
+    if index == "segments_fts" and store.dialect != "sqlite":
+        pytest.skip("the FTS5 trigram table is SQLite's; PostgreSQL's pg_trgm index exists only where the "
+                    "server has the extension")
     _fill(store, 12)
     if store.dialect == "sqlite":
         with store.engine.begin() as conn:
@@ -130,7 +136,8 @@ def test_key_queries_are_served_by_an_index(store, query, index):
     plan = _explain_raw(store, statement, params)
     assert index in plan, plan
     if store.dialect == "sqlite":
-        assert "SCAN segments" not in plan and "SCAN rule_hits" not in plan, plan
+        scans = [ln for ln in plan.splitlines() if re.search(r"SCAN (segments|rule_hits)\b(?!_fts)", ln)]
+        assert not scans, plan  # the FTS5 match ("SCAN segments_fts VIRTUAL TABLE") is an index use
 
 
 def test_newest_first_pages_walk_the_sort_index_without_sorting(store):
@@ -257,20 +264,39 @@ def test_rollups_equal_the_exact_aggregates_after_saves_replaces_and_deletes(sto
 # ---------------------------------------------------------------- embeddings
 
 
-def test_float16_embeddings_keep_cosine_within_1e3_of_float32():
-    from callsense.store.vectors import decode, encode
+def test_stored_embeddings_keep_cosine_within_1e3_of_float32():
+    """12-bit codes (1.5 bytes a value + a scale: 38 % of float32), outlier dimensions included."""
+    from callsense.store.vectors import decode, decode_block, encode
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(200, 1024)).astype(np.float32)
     v[:100] += rng.normal(size=1024).astype(np.float32) * 3  # correlated pairs too, not only ~0 cosines
+    v[:, :4] *= 8  # a few dominant dimensions (transformer features have them): the hard case for a scale
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     enc = [encode(x) for x in v]
-    assert all(len(b) == 2 * 1024 for b in enc)  # half of float32
+    assert all(len(b) == 1024 * 3 // 2 + 4 for b in enc)
     d = np.stack([decode(b, 1024) for b in enc])
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    assert np.array_equal(d, decode_block(enc, 1024))
     exact, approx = v @ v.T, d @ d.T
     assert float(np.abs(exact - approx).max()) < 1e-3
     assert float(exact[:100, :100].min()) > 0.5  # the correlated block was really tested
+
+
+@pytest.mark.parametrize("dim, nbytes", [(768, 768 * 3 // 2 + 4), (16, 28), (8, 16), (7, 14)])
+def test_every_dimension_round_trips_and_older_rows_still_read(dim, nbytes):
+    from callsense.store.vectors import decode, decode_block, encode
+
+    rng = np.random.default_rng(dim)
+    v = rng.normal(size=(3, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    new = [encode(x) for x in v]
+    assert {len(b) for b in new} == {nbytes}  # 12-bit for even dims > 8, else float16
+    f16, f32 = v[0].astype(np.float16).tobytes(), v[1].tobytes()  # rows of revisions 0005-0007 and before
+    mixed = decode_block([new[2], f16, f32], dim)
+    assert np.abs(mixed - v[[2, 0, 1]]).max() < 2e-3
+    assert np.abs(decode(new[0], dim) - v[0]).max() < 2e-3
+    with pytest.raises(ValueError, match="does not hold"):
+        decode(b"\0" * (nbytes + 1), dim)
 
 
 # ---------------------------------------------------------------- migration
@@ -339,5 +365,35 @@ def test_upgrade_from_0002_keeps_every_call_and_serves_the_new_indexes(empty_url
         hits = find_similar(store, "c000", "s0001", k=3)  # float32 rows of 0002 are still read
         assert len(hits) == 3 and all(-1.0 <= h.score <= 1.0 for h in hits)
         assert daily_trends(store).column("calls") == [1, 1, 1]
+        # 3+ characters go through the rebuilt trigram index (SQLite: external content since 0010),
+        # and a deletion reaches it: the index never answers with a segment that is gone
+        long_want = {h for h in want if "我要投诉" in TEXTS[(int(h[0][1:]) + int(h[1][1:]) - 1) % 5]}
+        assert long_want and {(h.call_id, h.segment_id)
+                              for h in search_calls(store, SearchQuery(text="我要投诉"))} == long_want
+        from callsense.store import save_result
+        from callsense.store.privacy import delete_call
+
+        delete_call(store, "c000")
+        r, e = _call(7, day=9)
+        save_result(store, r, embeddings=e)  # a new call after the upgrade is indexed by the triggers
+        after = {(h.call_id, h.segment_id) for h in search_calls(store, SearchQuery(text="我要投诉"))}
+        assert {c for c, _ in after} == {c for c, _ in long_want if c != "c000"} | {"c007"}
+        if store.dialect == "sqlite":
+            with store.engine.connect() as conn:  # FTS5's own consistency check against segments
+                conn.execute(text("INSERT INTO segments_fts(segments_fts) VALUES ('integrity-check')"))
     finally:
         store.close()
+
+
+def test_a_failed_bulk_insert_is_a_sqlalchemy_error_on_both_backends(store):
+    """save_result's one-statement inserts (unnest on PostgreSQL, through the driver's cursor) fail
+    as SQLAlchemy errors, like every other statement: callers catch IntegrityError, disk-full, etc."""
+    import sqlalchemy.exc
+
+    from callsense.store.models import SegmentGram
+    from callsense.store.repo import _insert_many
+
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        with store.session() as s:
+            _insert_many(s.connection(), SegmentGram, [{"gram": "ab", "segment_pk": 999},
+                                                       {"gram": "cd", "segment_pk": 998}])  # no such segments

@@ -239,8 +239,9 @@ class EmbeddingRow(Base):
     """An L2-normalised embedding: one per segment (``kind="segment"``) and pooled ones per call
     (``kind="call"``, and ``"call:agent"`` / ``"call:customer"`` per role).
 
-    ``vector`` is float16 bytes (half of float32; cosine within 1e-3 of float32), or float32 bytes
-    in rows stored before revision 0005; :func:`callsense.store.vectors.decode` reads both."""
+    ``vector`` is 12-bit codes with a per-vector scale (``1.5 * dim + 4`` bytes; cosine within 1e-3 of
+    float32), float16 for odd dimensions and the rows of revisions 0005-0007, float32 before;
+    :func:`callsense.store.vectors.decode` reads all of them."""
 
     __tablename__ = "embeddings"
 
