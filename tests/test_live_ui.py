@@ -3,12 +3,14 @@
 A stereo μ-law call is streamed at real-time pace (``callsense.live.client``) to ``callsense serve``
 with tiny models steered to anger; the page must show the call in progress and the alert of the
 angry-customer rule while the call is still streaming, then list the finished call, which opens on
-the Calls tab. The screenshot of the page mid-call is docs/img/live.png (random test models).
+the Calls tab. The screenshot of the page mid-call is docs/img/live.png (random test models;
+rewritten with ``CALLSENSE_SCREENSHOTS=1``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 import time
@@ -112,8 +114,8 @@ def test_live_tab_shows_call_in_progress_and_its_alert(served, browser):
                            "/(agent|customer):/.test(document.querySelector('.cs-live-lines').innerText)",
                            timeout=30_000)
     page.screenshot(path=str(OUT / "ui-live.png"), full_page=True)
-    DOC_IMG.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOC_IMG), full_page=True)
+    if os.environ.get("CALLSENSE_SCREENSHOTS") == "1":  # the documentation's copy, only when asked
+        page.screenshot(path=str(DOC_IMG), full_page=True)
     assert time.monotonic() - seen_at < 60
 
     # the call ends: it leaves the list of calls in progress and is listed as finished

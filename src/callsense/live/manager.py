@@ -27,6 +27,11 @@ log = logging.getLogger("callsense")
 
 DEFAULT_MAX_LIVE_CALLS = 8
 ENV_MAX = "CALLSENSE_MAX_LIVE_CALLS"
+ENV_PARTIAL_SLOTS = "CALLSENSE_LIVE_PARTIAL_SLOTS"
+DEFAULT_PARTIAL_SLOTS = 1
+"""Partials decoded at once across all live calls (0: no limit). A partial is a preview: when the
+engines are busy, a call's partial is skipped (tried again at its next frame) rather than queued in
+front of the finals, which decide latency and alerts (docs/live.md, "Capacity")."""
 RECENT = 50  # finished calls and alerts kept for the UI
 
 
@@ -47,6 +52,8 @@ class LiveCalls:
         self.active: dict[str, LiveSession] = {}
         self.finished: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        slots = int(extra.get("live_partial_slots") or os.environ.get(ENV_PARTIAL_SLOTS) or DEFAULT_PARTIAL_SLOTS)
+        self.partial_gate = threading.BoundedSemaphore(slots) if slots > 0 else None
 
     # ---- admission ----------------------------------------------------------------------------
     def open(self, start: protocol.StartMessage) -> LiveSession:
@@ -92,7 +99,7 @@ class LiveCalls:
                               live_rules=LiveRules(ruleset, history) if ruleset is not None else None,
                               vad_model=load_vad_model(), spool_dir=service.settings.uploads_dir,
                               max_duration_s=service.settings.max_duration_s,
-                              send_webhooks=self._webhook_sender(ruleset))
+                              send_webhooks=self._webhook_sender(ruleset), partial_gate=self.partial_gate)
         session.analyzer = analyzer  # type: ignore[attr-defined]
         session.ruleset = ruleset  # type: ignore[attr-defined]
         session.opened = time.time()  # type: ignore[attr-defined]

@@ -90,6 +90,7 @@ class LiveSession:
                  emotion: Any | None, live_rules: LiveRules | None, vad_model: Any, spool_dir: Path,
                  max_duration_s: float, partial_interval_s: float = PARTIAL_INTERVAL_S,
                  send_webhooks: Callable[[CallAnalysis, RuleHit], Sequence[SentAlert]] | None = None,
+                 partial_gate: threading.Semaphore | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.start = start
         self.call_id = call_id
@@ -99,6 +100,7 @@ class LiveSession:
         self.max_samples = int(max_duration_s * SAMPLE_RATE)
         self.partial_interval_s = partial_interval_s
         self.send_webhooks = send_webhooks
+        self.partial_gate = partial_gate  # shared by the server's live calls: partials never queue
         self.clock = clock
         self.started_at = datetime.now(timezone.utc)
         self.channels = [_Channel(i, role, vad_model.stream(), Segmenter(options.vad))
@@ -117,6 +119,7 @@ class LiveSession:
         self._records_lock = threading.Lock()
         self._webhook_threads: list[threading.Thread] = []
         self._next_id = 1
+        self.partials_skipped = 0  # partials given up because the shared gate was busy
         self.last_text: dict[int, str] = {}  # for the UI: the latest words per channel
         self.current_emotion: dict[int, str] = {}
         self.closed = False
@@ -209,12 +212,20 @@ class LiveSession:
         interval = int(self.partial_interval_s * SAMPLE_RATE)
         if now - ch.partial_at < self.partial_interval_s or length - ch.partial_len < interval:
             return []
-        ch.partial_at, ch.partial_len = now, length
-        if ch.open_id is None:
-            ch.open_id = self._new_id()
-        sa = SegmentAudio(id=ch.open_id, samples=ch.cut(begin, ch.heard * 1000 // SAMPLE_RATE), start_ms=begin,
-                          channel=ch.channel, role=ch.role)
-        tr = stages.transcribe_segments(self.asr, [sa], self.options.asr)[0]
+        gate = self.partial_gate
+        if gate is not None and not gate.acquire(blocking=False):
+            self.partials_skipped += 1
+            return []  # another call's partial is being decoded: this one waits for its next frame
+        try:
+            ch.partial_at, ch.partial_len = now, length
+            if ch.open_id is None:
+                ch.open_id = self._new_id()
+            sa = SegmentAudio(id=ch.open_id, samples=ch.cut(begin, ch.heard * 1000 // SAMPLE_RATE), start_ms=begin,
+                              channel=ch.channel, role=ch.role)
+            tr = stages.transcribe_segments(self.asr, [sa], self.options.asr)[0]
+        finally:
+            if gate is not None:
+                gate.release()
         text = tr.text if tr is not None else ""
         self.last_text[ch.channel] = text
         return [protocol.partial(ch.channel, ch.role, ch.open_id, begin, text)]
