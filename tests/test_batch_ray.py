@@ -43,6 +43,45 @@ def local_ray():
         ray.shutdown()
 
 
+ALERT_ALWAYS = """
+ruleset: {{id: test-pack, version: "1", name: test}}
+rules:
+  - id: long.call
+    version: "1"
+    name: Any call over a second
+    category: timing
+    conditions:
+      1: {{type: duration, above_s: 1}}
+    consequence: {{severity: critical, alert: true}}
+alerts:
+  - {{url: "{url}", name: qa-robot}}
+"""
+
+
+@pytest.fixture
+def webhook():
+    """A local webhook that counts the alerts POSTed to it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
+    server.shutdown()
+    server.server_close()
+
+
 def _results(url: str) -> dict[str, tuple]:
     """What the store holds per recording: the analysis without run-specific ids and times."""
     from callsense.store import get_result, list_calls, open_store
@@ -62,11 +101,20 @@ def _results(url: str) -> dict[str, tuple]:
 
 
 def _analysis(r) -> str:
-    """The whole stored analysis but what differs between two runs of it (ids, times, timings)."""
+    """The whole stored analysis but what differs between two runs of it (ids, times, timings, alert times)."""
     from dataclasses import asdict, replace
 
     r = replace(r, call_id="", processing=replace(r.processing, started_at="", timings_ms={}))
-    return json.dumps(asdict(r), sort_keys=True, default=str)
+    return json.dumps(_without(asdict(r), "sent_at"), sort_keys=True, default=str)
+
+
+def _without(value, key: str):
+    """``value`` with every ``key`` (an alert's send time) left out, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without(v, key) for k, v in value.items() if k != key}
+    if isinstance(value, (list, tuple)):
+        return [_without(v, key) for v in value]
+    return value
 
 
 def _failures(url: str) -> list[tuple[str, str, str]]:
@@ -80,10 +128,10 @@ def _failures(url: str) -> list[tuple[str, str, str]]:
         store.close()
 
 
-def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path, local_ray):
+def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path, local_ray, webhook):
     """Real pipeline (tiny forged models), split into decode tasks and separate SenseVoice and emotion2vec+
     actor pools: good and broken files, results equal to the process pool's, failures with stage and
-    reason, and a re-run that skips everything."""
+    reason, alerts delivered once stored, and a re-run that skips everything."""
     import ray
 
     from callsense.pipeline import AnalyzeOptions, Analyzer
@@ -95,9 +143,12 @@ def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path, lo
     shutil.copy(EXAMPLES / "call_stereo.wav", folder / "a-copy.wav")  # same bytes: one recording
     (folder / "c.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     (folder / "d.mp3").write_bytes(b"\x00\x01 not audio")
-    factory = partial(Analyzer, AnalyzeOptions(num_threads=1, allow_download=False))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(ALERT_ALWAYS.format(url=webhook[0]))
+    factory = partial(Analyzer, AnalyzeOptions(num_threads=1, allow_download=False, rules=rules))
     pool_url, ray_url = f"sqlite:///{tmp_path / 'pool.db'}", f"sqlite:///{tmp_path / 'ray.db'}"
     pool = run_batch(collect(folder), analyzer_factory=factory, db_url=pool_url, options=BatchOptions(workers=1))
+    assert len(webhook[1]) == 2  # one alert per stored call
 
     seen = []
     s = run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
@@ -116,6 +167,7 @@ def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path, lo
     assert all(mb > 50 for mb in s.peak_rss_mb.values()), s.peak_rss_mb
     assert set(pool.peak_rss_mb) == {"worker"}
     assert ray.is_initialized()  # the module's Ray was used and left running
+    assert len(webhook[1]) == 4  # the Ray batch's driver delivered its two calls' alerts too
     again = run_batch_ray(collect(folder), analyzer_factory=factory, db_url=ray_url,
                           ray_options=RayOptions(actors=1, cpus_per_actor=0.5))
     assert (again.done, again.skipped, again.failed) == (0, 5, 0)  # stored and failed-before are skipped

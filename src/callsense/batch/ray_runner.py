@@ -210,12 +210,17 @@ def _claim_all(items: list[WorkItem], store: Any, options: BatchOptions,
     with ThreadPoolExecutor(max_workers=4) as pool:
         shas = dict(zip((i for i, _ in readable), pool.map(_sha_or_none, [str(it.path) for _, it in readable])))
     todo: list[tuple[int, WorkItem, str]] = []
+    first: dict[str, WorkItem] = {}  # content hash -> the item that claimed it in this run
     owner, fp = runner._W["owner"], runner._W["fingerprint"]
     for i, item in enumerate(items):
         sha = shas.get(i)
         if not sha:  # a source error or an unreadable file: process_item records it as the pool does
             note(runner.process_item(item))
             continue
+        if sha in first:  # the same bytes twice: the first in order is the one analysed, as in the pool
+            note(ItemOutcome(item.key, item.path, "skipped", f"the same recording as {first[sha].key}"))
+            continue
+        first[sha] = item
         state = claim(store, sha, owner, fingerprint=fp, source_key=item.key, force=options.force,
                       retry_failed=options.retry_failed, stale_after_s=options.stale_after_s)
         if state == "claimed":
