@@ -332,9 +332,10 @@ class _StageActor:
 
     stage = ""
 
-    def __init__(self, options_blob: bytes):
+    def __init__(self, options_blob: bytes, last: bool = False):
         from callsense.pipeline import Analyzer
 
+        self.last = last  # the last model pool drops the segments: the driver cuts them again from `front`
         self.analyzer = Analyzer(pickle.loads(options_blob))
         self.error: BaseException | None = None
         try:
@@ -362,7 +363,8 @@ class _StageActor:
             except Exception as e:  # noqa: BLE001 - every failure goes back to the driver, which records it
                 value = ("error", e)
             out.append(_dumps(value))
-        return {**batch, self.stage: out, f"{self.stage}_rss": [runner.peak_rss_mb()] * len(out)}
+        kept = {k: v for k, v in batch.items() if not (self.last and k == "segs")}
+        return {**kept, self.stage: out, f"{self.stage}_rss": [runner.peak_rss_mb()] * len(out)}
 
 
 class _AsrActor(_StageActor):
@@ -413,8 +415,8 @@ def _analyse_staged(ray: Any, todo: list[tuple[int, WorkItem, str]], analyzer: A
         _prepare_row, fn_kwargs={"options_blob": blob}, **_remote_args(ro, cpus=ro.cpus_per_decode))
     pools = [(cls, n) for cls, n, on in ((_AsrActor, ro.asr_pool, o.run_asr),
                                          (_EmotionActor, ro.emotion_pool, o.run_emotion)) if on]
-    for cls, n in pools:
-        ds = ds.map_batches(cls, fn_constructor_args=(blob,), batch_size=1,
+    for k, (cls, n) in enumerate(pools):
+        ds = ds.map_batches(cls, fn_constructor_args=(blob, k == len(pools) - 1), batch_size=1,
                             compute=ray.data.ActorPoolStrategy(size=n),
                             **_remote_args(ro, cpus=ro.cpus_per_actor, gpus=ro.gpus_per_actor))
     for row in ds.iter_rows():
