@@ -23,6 +23,7 @@ pytest.importorskip("ray", reason="the ray extra: pip install 'callsense[ray]'")
 from callsense.batch import BatchOptions, collect, run_batch  # noqa: E402
 from callsense.batch.ray_runner import RayOptions, run_batch_ray  # noqa: E402
 from callsense.errors import UsageError  # noqa: E402
+from callsense.testing.rules import always_rules  # noqa: E402
 from callsense.testing.store import write_fake_call  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -41,21 +42,6 @@ def local_ray():
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
-
-
-ALERT_ALWAYS = """
-ruleset: {{id: test-pack, version: "1", name: test}}
-rules:
-  - id: long.call
-    version: "1"
-    name: Any call over a second
-    category: timing
-    conditions:
-      1: {{type: duration, above_s: 1}}
-    consequence: {{severity: critical, alert: true}}
-alerts:
-  - {{url: "{url}", name: qa-robot}}
-"""
 
 
 @pytest.fixture
@@ -144,7 +130,7 @@ def test_ray_batch_stores_what_the_process_pool_stores(with_models, tmp_path, lo
     (folder / "c.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     (folder / "d.mp3").write_bytes(b"\x00\x01 not audio")
     rules = tmp_path / "rules.yaml"
-    rules.write_text(ALERT_ALWAYS.format(url=webhook[0]))
+    rules.write_text(always_rules(alert_url=webhook[0]))
     factory = partial(Analyzer, AnalyzeOptions(num_threads=1, allow_download=False, rules=rules))
     pool_url, ray_url = f"sqlite:///{tmp_path / 'pool.db'}", f"sqlite:///{tmp_path / 'ray.db'}"
     pool = run_batch(collect(folder), analyzer_factory=factory, db_url=pool_url, options=BatchOptions(workers=1))
