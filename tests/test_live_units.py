@@ -3,6 +3,8 @@ post-processing, G.711 decoding, the start message, and which rules are live."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -94,3 +96,42 @@ rules:
     conditions: {1: {type: emotion, labels: [angry], sustained_s: 5}}
 """)
     assert {r.id for r in rs.rules if is_live(r)} == {"kw", "angry"}
+
+
+def test_partials_give_way_when_the_shared_slot_is_taken(tiny_models, tmp_path):
+    """A partial finding the server-wide slot busy is skipped (and retried later), never queued."""
+    import threading
+    import wave
+
+    from callsense.audio.vad import load_vad_model
+    from callsense.engines.sensevoice.onnx import SenseVoiceOnnx
+    from callsense.live import protocol
+    from callsense.live.session import LiveSession
+    from callsense.pipeline.options import AnalyzeOptions
+
+    with wave.open(str(Path(__file__).resolve().parent.parent / "examples" / "call_stereo.wav"), "rb") as f:
+        assert f.getframerate() == 16000 and f.getnchannels() == 2
+        pcm = f.readframes(f.getnframes())
+    asr = SenseVoiceOnnx(tiny_models / "sensevoice-small" / "onnx", num_threads=1)
+
+    def session(gate):
+        start = protocol.parse_start({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 2})
+        return LiveSession(start, call_id="c1", options=AnalyzeOptions(run_emotion=False), asr=asr, emotion=None,
+                           live_rules=None, vad_model=load_vad_model(), spool_dir=tmp_path, max_duration_s=600,
+                           partial_gate=gate, clock=iter(range(10**6)).__next__)  # every frame is "later"
+
+    def partials(s):
+        out = []
+        for i in range(0, len(pcm), 3200):  # 100 ms frames of 2 x 16-bit
+            out += [m for m in s.feed(pcm[i:i + 3200]) if m["type"] == "partial"]
+        s.close()
+        return out
+
+    gate = threading.BoundedSemaphore(1)
+    assert gate.acquire(blocking=False)  # another call is decoding its partial
+    busy = session(gate)
+    assert partials(busy) == [] and busy.partials_skipped > 0
+    gate.release()
+    free = session(gate)
+    assert partials(free) and free.partials_skipped == 0
+    assert gate.acquire(blocking=False)  # the slot was given back after every partial

@@ -22,6 +22,7 @@ from callsense.rules.model import AlertTarget
 from callsense.store import get_result, open_store, save_result
 from callsense.store.outbox import Courier, deliver_pending, list_alerts
 from callsense.testing.results import make_result, seg
+from callsense.testing.rules import always_rules
 from callsense.testing.store import FakeAnalyzer, fresh_postgres_database, write_fake_call
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,28 +256,13 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
-ALWAYS = """
-ruleset: {{id: test-pack, version: "7", name: test}}
-rules:
-  - id: long.call
-    version: "1"
-    name: Any call over a second
-    category: timing
-    conditions:
-      1: {{type: duration, above_s: 1}}
-    consequence: {{severity: critical, alert: true}}
-alerts:
-  - {{url: "{url}", name: qa-robot, format: wecom}}
-"""
-
-
 @pytest.mark.slow
 def test_batch_delivers_after_storing_and_force_does_not_resend(with_models, tmp_path, hook):
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(CALL, folder / "a.wav")
     rules = tmp_path / "rules.yaml"
-    rules.write_text(ALWAYS.format(url=hook.url))
+    rules.write_text(always_rules(alert_url=hook.url, alert_format="wecom"))
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     env = {"CALLSENSE_MODEL_DIR": str(with_models)}
     first = _cli("batch", str(folder), "--db", db, "--rules", str(rules), "--json", "--no-progress", env=env)
@@ -305,7 +291,8 @@ def test_service_delivers_after_storing_and_a_hanging_webhook_does_not_delay_the
     server = Server(tmp_path / "data", env, "--no-ui").start()
     try:
         with server.client() as c:
-            r = c.put("/v1/rules", content=ALWAYS.format(url=hook.url), headers={"content-type": "text/yaml"})
+            r = c.put("/v1/rules", content=always_rules(alert_url=hook.url, alert_format="wecom"),
+                      headers={"content-type": "text/yaml"})
             assert r.status_code == 200, r.text
             with open(CALL, "rb") as f:
                 r = c.post("/v1/analyze", files={"file": ("a.wav", f)}, data={"mode": "sync"})

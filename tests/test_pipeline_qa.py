@@ -10,20 +10,11 @@ from pathlib import Path
 import pytest
 
 from callsense.cli.app import main
+from callsense.testing.rules import always_rules
 
 CALL = Path(__file__).resolve().parent.parent / "examples" / "call_stereo.wav"
 
-ALWAYS = """
-ruleset: {id: test-pack, version: "7", name: test}
-rules:
-  - id: long.call
-    version: "1"
-    name: Any call over a second
-    category: timing
-    conditions:
-      1: {type: duration, above_s: 1}
-    consequence: {severity: critical, alert: true}
-"""
+ALWAYS = always_rules()
 
 
 class Receiver(BaseHTTPRequestHandler):

@@ -1,28 +1,35 @@
 """``callsense batch SOURCE --ray [ADDRESS]``: the batch as a Ray Data job (extra ``callsense[ray]``).
 
-The driver lists the files and owns the store; Ray does the reading and the models:
+The driver lists the files and owns the store; Ray does the decoding and the models:
 
-1. **Read** (Ray tasks): each file is read and hashed (SHA-256 of its bytes, the batch's identity).
-2. **Claim** (driver): the same :func:`callsense.store.work.claim` as the process pool, so already-stored,
-   failed-before and busy recordings are skipped exactly as ``docs/batch.md`` says.
-3. **Analyse**, split at the pipeline's stages (:mod:`callsense.pipeline.stages`):
+1. **Claim** (driver): each file is hashed (SHA-256 of its bytes, the batch's identity; the driver reads
+   every file once anyway, to store it) and claimed with the same :func:`callsense.store.work.claim` as
+   the process pool, so already-stored, failed-before and busy recordings are skipped exactly as
+   ``docs/batch.md`` says, before any of them is decoded.
+2. **Analyse**: the phases of :meth:`Analyzer.run <callsense.pipeline.Analyzer.run>`
+   (:mod:`callsense.pipeline.phases`), each where it runs best, with the very same methods:
 
-   * decode + VAD (+ the diarization plan of a mono call) as Ray tasks, one recording each;
-   * SenseVoice in one actor pool (``--asr-actors``) and emotion2vec+ in another (``--emotion-actors``),
-     both ``ray.data.ActorPoolStrategy``: each actor loads its one model once and runs it on a
-     recording's speech segments, on ``cpus_per_actor`` CPUs and ``gpus_per_actor`` GPUs;
-   * assembly (:func:`callsense.pipeline.analyzer.assemble_call`, shared with live calls) and QA on
-     the driver, so the result is exactly what :meth:`Analyzer.run` gives.
+   * ``Analyzer.prepare`` (decode, VAD, a mono call's diarization plan) as Ray tasks, one recording each;
+   * ``Analyzer.transcribe`` (SenseVoice) in one actor pool (``--asr-actors``) and ``Analyzer.score``
+     (emotion2vec+) in another (``--emotion-actors``), both ``ray.data.ActorPoolStrategy``: each actor
+     loads its one model once and runs it on a recording's speech segments (not the whole call), on
+     ``cpus_per_actor`` CPUs and ``gpus_per_actor`` GPUs;
+   * ``Analyzer.assemble`` (result, diarized roles, QA) on the driver, so the result is exactly what
+     ``Analyzer.run`` gives.
 
    An analyzer that is not a :class:`~callsense.pipeline.Analyzer` (a plug-in, a test double) cannot be
    split: it runs whole in one actor pool (``--actors``). Failures come back as values, never as Ray
    task errors, so Ray's retries never re-run a bad file.
-4. **Store** (driver): cross-call rules, then one transaction per result through the same
-   :func:`callsense.batch.runner.process_item` as the process pool (claims, failures with stage and
-   reason, audio copies, deletion after storing). Actors never touch the store.
+3. **Store** (driver): :func:`callsense.batch.runner.record_run` around it all (the run row, alert
+   delivery, claims released at the end) and one transaction per result through the same
+   :func:`callsense.batch.runner.process_item` as the process pool (cross-call rules, failures with
+   stage and reason, audio copies, deletion after storing). Actors never touch the store.
 
 Killing the driver leaves every call stored or absent; its claims belong to a dead process and are
-taken over at once by the re-run, which finishes the rest. Ray is imported only here.
+taken over at once by the re-run, which finishes the rest. A Ray this process already runs (a test's,
+a notebook's) is used and left running; otherwise one is started (``ADDRESS``: connected to) and shut
+down at the end. Ray is imported only here. Each model actor and decode task reports its peak resident
+memory (``summary.peak_rss_mb``, per kind of process).
 """
 
 from __future__ import annotations
@@ -30,16 +37,16 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Any
 
 from callsense.batch import runner
 from callsense.batch.runner import AnalyzerFactory, BatchOptions, BatchSummary, ItemOutcome
 from callsense.batch.sources import WorkItem
-from callsense.errors import DependencyError, ModelError, StoreError
+from callsense.errors import DependencyError, ModelError
 
 log = logging.getLogger("callsense")
 
@@ -72,14 +79,6 @@ def _ray() -> Any:
     return ray
 
 
-def _hash_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Ray task: read one file and hash it (errors are left to the driver, which records them)."""
-    try:
-        return {"i": row["i"], "sha": runner.file_sha256(row["path"])}
-    except OSError:
-        return {"i": row["i"], "sha": ""}
-
-
 class _AnalyzeActor:
     """One copy of the models; analyses one recording per call and returns the run, pickled."""
 
@@ -89,31 +88,30 @@ class _AnalyzeActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out: list[bytes] = []
         for path, meta in zip(batch["path"], batch["meta"]):
-            t0 = time.perf_counter()
             try:
-                run = self.analyzer.run(str(path), metadata=pickle.loads(meta))
-                payload: tuple[str, Any] = ("ok", run)
+                payload: tuple[str, Any] = ("ok", self.analyzer.run(str(path), metadata=pickle.loads(meta)))
             except Exception as e:  # noqa: BLE001 - every failure goes back to the driver, which records it
                 payload = ("error", e)
-            try:
-                out.append(pickle.dumps((payload, time.perf_counter() - t0)))
-            except Exception as e:  # noqa: BLE001 - an unpicklable exception: keep its text
-                out.append(pickle.dumps((("error", RuntimeError(f"{type(e).__name__}: {e}")), 0.0)))
-        return {"i": batch["i"], "payload": out}
+            out.append(_dumps(payload))
+        return {"i": batch["i"], "payload": out, "rss": [runner.peak_rss_mb()] * len(out)}
 
 
 class _Replay:
     """The driver's stand-in analyzer: ``run`` returns (or raises) what the actors produced."""
 
-    def __init__(self, fingerprint: str, analyzer: Any):
-        self.fingerprint = fingerprint
+    def __init__(self, analyzer: Any, fingerprint: str):
         self.analyzer = analyzer
+        self.fingerprint = fingerprint
         self.pending: tuple[str, Any] | None = None
 
     @property
     def ruleset(self) -> Any:
         """The rule set for cross-call rules: the driver analyzer's, loaded by its QA (staged runs)."""
         return getattr(self.analyzer, "ruleset", None)
+
+    def alert_targets(self) -> tuple[Any, ...]:
+        """Where alerting hits go (queued with each result): the driver analyzer's targets."""
+        return tuple(getattr(self.analyzer, "alert_targets", tuple)())
 
     def run(self, path: str, metadata: dict[str, Any] | None = None) -> Any:
         kind, value = self.pending or ("error", RuntimeError("no result from the actor"))
@@ -136,87 +134,97 @@ def run_batch_ray(
     """:func:`callsense.batch.run_batch` on Ray (see the module docstring); the same summary."""
     ray = _ray()
     from callsense.store.db import open_store
-    from callsense.store.work import Owner, claim, finish_run, release_all, start_run
 
     items = list(items)
     store = open_store(db_url)
-    driver_analyzer = analyzer_factory()
-    fingerprint = str(driver_analyzer.fingerprint)
-    summary = BatchSummary(total=len(items))
-    summary.run_id = start_run(store, source=source_label, fingerprint=fingerprint, workers=ray_options.actors,
-                               owner=Owner())
-    replay = _Replay(fingerprint, driver_analyzer)
-    runner._init_worker(store.url, lambda: replay, options, fingerprint, summary.run_id)
-    runner._W["analyzer"] = replay
-    owner = runner._W["owner"]
-    t0 = time.perf_counter()
-
-    def note(outcome: ItemOutcome) -> None:
-        summary.add(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
-
-    status = "finished"
-    started_ray = False
     try:
-        if not ray.is_initialized():
-            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "ignore_reinit_error": True}
-            if ray_options.address:
-                ray.init(address=ray_options.address, **kw)
-            else:
-                ray.init(num_cpus=ray_options.num_cpus or _local_cpus(ray_options), **kw)
-            started_ray = True
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # callsense's own bar shows done/skipped/failed
-        todo = _claim_all(ray, items, store, owner, fingerprint, options, note, claim)
-        if todo and _splittable(driver_analyzer):
-            _analyse_staged(ray, todo, driver_analyzer, ray_options, replay, note)
-        elif todo:
-            _analyse(ray, todo, analyzer_factory, ray_options, replay, note)
-    except StoreError as e:
-        summary.stopped = str(e)
-        status = "stopped"
-    except KeyboardInterrupt:
-        summary.stopped = "interrupted"
-        status = "stopped"
-    except BaseException:
-        status = "stopped"
-        raise
+        driver_analyzer = analyzer_factory()
+        fingerprint = str(driver_analyzer.fingerprint)
+        replay = _Replay(driver_analyzer, fingerprint)
+        peaks: dict[str, float] = {}
+
+        def analyse(run_id: int, note: Callable[[ItemOutcome], None]) -> None:
+            runner._init_worker(store.url, lambda: replay, options, fingerprint, run_id)
+            runner._W["analyzer"] = replay
+            try:
+                todo = _claim_all(items, store, options, note)  # nothing to analyse: Ray is not even started
+                if todo:
+                    with _session(ray, ray_options):
+                        if _splittable(driver_analyzer):
+                            _analyse_staged(ray, todo, driver_analyzer, ray_options, replay, note, peaks)
+                        else:
+                            _analyse(ray, todo, analyzer_factory, ray_options, replay, note, peaks)
+            finally:
+                runner._W["store"].close()
+
+        summary = runner.record_run(store, analyse, total=len(items), fingerprint=fingerprint,
+                                    workers=ray_options.actors, options=options, source_label=source_label,
+                                    on_outcome=on_outcome)
+        summary.peak_rss_mb.pop("worker", None)  # process_item ran on the driver: the driver's peak, below
+        for kind, mb in {**peaks, "driver": runner.peak_rss_mb()}.items():
+            summary.peak(kind, mb)
+        return summary
     finally:
-        summary.wall_s = time.perf_counter() - t0
-        try:
-            release_all(store, owner)
-            finish_run(store, summary.run_id, status=status, done=summary.done,
-                       skipped=summary.skipped + summary.busy, failed=summary.failed, audio_ms=summary.audio_ms,
-                       wall_s=summary.wall_s)
-        except Exception as e:  # noqa: BLE001 - bookkeeping must not hide the real outcome
-            log.warning("could not record the end of the batch run: %s", e)
-        runner._W["store"].close()
         store.close()
-        if started_ray:
+
+
+@contextmanager
+def _session(ray: Any, ro: RayOptions) -> Iterator[None]:
+    """The Ray to run on: the one this process already runs (left running), else a new local one (or a
+    connection to ``ro.address``), shut down at the end. Ray Data's own bars and logs are turned off:
+    callsense's bar shows done/skipped/failed."""
+    started = False
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True,
+                              "logging_level": logging.WARNING}
+        if ro.address:
+            ray.init(address=ro.address, **kw)
+        else:
+            ray.init(num_cpus=ro.num_cpus or _local_cpus(ro), **kw)
+        started = True
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.enable_auto_log_stats = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if started:
             ray.shutdown()
-    return summary
 
 
-def _claim_all(ray: Any, items: list[WorkItem], store: Any, owner: Any, fingerprint: str, options: BatchOptions,
-               note: Callable[[ItemOutcome], None], claim: Any) -> list[tuple[int, WorkItem]]:
-    """Hash the files in Ray tasks, claim them on the driver; returns the (index, item) pairs to analyse."""
+def _sha_or_none(path: str) -> str | None:
+    try:
+        return runner.file_sha256(path)
+    except OSError:
+        return None  # process_item records why (not found, unreadable) exactly as the pool does
+
+
+def _claim_all(items: list[WorkItem], store: Any, options: BatchOptions,
+               note: Callable[[ItemOutcome], None]) -> list[tuple[int, WorkItem, str]]:
+    """Hash the files (threads: hashlib releases the GIL) and claim them; returns what to analyse."""
+    from callsense.store.work import claim
+
     readable = [(i, it) for i, it in enumerate(items) if it.error is None and it.path]
-    shas: dict[int, str] = {}
-    if readable:
-        ds = ray.data.from_items([{"i": i, "path": it.path} for i, it in readable]).map(_hash_row)
-        shas = {int(r["i"]): str(r["sha"]) for r in ds.iter_rows()}
-    todo: list[tuple[int, WorkItem]] = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        shas = dict(zip((i for i, _ in readable), pool.map(_sha_or_none, [str(it.path) for _, it in readable])))
+    todo: list[tuple[int, WorkItem, str]] = []
+    first: dict[str, WorkItem] = {}  # content hash -> the item that claimed it in this run
+    owner, fp = runner._W["owner"], runner._W["fingerprint"]
     for i, item in enumerate(items):
-        sha = shas.get(i, "")
+        sha = shas.get(i)
         if not sha:  # a source error or an unreadable file: process_item records it as the pool does
             note(runner.process_item(item))
             continue
-        state = claim(store, sha, owner, fingerprint=fingerprint, source_key=item.key, force=options.force,
+        if sha in first:  # the same bytes twice: the first in order is the one analysed, as in the pool
+            note(ItemOutcome(item.key, item.path, "skipped", f"the same recording as {first[sha].key}"))
+            continue
+        first[sha] = item
+        state = claim(store, sha, owner, fingerprint=fp, source_key=item.key, force=options.force,
                       retry_failed=options.retry_failed, stale_after_s=options.stale_after_s)
         if state == "claimed":
-            todo.append((i, item))
+            todo.append((i, item, sha))
         else:
             reason = {"done": "already analysed with this pipeline", "busy": "being analysed by another worker",
                       "failed_before": "failed before (use --retry-failed)"}[state]
@@ -224,22 +232,47 @@ def _claim_all(ray: Any, items: list[WorkItem], store: Any, owner: Any, fingerpr
     return todo
 
 
-def _analyse(ray: Any, todo: list[tuple[int, WorkItem]], factory: AnalyzerFactory, ro: RayOptions,
-             replay: _Replay, note: Callable[[ItemOutcome], None]) -> None:
-    by_index = dict(todo)
-    rows = [{"i": i, "path": it.path, "meta": pickle.dumps(dict(it.metadata))} for i, it in todo]
+def _store(item: WorkItem, sha: str, replay: _Replay, pending: tuple[str, Any],
+           note: Callable[[ItemOutcome], None]) -> None:
+    """The driver's half of one recording: process_item re-claims it (same owner), stores the result or
+    records the failure, as the process pool does."""
+    replay.pending = pending
+    note(replace(runner.process_item(item, sha), peak_rss_mb=0.0))
+
+
+def _analyse(ray: Any, todo: list[tuple[int, WorkItem, str]], factory: AnalyzerFactory, ro: RayOptions,
+             replay: _Replay, note: Callable[[ItemOutcome], None], peaks: dict[str, float]) -> None:
+    by_index = {i: (it, sha) for i, it, sha in todo}
+    rows = [{"i": i, "path": it.path, "meta": pickle.dumps(dict(it.metadata))} for i, it, _ in todo]
     ds = ray.data.from_items(rows).map_batches(
         _AnalyzeActor, fn_constructor_args=(factory,), batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=max(1, ro.actors)),
-        num_cpus=ro.cpus_per_actor, num_gpus=ro.gpus_per_actor or None,
+        **_remote_args(ro, cpus=ro.cpus_per_actor, gpus=ro.gpus_per_actor),
     )
     for row in ds.iter_rows():
-        item = by_index[int(row["i"])]
-        (kind, value), _seconds = pickle.loads(row["payload"])
+        item, sha = by_index[int(row["i"])]
+        kind, value = pickle.loads(row["payload"])
+        _peak(peaks, "actor", row)
         if kind == "error" and isinstance(value, ModelError):
             raise value  # a broken model fails every file the same way: stop the batch (exit 4)
-        replay.pending = (kind, value)
-        note(runner.process_item(item))  # re-claims (same owner), stores or records the failure
+        _store(item, sha, replay, (kind, value), note)
+
+
+def _remote_args(ro: RayOptions, *, cpus: float, gpus: float = 0.0) -> dict[str, Any]:
+    """Ray resources for a task or actor, and callsense's environment (``CALLSENSE_*``: model folders,
+    offline mode, fake-analyzer knobs) carried from the driver to every worker of the job, so that a
+    Ray started earlier (a cluster, a test's session) runs with the driver's settings."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("CALLSENSE_")}
+    args: dict[str, Any] = {"num_cpus": cpus, "runtime_env": {"env_vars": env}}
+    if gpus:
+        args["num_gpus"] = gpus
+    return args
+
+
+def _peak(peaks: dict[str, float], kind: str, row: dict[str, Any], column: str = "rss") -> None:
+    mb = float(row.get(column) or 0.0)
+    if mb > peaks.get(kind, 0.0):
+        peaks[kind] = mb
 
 
 # ------------------------------------------------------------------- the staged analysis (an Analyzer)
@@ -259,7 +292,7 @@ def _splittable(analyzer: Any) -> bool:
 
 
 def _dumps(value: Any) -> bytes:
-    """Pickle a stage's output; an exception that does not pickle goes back as its text."""
+    """Pickle a phase's output; an exception that does not pickle goes back as its text."""
     try:
         return pickle.dumps(value)
     except Exception as e:  # noqa: BLE001 - unpicklable exceptions (C extensions) keep their message
@@ -269,80 +302,51 @@ def _dumps(value: Any) -> bytes:
 _DECODERS: dict[bytes, Any] = {}  # per Ray worker process: the analyzer whose diarizer is loaded once
 
 
-def _decode_row(row: dict[str, Any], *, options_blob: bytes) -> dict[str, Any]:
-    """Ray task: decode one recording, VAD on every channel (and a mono call's diarization plan).
+def _prepare_row(row: dict[str, Any], *, options_blob: bytes) -> dict[str, Any]:
+    """Ray task: ``Analyzer.prepare`` on one recording (decode, VAD, a mono call's diarization plan).
 
-    ``front`` (for the driver) holds the audio and where each segment lies; ``segs`` (for the model
-    actors) the segments' samples only, so the actors never unpickle the whole call.
+    ``front`` (for the driver) is the whole :class:`~callsense.pipeline.phases.Prepared`; ``segs`` (for
+    the model actors) the speech segments only, so the actors never unpickle the whole call.
     """
-    from callsense.audio.decode import load_audio
-    from callsense.pipeline import Analyzer, stages
-    from callsense.pipeline.hooks import Hooks, StageTimer
+    from callsense.pipeline import Analyzer
 
     analyzer = _DECODERS.get(options_blob)
     if analyzer is None:
         analyzer = _DECODERS[options_blob] = Analyzer(pickle.loads(options_blob))
-    o = analyzer.options
     try:
-        started = datetime.now(timezone.utc)
-        timer = StageTimer()
-        h = Hooks([timer])
-        warnings: list[str] = []
-        h.start("decode")
-        audio = load_audio(str(row["path"]), o.audio)
-        warnings.extend(getattr(audio, "warnings", ()) or ())
-        h.end("decode", audio)
-        h.start("vad")
-        pieces: list[tuple[int, int, int]] = []  # (track index, start_ms, end_ms), as Analyzer.run orders them
-        speech_ms: dict[int, int] = {}
-        for ti, track in enumerate(audio.tracks):
-            spans = stages.speech_spans(track, o.vad)
-            speech_ms[track.channel] = sum(b - a for a, b in spans)
-            pieces += [(ti, a, b) for a, b in spans]
-        pieces.sort(key=lambda p: (p[1], audio.tracks[p[0]].channel))
-        dplan = analyzer._diarize(audio, [(audio.tracks[ti].channel, audio.tracks[ti].role, a, b)
-                                          for ti, a, b in pieces], h, warnings)
-        if dplan is not None:
-            pieces = [(0, x.start_ms, x.end_ms) for x in dplan.pieces]
-        segs = _cut_all(audio, pieces)
-        h.end("vad", segs)
-        front: Any = ("ok", {"audio": audio, "pieces": pieces, "speech_ms": speech_ms, "warnings": warnings,
-                             "dplan": dplan, "started": started, "timings": dict(timer.timings_ms)})
+        prepared = analyzer.prepare(str(row["path"]))
+        front: tuple[str, Any] = ("ok", prepared)
+        segs: Any = prepared.segments()
     except Exception as e:  # noqa: BLE001 - recorded by the driver with the file's name
         front, segs = ("error", e), None
-    return {"i": row["i"], "front": _dumps(front), "segs": pickle.dumps(segs)}
-
-
-def _cut_all(audio: Any, pieces: list[tuple[int, int, int]]) -> list[Any]:
-    from callsense.pipeline import stages
-
-    return [stages.cut_segment(audio.tracks[ti], a, b, f"s{n + 1:04d}") for n, (ti, a, b) in enumerate(pieces)]
+    return {"i": row["i"], "front": _dumps(front), "segs": pickle.dumps(segs), "rss": runner.peak_rss_mb()}
 
 
 class _StageActor:
-    """One model loaded once per actor, run on each recording's segments; the output goes in ``column``.
+    """One phase's model, loaded once per actor, run on each recording's segments (``Analyzer.transcribe``
+    or ``Analyzer.score``); its :class:`~callsense.pipeline.phases.StageRun` goes in the ``stage`` column.
 
     A model that fails to load does not kill the actor (Ray would restart it and fail again): every
     row gets the error, and the driver stops the batch with it (exit 4), as the process pool does.
     """
 
-    column = ""
+    stage = ""
 
-    def __init__(self, options_blob: bytes):
+    def __init__(self, options_blob: bytes, last: bool = False):
         from callsense.pipeline import Analyzer
 
-        self.options = pickle.loads(options_blob)
-        self.analyzer = Analyzer(self.options)
+        self.last = last  # the last model pool drops the segments: the driver cuts them again from `front`
+        self.analyzer = Analyzer(pickle.loads(options_blob))
         self.error: BaseException | None = None
         try:
-            self.engine = self.load()
+            self.load()
         except Exception as e:  # noqa: BLE001 - handed to the driver with every row
-            self.engine, self.error = None, e
+            self.error = e
 
-    def load(self) -> Any:
+    def load(self) -> None:
         raise NotImplementedError
 
-    def compute(self, segs: list[Any]) -> tuple[Any, ...]:
+    def phase(self, segs: list[Any]) -> Any:
         raise NotImplementedError
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -352,41 +356,35 @@ class _StageActor:
             if segs is None:  # decoding failed: nothing to run
                 out.append(pickle.dumps(None))
                 continue
-            t0 = time.perf_counter()
             try:
                 if self.error is not None:
                     raise self.error
-                payload: tuple[Any, ...] = self.compute(segs)
+                value: tuple[str, Any] = ("ok", self.phase(segs))
             except Exception as e:  # noqa: BLE001 - every failure goes back to the driver, which records it
-                payload = ("error", e)
-            out.append(_dumps((*payload, round((time.perf_counter() - t0) * 1000, 1))))
-        return {**batch, self.column: out}
+                value = ("error", e)
+            out.append(_dumps(value))
+        kept = {k: v for k, v in batch.items() if not (self.last and k == "segs")}
+        return {**kept, self.stage: out, f"{self.stage}_rss": [runner.peak_rss_mb()] * len(out)}
 
 
 class _AsrActor(_StageActor):
-    column = "asr"
+    stage = "asr"
 
-    def load(self) -> Any:
-        return self.analyzer.asr_engine()
+    def load(self) -> None:
+        self.analyzer.asr_engine()
 
-    def compute(self, segs: list[Any]) -> tuple[Any, ...]:
-        from callsense.pipeline import stages
-
-        return ("ok", stages.transcribe_segments(self.engine, segs, self.options.asr), self.engine.info)
+    def phase(self, segs: list[Any]) -> Any:
+        return self.analyzer.transcribe(segs)
 
 
 class _EmotionActor(_StageActor):
-    column = "emotion"
+    stage = "emotion"
 
-    def load(self) -> Any:
-        return self.analyzer.emotion_engine()  # None, with the reason kept, when emotion2vec cannot run
+    def load(self) -> None:
+        self.analyzer.emotion_engine()  # None, with the reason kept, when emotion2vec cannot run: score says so
 
-    def compute(self, segs: list[Any]) -> tuple[Any, ...]:
-        from callsense.pipeline import stages
-
-        if self.engine is None:
-            return ("skipped", self.analyzer.emotion_skip, None)
-        return ("ok", stages.score_emotions(self.engine, segs, self.options.emotion), self.engine.info)
+    def phase(self, segs: list[Any]) -> Any:
+        return self.analyzer.score(segs)
 
 
 def _check_resources(ray: Any, ro: RayOptions, *, pools: int) -> None:
@@ -407,89 +405,40 @@ def _check_resources(ray: Any, ro: RayOptions, *, pools: int) -> None:
                          hint="use --gpus-per-actor 0.5 to share a GPU between two actors, or add GPU nodes")
 
 
-def _analyse_staged(ray: Any, todo: list[tuple[int, WorkItem]], analyzer: Any, ro: RayOptions, replay: _Replay,
-                    note: Callable[[ItemOutcome], None]) -> None:
+def _analyse_staged(ray: Any, todo: list[tuple[int, WorkItem, str]], analyzer: Any, ro: RayOptions,
+                    replay: _Replay, note: Callable[[ItemOutcome], None], peaks: dict[str, float]) -> None:
     o = analyzer.options
     _check_resources(ray, ro, pools=int(o.run_asr) * ro.asr_pool + int(o.run_emotion) * ro.emotion_pool)
     blob = pickle.dumps(o)
-    by_index = dict(todo)
-    ds = ray.data.from_items([{"i": i, "path": it.path} for i, it in todo]).map(
-        _decode_row, fn_kwargs={"options_blob": blob}, num_cpus=ro.cpus_per_decode)
+    by_index = {i: (it, sha) for i, it, sha in todo}
+    ds = ray.data.from_items([{"i": i, "path": it.path} for i, it, _ in todo]).map(
+        _prepare_row, fn_kwargs={"options_blob": blob}, **_remote_args(ro, cpus=ro.cpus_per_decode))
     pools = [(cls, n) for cls, n, on in ((_AsrActor, ro.asr_pool, o.run_asr),
                                          (_EmotionActor, ro.emotion_pool, o.run_emotion)) if on]
-    for cls, n in pools:
-        ds = ds.map_batches(cls, fn_constructor_args=(blob,), batch_size=1,
-                            compute=ray.data.ActorPoolStrategy(size=n), num_cpus=ro.cpus_per_actor,
-                            num_gpus=ro.gpus_per_actor or None)
+    for k, (cls, n) in enumerate(pools):
+        ds = ds.map_batches(cls, fn_constructor_args=(blob, k == len(pools) - 1), batch_size=1,
+                            compute=ray.data.ActorPoolStrategy(size=n),
+                            **_remote_args(ro, cpus=ro.cpus_per_actor, gpus=ro.gpus_per_actor))
     for row in ds.iter_rows():
-        item = by_index[int(row["i"])]
-        outputs = {k: pickle.loads(row[k]) for k in ("front", "asr", "emotion") if k in row}
-        for value in outputs.values():
+        item, sha = by_index[int(row["i"])]
+        _peak(peaks, "decode-task", row)
+        for stage in ("asr", "emotion"):
+            _peak(peaks, f"{stage}-actor", row, f"{stage}_rss")
+        outputs = [pickle.loads(row[k]) for k in ("front", "asr", "emotion") if k in row]
+        for value in outputs:
             if value is not None and value[0] == "error" and isinstance(value[1], ModelError):
                 raise value[1]  # a broken model fails every file the same way: stop the batch (exit 4)
-        try:
-            replay.pending = ("ok", _assemble(analyzer, item, outputs))
-        except Exception as e:  # noqa: BLE001 - a stage's failure, recorded by process_item as "analyze"
-            replay.pending = ("error", e)
-        note(runner.process_item(item))
+        _store(item, sha, replay, _assemble(analyzer, item, outputs), note)
 
 
-def _assemble(analyzer: Any, item: WorkItem, outputs: dict[str, Any]) -> Any:
-    """The CallRun :meth:`Analyzer.run` would give, from the stages' outputs (driver side)."""
-    from callsense.pipeline.analyzer import CallRun, _matched_agent, assemble_call, make_call_id
-    from callsense.result.model import ModelInfo, Skipped
-
-    kind, front = outputs["front"]
-    if kind == "error":
-        raise front
-    o = analyzer.options
-    audio = front["audio"]
-    seg_audio = _cut_all(audio, front["pieces"])
-    timings = dict(front["timings"])
-    warnings, skipped = list(front["warnings"]), []
-    models = [ModelInfo("vad", "silero-vad", "onnx", options={"threshold": o.vad.threshold})]
-    transcripts: list[Any] = [None] * len(seg_audio)
-    emotions: list[Any] = [None] * len(seg_audio)
-    emotion_ran = False
-    for stage, key in (("asr", "asr"), ("emotion", "emotion")):
-        if key not in outputs:
-            continue
-        out = outputs[key]
-        if out[0] == "error":
-            raise out[1]
-        if out[0] == "skipped":
-            skipped.append(out[1])
-            continue
-        _, value, info, ms = out
-        models.append(info)
-        timings[stage] = ms
-        if stage == "asr":
-            transcripts = value if seg_audio else transcripts
-        else:
-            emotion_ran = True
-            emotions = value if seg_audio else emotions
-    if not o.run_asr:
-        skipped.insert(0, Skipped("asr", "disabled by option", "drop --no-asr"))
-    if not o.run_emotion:
-        skipped.append(Skipped("emotion2vec", "disabled by option", "drop --no-emotion"))
-    metadata = dict(item.metadata)
-    separation = speakers = None
-    dplan = front["dplan"]
-    if dplan is not None:
-        from callsense.pipeline import diarize
-
-        seg_audio, separation = diarize.apply_roles(dplan, seg_audio, transcripts, o, metadata, analyzer.manager)
-        models.append(dplan.info)
-        speakers = [p.speaker for p in dplan.pieces]
-    result, embeddings = assemble_call(
-        audio, seg_audio, transcripts, emotions, front["speech_ms"], options=o,
-        emotion_model=o.emotion_model if emotion_ran else None,
-        call_id=make_call_id(audio.source.sha256, front["started"]), started=front["started"], models=models,
-        warnings=warnings, skipped=skipped, metadata={**metadata, **_matched_agent(separation, metadata)},
-        separation=separation, speakers=speakers)
-    if o.run_qa:
-        t0 = time.perf_counter()
-        result = analyzer._apply_qa(result)  # the driver's analyzer: its rule set also serves cross-call rules
-        timings["qa"] = round((time.perf_counter() - t0) * 1000, 1)
-    result = replace(result, processing=replace(result.processing, timings_ms=timings))
-    return CallRun(result=result, embeddings=embeddings, audio=audio)
+def _assemble(analyzer: Any, item: WorkItem, outputs: list[Any]) -> tuple[str, Any]:
+    """``Analyzer.assemble`` on the phases' outputs (driver side), or the first phase's error (recorded
+    by process_item at stage "analyze", as the pool records a failing ``Analyzer.run``)."""
+    front, *stages = outputs
+    for value in (front, *stages):
+        if value is not None and value[0] == "error":
+            return value
+    try:
+        return "ok", analyzer.assemble(front[1], [v[1] for v in stages], metadata=dict(item.metadata))
+    except Exception as e:  # noqa: BLE001 - a failing assembly or QA is this recording's failure
+        return "error", e

@@ -71,6 +71,7 @@ class ItemOutcome:
     call_id: str | None = None
     audio_ms: int = 0
     seconds: float = 0.0  # processing time of this item
+    peak_rss_mb: float = 0.0  # peak resident memory of the process that analysed it, so far (0: not known)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class BatchSummary:
     run_id: int | None = None
     stopped: str | None = None  # why the batch stopped early (disk full, interrupted)
     failures: list[ItemOutcome] = field(default_factory=list)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)  # per kind of process (worker; Ray: asr-actor...)
 
     @property
     def audio_hours(self) -> float:
@@ -100,7 +102,14 @@ class BatchSummary:
         """Audio hours per wall hour."""
         return (self.audio_ms / 1000) / self.wall_s if self.audio_ms and self.wall_s else None
 
+    def peak(self, kind: str, mb: float) -> None:
+        """Keep the highest peak resident memory seen for one kind of process."""
+        if mb > self.peak_rss_mb.get(kind, 0.0):
+            self.peak_rss_mb[kind] = round(mb, 1)
+
     def add(self, outcome: ItemOutcome) -> None:
+        if outcome.peak_rss_mb:
+            self.peak("worker", outcome.peak_rss_mb)
         if outcome.status == "done":
             self.done += 1
             self.audio_ms += outcome.audio_ms
@@ -180,8 +189,18 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def process_item(item: WorkItem) -> ItemOutcome:
-    """Analyse and store one item in a worker (initialised by :func:`_init_worker`)."""
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (``getrusage``: exact, not sampled), in MB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
+
+
+def process_item(item: WorkItem, sha: str | None = None) -> ItemOutcome:
+    """Analyse and store one item in a worker (initialised by :func:`_init_worker`); ``sha``: its content
+    hash when the caller has just computed it (the Ray driver, which claimed it)."""
     from callsense.store.db import DiskFullError, is_disk_full
     from callsense.store.repo import save_result
     from callsense.store.work import claim, error_reason, record_failure, release
@@ -203,7 +222,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
         return failed(item.error, "source")
     assert item.path is not None
     try:
-        sha = file_sha256(item.path)
+        sha = sha or file_sha256(item.path)
     except FileNotFoundError:
         if _stored_from(store, item.path):
             return ItemOutcome(item.key, item.path, "skipped", "already stored (audio deleted after analysis)")
@@ -264,7 +283,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
         except OSError as e:
             log.warning("could not delete %s after analysis: %s", item.path, e)
     return ItemOutcome(item.key, item.path, "done", call_id=call_id, audio_ms=result.duration_ms,
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb())
 
 
 def _stored_from(store: Any, path: str) -> bool:
@@ -315,16 +334,39 @@ def run_batch(
     full, Ctrl-C) returns a summary with ``stopped`` set, after releasing its claims.
     """
     from callsense.store.db import open_store
-    from callsense.store.outbox import Courier
-    from callsense.store.work import Owner, finish_run, release_all, start_run
 
     items = list(items)
     store = open_store(db_url)  # one clear error here when unreachable; migrations run once, here
-    fingerprint = str(analyzer_factory().fingerprint)  # analyzers load models lazily: cheap
+    try:
+        fingerprint = str(analyzer_factory().fingerprint)  # analyzers load models lazily: cheap
+
+        def analyse(run_id: int, note: Callable[[ItemOutcome], None]) -> None:
+            if options.workers <= 1:
+                _run_inline(items, store.url, analyzer_factory, options, fingerprint, run_id, note)
+            else:
+                _run_pool(items, store.url, analyzer_factory, options, fingerprint, run_id, note)
+
+        return record_run(store, analyse, total=len(items), fingerprint=fingerprint, workers=options.workers,
+                          options=options, source_label=source_label, on_outcome=on_outcome)
+    finally:
+        store.close()
+
+
+def record_run(store: Any, analyse: Callable[[int, Callable[[ItemOutcome], None]], None], *, total: int,
+               fingerprint: str, workers: int, options: BatchOptions, source_label: str = "",
+               on_outcome: Callable[[ItemOutcome], None] | None = None) -> BatchSummary:
+    """What every batch (process pool or Ray) does around ``analyse(run_id, note)``: the run row, the
+    summary, alert delivery, and at the end (however it ends) the claims released and the run closed.
+
+    ``analyse`` reports each item's outcome through ``note``. A :class:`StoreError` (disk full ...) or a
+    Ctrl-C stops the batch with ``summary.stopped`` set; anything else is re-raised after the clean-up.
+    """
+    from callsense.store.outbox import Courier
+    from callsense.store.work import Owner, finish_run, release_all, start_run
+
     owner = Owner()
-    summary = BatchSummary(total=len(items))
-    summary.run_id = start_run(store, source=source_label, fingerprint=fingerprint, workers=options.workers,
-                               owner=owner)
+    summary = BatchSummary(total=total)
+    summary.run_id = start_run(store, source=source_label, fingerprint=fingerprint, workers=workers, owner=owner)
     t0 = time.perf_counter()
     # Alerts are queued with each stored result and sent by this thread, outside the analyses: a webhook
     # that hangs never holds a worker. Woken after each stored result; drained at the end.
@@ -339,10 +381,7 @@ def run_batch(
 
     status = "finished"
     try:
-        if options.workers <= 1:
-            _run_inline(items, store.url, analyzer_factory, options, fingerprint, summary.run_id, note)
-        else:
-            _run_pool(items, store.url, analyzer_factory, options, fingerprint, summary.run_id, note)
+        analyse(summary.run_id, note)
     except StoreError as e:
         summary.stopped = str(e)
         status = "stopped"
@@ -363,7 +402,6 @@ def run_batch(
                        failed=summary.failed, audio_ms=summary.audio_ms, wall_s=summary.wall_s)
         except Exception as e:  # noqa: BLE001 - bookkeeping must not hide the real outcome
             log.warning("could not record the end of the batch run: %s", e)
-        store.close()
     return summary
 
 

@@ -150,7 +150,7 @@ def batch(
             "total": summary.total, "done": summary.done, "skipped": summary.skipped, "busy": summary.busy,
             "failed": summary.failed, "audio_hours": summary.audio_hours, "wall_s": summary.wall_s,
             "rtf": summary.rtf, "throughput": summary.throughput, "stopped": summary.stopped,
-            "run_id": summary.run_id,
+            "run_id": summary.run_id, "peak_rss_mb": summary.peak_rss_mb,
             "failures": [{"path": f.path, "key": f.key, "code": f.error_code, "reason": f.reason}
                          for f in summary.failures],
         }, ensure_ascii=False) + "\n")

@@ -1,5 +1,9 @@
 """The analysis pipeline: decode → tracks → VAD → ASR and emotion per segment → CallAnalysis.
 
+``Analyzer.run`` is four phases, each a method that the Ray batch also calls on its own (in a decode
+task, a model actor, the driver): ``prepare`` → ``transcribe`` / ``score`` → ``assemble``; what one
+phase hands to the next is in :mod:`callsense.pipeline.phases`.
+
 ``Analyzer`` loads each engine once (lazily, on first use) and reuses it for every call, so a batch
 worker or the web service pays model loading once. Everything is composed here; engines, audio and
 QA live in their own packages, and progress/timing are hooks.
@@ -19,12 +23,13 @@ import numpy as np
 
 from callsense._version import PIPELINE_VERSION, __version__
 from callsense.audio.types import DecodedAudio
-from callsense.engines.base import EmotionOutput, Transcription
+from callsense.engines.base import EmotionOutput, SegmentAudio, Transcription
 from callsense.engines.manager import ModelManager
 from callsense.errors import HubUnreachableError, ModelNotFoundError, UsageError
 from callsense.pipeline import stages
 from callsense.pipeline.hooks import Hook, Hooks, StageTimer
 from callsense.pipeline.options import AnalyzeOptions
+from callsense.pipeline.phases import Piece, Prepared, StageRun
 from callsense.result.model import (
     SCHEMA_VERSION,
     CallAnalysis,
@@ -244,24 +249,38 @@ class Analyzer:
 
     def run(self, source: Any, *, metadata: dict[str, Any] | None = None, hooks: Sequence[Hook] = (),
             call_id: str | None = None, sample_rate: int | None = None) -> CallRun:
+        """The four phases (:mod:`callsense.pipeline.phases`) in this process: prepare, then ASR and emotion
+        on the speech segments (whichever engine is ready first runs first), then assemble."""
+        o = self.options
+        self.load_in_background()  # cold start: the models load while the audio is decoded (no-op when warm)
+        prepared = self.prepare(source, hooks=hooks, sample_rate=sample_rate)
+        segs = prepared.segments()
+        # The two stages are independent (both read the VAD segments), so the engine that is ready first
+        # runs first. On a cold start that is emotion2vec (about 1 s to load against 2+ s for SenseVoice):
+        # it scores on the core the SenseVoice loader leaves idle. Warm, ASR goes first.
+        order = [s for s, on in ((self.transcribe, o.run_asr), (self.score, o.run_emotion)) if on]
+        if len(order) == 2 and self._first_ready("asr", "emotion") == "emotion":
+            order.reverse()
+        runs = [stage(segs, hooks=hooks) for stage in order]
+        return self.assemble(prepared, runs, metadata=metadata, call_id=call_id, hooks=hooks)
+
+    # ---- the phases (callsense.pipeline.phases): run here by run(), in separate processes by the Ray batch
+    def prepare(self, source: Any, *, hooks: Sequence[Hook] = (), sample_rate: int | None = None) -> Prepared:
+        """Phase 1: decode, VAD on every channel and, for a mono call, the diarization plan. Loads no
+        ASR or emotion model (a Ray decode task runs this alone)."""
         from callsense.audio.decode import load_audio
 
-        o = self._with_rule_weights(self.options)
-        self.load_in_background()  # cold start: the models load while the audio is decoded (no-op when warm)
+        o = self.options
         timer = StageTimer()
         h = Hooks([timer, *hooks])
         started = datetime.now(timezone.utc)
-        warnings: list[str] = []
-        skipped: list[Skipped] = []
-
         h.start("decode")
-        kw = {"sample_rate": sample_rate} if sample_rate else {}
-        audio = load_audio(source, o.audio, **kw)
-        warnings.extend(getattr(audio, "warnings", ()) or ())
+        audio = load_audio(source, o.audio, **({"sample_rate": sample_rate} if sample_rate else {}))
+        warnings: list[str] = list(getattr(audio, "warnings", ()) or ())
         h.end("decode", audio)
 
         h.start("vad")
-        pieces: list[tuple[int, int, int]] = []  # (track index, start_ms, end_ms)
+        pieces: list[Piece] = []
         speech_ms: dict[int, int] = {}
         for ti, track in enumerate(audio.tracks):
             spans = stages.speech_spans(track, o.vad)
@@ -272,71 +291,76 @@ class Analyzer:
                               h, warnings)  # mono + models installed: pieces per speaker
         if dplan is not None:
             pieces = [(0, x.start_ms, x.end_ms) for x in dplan.pieces]
-        seg_audio = [stages.cut_segment(audio.tracks[ti], a, b, f"s{n + 1:04d}") for n, (ti, a, b) in enumerate(pieces)]
-        h.end("vad", seg_audio)
+        prepared = Prepared(audio=audio, pieces=tuple(pieces), speech_ms=speech_ms, started=started,
+                            warnings=tuple(warnings), dplan=dplan)
+        h.end("vad", prepared.segments())
+        return replace(prepared, timings_ms=dict(timer.timings_ms))
 
-        models: list[ModelInfo] = [ModelInfo("vad", "silero-vad", "onnx", options={"threshold": o.vad.threshold})]
-        transcripts: list[Transcription | None] = [None] * len(seg_audio)
-        emotions: list[EmotionOutput | None] = [None] * len(seg_audio)
-        infos: dict[str, ModelInfo] = {}
+    def transcribe(self, segments: Sequence[SegmentAudio], *, hooks: Sequence[Hook] = ()) -> StageRun:
+        """Phase 2: SenseVoice on the speech segments (loads it on first use)."""
+        timer = StageTimer()
+        h = Hooks([timer, *hooks])
+        h.start("asr")
+        engine = self.asr_engine()
+        transcripts = stages.transcribe_segments(engine, segments, self.options.asr)
+        h.end("asr", transcripts)
+        return StageRun("asr", tuple(transcripts), engine.info, timer.timings_ms.get("asr"))
 
-        def asr_stage() -> None:
-            nonlocal transcripts
-            h.start("asr")
-            engine = self.asr_engine()
-            infos["asr"] = engine.info
-            if seg_audio:
-                transcripts = stages.transcribe_segments(engine, seg_audio, o.asr)
-            h.end("asr", transcripts)
+    def score(self, segments: Sequence[SegmentAudio], *, hooks: Sequence[Hook] = ()) -> StageRun:
+        """Phase 3: emotion2vec+ on the speech segments; a skipped run (with the reason) when it cannot
+        run here (model not installed)."""
+        engine = self.emotion_engine()
+        if engine is None:
+            return StageRun("emotion", None, skipped=self._emotion_skip)
+        timer = StageTimer()
+        h = Hooks([timer, *hooks])
+        h.start("emotion")
+        emotions = stages.score_emotions(engine, segments, self._with_rule_weights(self.options).emotion)
+        h.end("emotion", emotions)
+        return StageRun("emotion", tuple(emotions), engine.info, timer.timings_ms.get("emotion"))
 
-        def emotion_stage() -> None:
-            nonlocal emotions
-            engine = self.emotion_engine()
-            if engine is None:
-                return
-            h.start("emotion")
-            infos["emotion"] = engine.info
-            if seg_audio:
-                emotions = stages.score_emotions(engine, seg_audio, o.emotion)
-            h.end("emotion", emotions)
-
-        # The two stages are independent (both read the VAD segments), so the engine that is ready first
-        # runs first. On a cold start that is emotion2vec (about 1 s to load against 2+ s for SenseVoice):
-        # it scores on the core the SenseVoice loader leaves idle. Warm, ASR goes first.
-        order = [s for s, on in ((asr_stage, o.run_asr), (emotion_stage, o.run_emotion)) if on]
-        if len(order) == 2 and self._first_ready("asr", "emotion") == "emotion":
-            order.reverse()
-        for stage in order:
-            stage()
-        models += [infos[k] for k in ("asr", "emotion") if k in infos]
+    def assemble(self, prepared: Prepared, runs: Sequence[StageRun], *, metadata: dict[str, Any] | None = None,
+                 call_id: str | None = None, hooks: Sequence[Hook] = ()) -> CallRun:
+        """Phase 4: the result from the prepared call and the stages' runs (in the order they ran): the
+        diarized roles of a mono call, :func:`assemble_call`, QA, and every phase's timings."""
+        o = self._with_rule_weights(self.options)  # the weights the emotion phase applied are recorded
+        seg_audio = prepared.segments()
+        by_stage = {r.stage: r for r in runs}
+        asr, emo = by_stage.get("asr"), by_stage.get("emotion")
+        transcripts = list(asr.outputs) if asr is not None and asr.ran else [None] * len(seg_audio)
+        emotions = list(emo.outputs) if emo is not None and emo.ran else [None] * len(seg_audio)
+        models = [ModelInfo("vad", "silero-vad", "onnx", options={"threshold": o.vad.threshold})]
+        models += [r.info for r in (asr, emo) if r is not None and r.ran and r.info is not None]
+        skipped: list[Skipped] = []
         if not o.run_asr:
             skipped.append(Skipped("asr", "disabled by option", "drop --no-asr"))
-        if o.run_emotion and self._emotion is None and self._emotion_skip is not None:
-            skipped.append(self._emotion_skip)
-        elif not o.run_emotion:
+        if not o.run_emotion:
             skipped.append(Skipped("emotion2vec", "disabled by option", "drop --no-emotion"))
-        emotion_engine = self._emotion if o.run_emotion else None
-
-        separation = None
-        speakers = None
+        elif emo is not None and not emo.ran and emo.skipped is not None:
+            skipped.append(emo.skipped)
+        separation = speakers = None
+        dplan = prepared.dplan
         if dplan is not None:
             from callsense.pipeline import diarize
 
             seg_audio, separation = diarize.apply_roles(dplan, seg_audio, transcripts, o, metadata, self.manager)
             models.append(dplan.info)
             speakers = [p.speaker for p in dplan.pieces]
+        audio = prepared.audio
         result, embeddings = assemble_call(
-            audio, seg_audio, transcripts, emotions, speech_ms, options=o,
-            emotion_model=self.options.emotion_model if emotion_engine is not None else None,
-            call_id=call_id or make_call_id(audio.source.sha256, started), started=started,
-            models=models, warnings=warnings, skipped=skipped,
+            audio, seg_audio, transcripts, emotions, prepared.speech_ms, options=o,
+            emotion_model=o.emotion_model if emo is not None and emo.ran else None,
+            call_id=call_id or make_call_id(audio.source.sha256, prepared.started), started=prepared.started,
+            models=models, warnings=prepared.warnings, skipped=skipped,
             metadata={**(metadata or {}), **_matched_agent(separation, metadata)},
             separation=separation, speakers=speakers)
+        timer = StageTimer()
         if o.run_qa:
+            h = Hooks([timer, *hooks])
             h.start("qa")
             result = self._apply_qa(result)
             h.end("qa", result)
-        timings = dict(timer.timings_ms)
+        timings = {**prepared.timings_ms, **{r.stage: r.ms for r in runs if r.ms is not None}, **timer.timings_ms}
         result = replace(result, processing=replace(result.processing, timings_ms=timings))
         return CallRun(result=result, embeddings=embeddings, audio=audio)
 
