@@ -420,10 +420,13 @@ def search(
     min_score: Annotated[float | None, Query(ge=0, le=1, description="minimum score of the emotion")] = None,
     severity: Annotated[str | None, Query(description="the call has a rule hit of at least this severity")] = None,
     agent_id: str | None = None,
+    outliers: Annotated[bool, Query(description="only segments their latest outlier score flagged")] = False,
+    min_outlier: Annotated[float | None, Query(ge=0, le=2, description="latest outlier score at least this")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Segments matching text and tags together (e.g. angry customers saying 退款); calls when only
-    call-level filters are given. ``q`` is at most 500 characters and 32 words."""
+    call-level filters are given. ``q`` is at most 500 characters and 32 words. ``outliers`` /
+    ``min_outlier`` filter by the segments' latest stored outlier score (``callsense clusters outliers``)."""
     if q is not None:
         if len(q.split()) > MAX_QUERY_WORDS:
             raise UsageError(f"q has {len(q.split())} words; the limit is {MAX_QUERY_WORDS}",
@@ -432,7 +435,20 @@ def search(
             raise UsageError(f"q is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}",
                              hint="search for fewer, more specific words")
     return _svc(request).calls.search(text=q, emotion=emotion, role=role, event=event, min_score=min_score,
-                                      severity=severity, agent_id=agent_id, limit=limit, offset=offset)
+                                      severity=severity, agent_id=agent_id, outliers=outliers,
+                                      min_outlier=min_outlier, limit=limit, offset=offset)
+
+
+@router.get("/v1/outliers", tags=["calls"], responses=ERRORS)
+def get_outliers(
+    request: Request, _: Viewer,
+    run: Annotated[int | None, Query(ge=1, description="an outliers run id (default: the latest)")] = None,
+    all: Annotated[bool, Query(description="every scored segment, not only the flagged")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:
+    """The segments an outliers run (``callsense clusters outliers``) flagged, highest score first, with the
+    run's threshold and reference; 404 before any run is stored."""
+    return _svc(request).calls.outliers(run, limit=limit, all_rows=all)
 
 
 @router.get("/v1/stats/{name}", tags=["calls"], responses=ERRORS)

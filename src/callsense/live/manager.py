@@ -146,9 +146,9 @@ class LiveCalls:
             targets: tuple[Any, ...] = ()
             if ruleset is not None:
                 result = rules.apply_qa(result, ruleset=ruleset)
-                from callsense.store.history import apply_history_rules
+                from callsense.store.history import apply_store_rules
 
-                result = apply_history_rules(service.store, result, ruleset)
+                result = apply_store_rules(service.store, result, ruleset)
                 targets = tuple(getattr(ruleset, "alerts", ()) or ())
             run = dataclasses.replace(run, result=result)
             # The live alerts were tried when they fired (one attempt each); the outbox records them,

@@ -276,9 +276,9 @@ class Service:
         ruleset = analyzer.ruleset  # the one this analysis loaded for its QA (the active version)
         if not request.run_qa or ruleset is None:
             return run
-        from callsense.store.history import apply_history_rules
+        from callsense.store.history import apply_store_rules
 
-        result = apply_history_rules(self.store, run.result, ruleset)
+        result = apply_store_rules(self.store, run.result, ruleset)
         return run if result is run.result else dataclasses.replace(run, result=result)
 
     def _changes(self, request: AnalyzeRequest) -> dict[str, Any]:
