@@ -97,6 +97,7 @@ def check(
 
 @rules_app.command("run")
 def run(
+    ctx: typer.Context,
     rules: str = typer.Argument(..., help="A rule file, or 'default' for the shipped pack."),
     results: list[Path] = typer.Argument(None, help="result.json files (or call folders) to re-evaluate."),
     calls: list[str] = typer.Option([], "--call", metavar="ID", help="A stored call to re-evaluate; repeatable."),
@@ -111,14 +112,14 @@ def run(
     written, not even to the store."""
     from contextlib import nullcontext
 
-    from callsense.errors import CallsenseError, UsageError
+    from callsense.errors import CallsenseError
     from callsense.result import read_result
     from callsense.result.model import to_jsonable
     from callsense.rules import apply_qa, load_scorecard
 
     results = list(results or [])
     if not results and not calls:
-        raise UsageError("give result.json files or --call ID", hint="e.g. callsense rules run default result.json")
+        raise typer.BadParameter("give result.json files, or --call ID", ctx=ctx, param_hint="'RESULTS...'")
     ruleset = _ruleset(rules)
     card = load_scorecard(scorecard) if scorecard else None
     out = _console()

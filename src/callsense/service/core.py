@@ -387,7 +387,9 @@ class Service:
             from callsense.rules import load_ruleset
 
             from_rules = load_ruleset(path).emotion_weights
-        return tuple({**dict(from_rules), **dict(self.settings.emotion_weights)}.items())
+        from callsense.adapt.weights import merged
+
+        return merged(from_rules, self.settings.emotion_weights)
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> CallAnalysis:
         """ASR only (SenseVoice tags included): the result is not stored."""
