@@ -150,7 +150,7 @@ async def analyze(request: Request, _: Analyst) -> Any:
         req = AnalyzeRequest(language=form.language, channels=_channels(form.channels),
                              granularity=form.granularity,  # type: ignore[arg-type]
                              embeddings=form.embeddings, emotion_model=form.emotion_model or None,
-                             run_qa=form.rules).validate()
+                             run_qa=form.rules, mood=form.mood).validate()
         meta = _metadata(form.metadata)
     except BaseException:
         received.discard()
@@ -162,19 +162,29 @@ async def analyze(request: Request, _: Analyst) -> Any:
     assert outcome.result is not None
     call_id = outcome.result.call_id
     body = {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
-    customer = (outcome.result.metadata or {}).get("customer_id")
-    if form.mood and customer not in (None, ""):
-        mood = await run_in_threadpool(svc.mood.customer, str(customer))
-        body["mood"], body["alert"] = mood["mood"], mood["alert"]
-        body["links"]["mood"] = f"/v1/customers/{customer}/mood"
+    if req.mood:
+        body.update(await run_in_threadpool(_customer_mood, svc, outcome.result.metadata, body["links"]))
     return body
+
+
+def _customer_mood(svc: Service, metadata: dict[str, Any] | None, links: dict[str, str]) -> dict[str, Any]:
+    """``{"mood", "alert"}`` of the metadata's ``customer_id`` over their stored calls (and ``links.mood``);
+    empty without one. Inline answers and a job's result carry it alike (docs/service.md)."""
+    customer = (metadata or {}).get("customer_id")
+    if customer in (None, ""):
+        return {}
+    mood = svc.mood.customer(str(customer))
+    links["mood"] = f"/v1/customers/{customer}/mood"
+    return {"mood": mood["mood"], "alert": mood["alert"]}
 
 
 @router.get("/v1/jobs/{job_id}", tags=["analysis"], response_model=JobOut, responses=ERRORS)
 def get_job(request: Request, job_id: str, _: Viewer,
             wait: Annotated[float, Query(ge=0, le=300, description="seconds to wait for completion")] = 0,
             include_result: bool = False) -> Any:
-    """A job's state; ``wait=N`` holds the request until the job ends or N seconds pass."""
+    """A job's state; ``wait=N`` holds the request until the job ends or N seconds pass. With
+    ``include_result`` a finished job carries the result and, as an inline answer does, the metadata
+    ``customer_id``'s ``mood`` and ``alert`` (unless the analysis was sent with ``mood=false``)."""
     svc = _svc(request)
     _known_id(job_id, "job")
     job = svc.jobs.wait(job_id, wait) if wait else svc.jobs.get(job_id)
@@ -183,7 +193,10 @@ def get_job(request: Request, job_id: str, _: Viewer,
     result = None
     if include_result and job.status == "done" and job.call_id:
         result = svc.calls.get(job.call_id).to_dict()
-    return _job_out(job, result=result)
+    out = _job_out(job, result=result)
+    if result is not None and (job.options or {}).get("mood", True):  # as the inline answer (mood=false: none)
+        out.update(_customer_mood(svc, result.get("metadata"), out["links"]))
+    return out
 
 
 @router.get("/v1/jobs", tags=["analysis"])

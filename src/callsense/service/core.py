@@ -51,6 +51,7 @@ class AnalyzeRequest:
     run_emotion: bool = True
     run_qa: bool = True
     use_itn: bool = True
+    mood: bool = True  # the answer (inline, or the job's result) adds the metadata customer_id's mood
 
     def validate(self) -> AnalyzeRequest:
         """Raise :class:`UsageError` for a bad language, granularity, channel map or model (the option types check)."""
@@ -67,7 +68,7 @@ class AnalyzeRequest:
         return {"language": self.language, "channels": list(self.channels) if self.channels else None,
                 "granularity": self.granularity, "embeddings": self.embeddings,
                 "emotion_model": self.emotion_model, "run_emotion": self.run_emotion, "run_qa": self.run_qa,
-                "use_itn": self.use_itn}
+                "use_itn": self.use_itn, "mood": self.mood}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AnalyzeRequest:
