@@ -235,7 +235,7 @@ def process_item(item: WorkItem) -> ItemOutcome:
 
         result = keep_identity(store, run.result)  # a re-analysed recording keeps its call id
         ruleset = getattr(_analyzer(), "ruleset", None)  # analyzers without QA (test doubles) have none
-        if ruleset is not None:  # cross-call rules need the stored history of this agent / customer
+        if ruleset is not None:  # history / outlier conditions read the store (earlier calls, outlier scores)
             from callsense.store.history import apply_store_rules
 
             result = apply_store_rules(store, result, ruleset)

@@ -271,9 +271,10 @@ class Service:
         return dataclasses.replace(run, result=dataclasses.replace(run.result, source=source))
 
     def _with_history(self, analyzer: Analyzer, run: CallRun, request: AnalyzeRequest) -> CallRun:
-        """``run`` with its QA re-run against the agent's and customer's stored calls when the rule set
-        has cross-call (``history``) conditions, exactly as ``callsense batch`` does before storing: a
-        call gets the same rule hits whichever way it was analysed. Unchanged when QA did not run."""
+        """``run`` with its QA re-run against the store — the agent's and customer's stored calls
+        (``history`` conditions) and the segments' stored outlier scores (``outlier``) — when the rule set
+        has such conditions, exactly as ``callsense batch`` does before storing: a call gets the same rule
+        hits whichever way it was analysed. Unchanged when QA did not run."""
         ruleset = analyzer.ruleset  # the one this analysis loaded for its QA (the active version)
         if not request.run_qa or ruleset is None:
             return run
