@@ -456,12 +456,12 @@ def search(
 def get_outliers(
     request: Request, _: Viewer,
     run: Annotated[int | None, Query(ge=1, description="an outliers run id (default: the latest)")] = None,
-    all: Annotated[bool, Query(description="every scored segment, not only the flagged")] = False,
+    all_rows: Annotated[bool, Query(alias="all", description="every scored segment, not only the flagged")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Any:
     """The segments an outliers run (``callsense clusters outliers``) flagged, highest score first, with the
     run's threshold and reference; 404 before any run is stored."""
-    return _svc(request).calls.outliers(run, limit=limit, all_rows=all)
+    return _svc(request).calls.outliers(run, limit=limit, all_rows=all_rows)
 
 
 @router.get("/v1/stats/{name}", tags=["calls"], responses=ERRORS)
