@@ -191,5 +191,9 @@ def test_api_lists_and_searches_outliers(db_url, tmp_path, tiny_models):
             assert {i["call_id"] for i in near["items"]} == {"c099"}
             assert "outlier_score" not in c.get("/v1/search", params={"role": "customer"}).json()["items"][0]
             assert_problem(c.get("/v1/search", params={"min_outlier": 3}), 422)
+            calls = c.get("/v1/calls", params={"outliers": "true"}).json()
+            assert "c099" in {i["call_id"] for i in calls["items"]} and calls["total"] == len({i["call_id"] for i in found["items"]})
+            paged = c.get("/v1/calls", params={"outliers": "true", "cursor": "", "limit": 1}).json()
+            assert len(paged["items"]) == 1 and (paged["next_cursor"] is not None) == (calls["total"] > 1)
     finally:
         srv.stop()

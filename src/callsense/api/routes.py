@@ -319,13 +319,14 @@ def list_calls(
     date_from: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     invalid: Annotated[bool, Query(description="only invalid calls, left not scored (the discard view)")] = False,
+    outliers: Annotated[bool, Query(description="only calls with a segment its latest outlier score flagged")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page (keyset; '' starts)")] = None,
 ) -> Any:
     """Analysed calls, newest first, filtered and paginated (``cursor``: by keyset, however deep)."""
     filters = {"agent_id": agent_id, "queue": queue, "category": category, "emotion": emotion,
                "severity": severity, "min_score": min_score, "max_score": max_score, "date_from": date_from,
-               "date_to": date_to, "invalid": invalid}
+               "date_to": date_to, "invalid": invalid, "outliers": outliers}
     return _svc(request).calls.list(filters=filters, limit=limit, offset=offset, cursor=cursor)
 
 

@@ -264,7 +264,7 @@ class CallRepository:
             meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
             min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
             role="customer" if f.get("emotion") else None, emotion=f.get("emotion"),
-            invalid=bool(f.get("invalid")), limit=MAX_SCAN)
+            invalid=bool(f.get("invalid")), outliers=bool(f.get("outliers")), limit=MAX_SCAN)
         calls: dict[str, str] = {}  # call id -> its call-level cursor (after every segment hit of it)
 
         def take(hits: Any) -> None:
