@@ -71,6 +71,30 @@ def test_too_quiet_clip_is_a_422_problem(service):
     assert "音量过低 / audio too quiet" in text and "clip.wav" in text and "/tmp" not in text
 
 
+def test_live_call_carries_the_head_and_the_weights(service):
+    """A live call through the service's head and weights records them as an upload's analysis does."""
+    from api_support import EXAMPLES
+    from callsense.live.client import read_recording
+
+    client, _ = service
+    rec = read_recording(EXAMPLES / "call_stereo.wav")
+    with client.websocket_connect("/v1/live") as ws:
+        ws.send_text(json.dumps({"type": "start", "sample_rate": rec.sample_rate, "encoding": rec.encoding,
+                                 "channels": rec.channels, "call_id": "live-head"}))
+        assert ws.receive_json()["type"] == "started"
+        for frame in rec.frames(200):
+            ws.send_bytes(frame)
+        ws.send_text(json.dumps({"type": "stop"}))
+        while (msg := ws.receive_json())["type"] not in ("stopped", "error"):
+            pass
+    assert msg["type"] == "stopped", msg
+    result = client.get("/v1/calls/live-head").json()
+    result = result.get("result", result)
+    assert result["emotion"]["head"] == "edu" and result["emotion"]["weights"]["neutral"] == 0.5
+    custom = [s["emotion"]["custom"] for s in result["segments"] if s["emotion"] and s["emotion"].get("custom")]
+    assert custom and {c["label"] for c in custom} <= {"anxious", "urgent"}
+
+
 def test_active_rule_file_weights_apply_to_emotion_answers_and_the_setting_wins(service):
     client, clips = service
     rules = ('ruleset: {id: w, version: "1", name: w}\nemotion_weights: {happy: 99, neutral: 3}\nrules: []\n')

@@ -123,6 +123,27 @@ def test_stereo_mulaw_call_gives_finals_emotions_alerts_and_is_stored(server):
         assert a["emotion"]["label"] == b.emotion.label
 
 
+def test_live_calls_use_the_rule_files_emotion_weights(server):
+    """The active rule file's emotion_weights reach a live session as they reach an upload's analysis."""
+    weighted = TEST_RULES.replace("rules:\n", "emotion_weights: {angry: 0.001, happy: 99}\nrules:\n", 1)
+    with server.client() as c:
+        before = c.get("/v1/rules").json()["yaml"]
+        assert c.put("/v1/rules", json={"yaml": weighted}).status_code == 200
+    try:
+        # another recording than the other tests' (the store keeps one call per recording)
+        messages = collect(server, read_recording(EXAMPLES / "call_stereo.wav"), speed=0)
+        finals = [m["segment"] for m in messages if m["type"] == "final"]
+        assert finals and all(s["emotion"]["label"] == "happy" for s in finals)  # steered to angry, weighted away
+        with server.client() as c:
+            stored = c.get(messages[-1]["result_url"]).json()
+        stored = stored.get("result", stored)
+        assert stored["emotion"]["weights"] == {"angry": 0.001, "happy": 99}
+        assert {s["emotion"]["label"] for s in stored["segments"]} == {"happy"}
+    finally:
+        with server.client() as c:
+            assert c.put("/v1/rules", json={"yaml": before}).status_code == 200
+
+
 def _raw(srv: Server, *sends, headers=None) -> list[dict]:
     """Send messages (str or bytes) and collect answers until the server closes."""
     async def go():

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from api_support import CALL, EXAMPLES, Server, assert_problem
+from api_support import CALL, EXAMPLES, REPO, Server, assert_problem
 from callsense.analysis.mood import MoodPoint, summarize, volatility
 from callsense.labels import EMOTION_NAMES
 from callsense.testing.store import fresh_postgres_database
@@ -154,7 +154,24 @@ def test_customer_mood_over_calls_follows_the_calls(server):
                     data={"metadata": json.dumps({"customer_id": "c-7"}), "mood": "false"}).json()
         assert no["mood"] is None
         assert c.get("/v1/customers/c-7/mood").json()["mood"]["window"] == 2
+
+        # an async job's result carries the mood as the inline answer does (and mood=false leaves it out)
+        english = REPO / "src" / "callsense" / "examples" / "call_en.wav"
+        jobs = [c.post("/v1/analyze", files={"file": (english.name, english.read_bytes())},
+                       data={"metadata": json.dumps({"customer_id": "c-7", "started_at": "2026-01-03T10:00:00Z"}),
+                             "mode": "async", **extra}) for extra in ({}, {"mood": "false"})]
+        assert [j.status_code for j in jobs] == [202, 202], jobs[0].text[:300]
+        done = [c.get(f"/v1/jobs/{j.json()['job']['id']}", params={"wait": 120, "include_result": "true"}).json()
+                for j in jobs]
+        assert [d["status"] for d in done] == ["done", "done"], done
+        assert done[0]["result"]["call_id"] == done[0]["call_id"]
+        assert done[0]["call_id"] in [h["call_id"] for h in done[0]["mood"]["history"]]
+        assert done[0]["mood"]["window"] == 3 and done[0]["links"]["mood"] == "/v1/customers/c-7/mood"
+        assert "alert" in done[0]
+        assert done[1]["result"] and done[1]["mood"] is None and "mood" not in done[1]["links"]
+        assert c.get(f"/v1/jobs/{done[0]['id']}").json()["mood"] is None  # no result asked for: no mood
+        ids.append(done[0]["call_id"])
         assert c.delete(f"/v1/calls/{ids[0]}").status_code == 204
         left = c.get("/v1/customers/c-7/mood").json()["mood"]
-        assert [h["call_id"] for h in left["history"]] == [ids[1]]
+        assert [h["call_id"] for h in left["history"]] == ids[1:]
         assert c.get("/v1/customers/nobody/mood").json()["mood"]["history"] == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,24 @@ def parse_weights(text: str | None, *, option: str = "--emotion-weights") -> tup
 def weights_from_mapping(mapping: dict | None) -> tuple[tuple[str, float], ...]:
     """Weights from a settings or rule-file mapping ``{angry: 1.3}``."""
     return parse_weights(",".join(f"{k}={v}" for k, v in (mapping or {}).items()), option="emotion_weights")
+
+
+def merged(from_rules: Sequence[tuple[str, float]], explicit: Sequence[tuple[str, float]]
+           ) -> tuple[tuple[str, float], ...]:
+    """The rule file's ``emotion_weights`` under the explicit ones (``--emotion-weights``, the service's
+    setting): an explicit weight wins per class. The one merge every path applies (analyzer, service, live)."""
+    return tuple({**dict(from_rules), **dict(explicit)}.items())
+
+
+def with_rule_weights(options: Any, ruleset: Any) -> Any:
+    """``AnalyzeOptions`` with ``ruleset``'s ``emotion_weights`` merged under its own (:func:`merged`);
+    unchanged when the rule set has none or emotion does not run."""
+    from_rules = tuple(getattr(ruleset, "emotion_weights", ()) or ())
+    if not from_rules or not options.run_emotion:
+        return options
+    from dataclasses import replace
+
+    return options.replace(emotion=replace(options.emotion, weights=merged(from_rules, options.emotion.weights)))
 
 
 def apply(scores: np.ndarray, weights: Sequence[float]) -> np.ndarray:

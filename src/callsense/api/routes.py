@@ -150,7 +150,7 @@ async def analyze(request: Request, _: Analyst) -> Any:
         req = AnalyzeRequest(language=form.language, channels=_channels(form.channels),
                              granularity=form.granularity,  # type: ignore[arg-type]
                              embeddings=form.embeddings, emotion_model=form.emotion_model or None,
-                             run_qa=form.rules).validate()
+                             run_qa=form.rules, mood=form.mood).validate()
         meta = _metadata(form.metadata)
     except BaseException:
         received.discard()
@@ -162,19 +162,29 @@ async def analyze(request: Request, _: Analyst) -> Any:
     assert outcome.result is not None
     call_id = outcome.result.call_id
     body = {"status": "done", "call_id": call_id, "result": outcome.result.to_dict(), "links": _call_links(call_id)}
-    customer = (outcome.result.metadata or {}).get("customer_id")
-    if form.mood and customer not in (None, ""):
-        mood = await run_in_threadpool(svc.mood.customer, str(customer))
-        body["mood"], body["alert"] = mood["mood"], mood["alert"]
-        body["links"]["mood"] = f"/v1/customers/{customer}/mood"
+    if req.mood:
+        body.update(await run_in_threadpool(_customer_mood, svc, outcome.result.metadata, body["links"]))
     return body
+
+
+def _customer_mood(svc: Service, metadata: dict[str, Any] | None, links: dict[str, str]) -> dict[str, Any]:
+    """``{"mood", "alert"}`` of the metadata's ``customer_id`` over their stored calls (and ``links.mood``);
+    empty without one. Inline answers and a job's result carry it alike (docs/service.md)."""
+    customer = (metadata or {}).get("customer_id")
+    if customer in (None, ""):
+        return {}
+    mood = svc.mood.customer(str(customer))
+    links["mood"] = f"/v1/customers/{customer}/mood"
+    return {"mood": mood["mood"], "alert": mood["alert"]}
 
 
 @router.get("/v1/jobs/{job_id}", tags=["analysis"], response_model=JobOut, responses=ERRORS)
 def get_job(request: Request, job_id: str, _: Viewer,
             wait: Annotated[float, Query(ge=0, le=300, description="seconds to wait for completion")] = 0,
             include_result: bool = False) -> Any:
-    """A job's state; ``wait=N`` holds the request until the job ends or N seconds pass."""
+    """A job's state; ``wait=N`` holds the request until the job ends or N seconds pass. With
+    ``include_result`` a finished job carries the result and, as an inline answer does, the metadata
+    ``customer_id``'s ``mood`` and ``alert`` (unless the analysis was sent with ``mood=false``)."""
     svc = _svc(request)
     _known_id(job_id, "job")
     job = svc.jobs.wait(job_id, wait) if wait else svc.jobs.get(job_id)
@@ -183,7 +193,10 @@ def get_job(request: Request, job_id: str, _: Viewer,
     result = None
     if include_result and job.status == "done" and job.call_id:
         result = svc.calls.get(job.call_id).to_dict()
-    return _job_out(job, result=result)
+    out = _job_out(job, result=result)
+    if result is not None and (job.options or {}).get("mood", True):  # as the inline answer (mood=false: none)
+        out.update(_customer_mood(svc, result.get("metadata"), out["links"]))
+    return out
 
 
 @router.get("/v1/jobs", tags=["analysis"])
@@ -306,13 +319,14 @@ def list_calls(
     date_from: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     date_to: Annotated[str | None, Query(description="YYYY-MM-DD")] = None,
     invalid: Annotated[bool, Query(description="only invalid calls, left not scored (the discard view)")] = False,
+    outliers: Annotated[bool, Query(description="only calls with a segment its latest outlier score flagged")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page (keyset; '' starts)")] = None,
 ) -> Any:
     """Analysed calls, newest first, filtered and paginated (``cursor``: by keyset, however deep)."""
     filters = {"agent_id": agent_id, "queue": queue, "category": category, "emotion": emotion,
                "severity": severity, "min_score": min_score, "max_score": max_score, "date_from": date_from,
-               "date_to": date_to, "invalid": invalid}
+               "date_to": date_to, "invalid": invalid, "outliers": outliers}
     return _svc(request).calls.list(filters=filters, limit=limit, offset=offset, cursor=cursor)
 
 
@@ -420,10 +434,13 @@ def search(
     min_score: Annotated[float | None, Query(ge=0, le=1, description="minimum score of the emotion")] = None,
     severity: Annotated[str | None, Query(description="the call has a rule hit of at least this severity")] = None,
     agent_id: str | None = None,
+    outliers: Annotated[bool, Query(description="only segments their latest outlier score flagged")] = False,
+    min_outlier: Annotated[float | None, Query(ge=0, le=2, description="latest outlier score at least this")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Segments matching text and tags together (e.g. angry customers saying 退款); calls when only
-    call-level filters are given. ``q`` is at most 500 characters and 32 words."""
+    call-level filters are given. ``q`` is at most 500 characters and 32 words. ``outliers`` /
+    ``min_outlier`` filter by the segments' latest stored outlier score (``callsense clusters outliers``)."""
     if q is not None:
         if len(q.split()) > MAX_QUERY_WORDS:
             raise UsageError(f"q has {len(q.split())} words; the limit is {MAX_QUERY_WORDS}",
@@ -432,7 +449,20 @@ def search(
             raise UsageError(f"q is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}",
                              hint="search for fewer, more specific words")
     return _svc(request).calls.search(text=q, emotion=emotion, role=role, event=event, min_score=min_score,
-                                      severity=severity, agent_id=agent_id, limit=limit, offset=offset)
+                                      severity=severity, agent_id=agent_id, outliers=outliers,
+                                      min_outlier=min_outlier, limit=limit, offset=offset)
+
+
+@router.get("/v1/outliers", tags=["calls"], responses=ERRORS)
+def get_outliers(
+    request: Request, _: Viewer,
+    run: Annotated[int | None, Query(ge=1, description="an outliers run id (default: the latest)")] = None,
+    all_rows: Annotated[bool, Query(alias="all", description="every scored segment, not only the flagged")] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:
+    """The segments an outliers run (``callsense clusters outliers``) flagged, highest score first, with the
+    run's threshold and reference; 404 before any run is stored."""
+    return _svc(request).calls.outliers(run, limit=limit, all_rows=all_rows)
 
 
 @router.get("/v1/stats/{name}", tags=["calls"], responses=ERRORS)

@@ -35,6 +35,9 @@ class JobOut(BaseModel):
     metadata: dict[str, Any] = {}
     links: dict[str, str] = {}
     result: dict[str, Any] | None = None
+    mood: dict[str, Any] | None = Field(None, description="with include_result: the customer's mood over their "
+                                                          "stored calls (metadata customer_id), as inline answers")
+    alert: dict[str, Any] | None = None
 
 
 class AnalyzeOut(BaseModel):

@@ -254,10 +254,10 @@ def process_item(item: WorkItem, sha: str | None = None) -> ItemOutcome:
 
         result = keep_identity(store, run.result)  # a re-analysed recording keeps its call id
         ruleset = getattr(_analyzer(), "ruleset", None)  # analyzers without QA (test doubles) have none
-        if ruleset is not None:  # cross-call rules need the stored history of this agent / customer
-            from callsense.store.history import apply_history_rules
+        if ruleset is not None:  # history / outlier conditions read the store (earlier calls, outlier scores)
+            from callsense.store.history import apply_store_rules
 
-            result = apply_history_rules(store, result, ruleset)
+            result = apply_store_rules(store, result, ruleset)
         audio_copy = _copy_audio(item.path, sha, options.copy_audio) if options.copy_audio else None
         try:
             targets = getattr(_analyzer(), "alert_targets", tuple)()  # queued with the result (outbox)

@@ -2,6 +2,8 @@
 
     callsense rules check RULES.yaml [--scorecard CARD.yaml]   # exit 2 with file:line:column problems
     callsense rules run RULES.yaml result.json...              # hits with evidence, no models needed
+    callsense rules run RULES.yaml --call ID [--db URL]        # a stored call, with the store's history and
+                                                               # outlier scores (history / outlier conditions)
     callsense rules list [RULES.yaml]                          # the default pack when none is given
 
 ``default`` in place of RULES.yaml means the shipped default pack.
@@ -12,8 +14,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from callsense.cli.options import DB_HELP, DB_METAVAR
 
 rules_app = typer.Typer(help="Check, list and run QA rule files (docs/rules.md).", no_args_is_help=True)
 
@@ -92,44 +97,70 @@ def check(
 
 @rules_app.command("run")
 def run(
+    ctx: typer.Context,
     rules: str = typer.Argument(..., help="A rule file, or 'default' for the shipped pack."),
-    results: list[Path] = typer.Argument(..., help="result.json files (or call folders) to re-evaluate."),
+    results: list[Path] = typer.Argument(None, help="result.json files (or call folders) to re-evaluate."),
+    calls: list[str] = typer.Option([], "--call", metavar="ID", help="A stored call to re-evaluate; repeatable."),
+    db: str | None = typer.Option(None, "--db", metavar=DB_METAVAR,
+                                  help=DB_HELP + " With --db or --call the rules see the store: earlier calls "
+                                       "(history conditions) and outlier scores (outlier conditions)."),
     scorecard: Path | None = typer.Option(None, "--scorecard", help="Scorecard YAML (default: the shipped one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout: an object with results "
                                                         "(call id, path, hits, score of each) and failures."),
 ) -> None:
-    """Re-evaluate stored results with RULES, without re-running any model; print hits with evidence."""
+    """Re-evaluate results with RULES, without re-running any model; print hits with evidence. Nothing is
+    written, not even to the store."""
+    from contextlib import nullcontext
+
     from callsense.errors import CallsenseError
     from callsense.result import read_result
     from callsense.result.model import to_jsonable
     from callsense.rules import apply_qa, load_scorecard
 
+    results = list(results or [])
+    if not results and not calls:
+        raise typer.BadParameter("give result.json files, or --call ID", ctx=ctx, param_hint="'RESULTS...'")
     ruleset = _ruleset(rules)
     card = load_scorecard(scorecard) if scorecard else None
     out = _console()
     done: list[dict] = []
     failures: list[dict] = []
-    for path in results:
-        try:
-            result = apply_qa(read_result(path), ruleset=ruleset, scorecard=card)
-        except CallsenseError as e:  # one bad file does not stop the others
-            failures.append({"path": str(path), "code": e.code, "reason": str(e)})
-            _console(stderr=True).print(f"error: {e}", markup=False)
-            continue
-        if as_json:
-            done.append({"call_id": result.call_id, "path": str(path), "hits": to_jsonable(result.rule_hits),
-                         "score": to_jsonable(result.score)})
-            continue
-        _print_result(out, result, path)
+    items: list[tuple[str, Any]] = [(str(p), lambda p=p: read_result(p)) for p in results]
+    with (_open_store(db) if db is not None or calls else nullcontext()) as store:
+        if store is not None:
+            from callsense.store.history import apply_store_rules
+            from callsense.store.repo import get_result
+
+            items += [(f"store:{cid}", lambda cid=cid: get_result(store, cid)) for cid in calls]
+        for path, load in items:
+            try:
+                result = apply_qa(load(), ruleset=ruleset, scorecard=card)
+                if store is not None:
+                    result = apply_store_rules(store, result, ruleset, scorecard=card)
+            except CallsenseError as e:  # one bad file does not stop the others
+                failures.append({"path": path, "code": e.code, "reason": str(e)})
+                _console(stderr=True).print(f"error: {e}", markup=False)
+                continue
+            if as_json:
+                done.append({"call_id": result.call_id, "path": path, "hits": to_jsonable(result.rule_hits),
+                             "score": to_jsonable(result.score)})
+                continue
+            _print_result(out, result, path)
     if as_json:
         sys.stdout.write(json.dumps({"results": done, "failures": failures}, ensure_ascii=False, indent=2) + "\n")
     if failures:
         from callsense.errors import InputError
 
-        raise InputError(f"{len(failures)} of {len(results)} results could not be read (listed above)")
+        raise InputError(f"{len(failures)} of {len(items)} results could not be read (listed above)")
 
 
-def _print_result(out, result, path: Path) -> None:
+def _open_store(db: str | None) -> Any:
+    from callsense.store.db import open_store
+
+    return open_store(db)
+
+
+def _print_result(out, result, path: str) -> None:
     from rich.markup import escape
 
     from callsense.cli.render import clock

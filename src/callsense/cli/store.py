@@ -199,6 +199,10 @@ def search(
     max_qa: float | None = typer.Option(None, "--max-qa", help="QA score ≤ this (0-100, as shown).", min=0, max=100),
     invalid: bool = typer.Option(False, "--invalid", help="The discard view: invalid calls (no speech, too "
                                  "little, mostly music or tones), left not scored."),
+    outliers: bool = typer.Option(False, "--outliers", help="Segments their latest outlier score flagged "
+                                  "(`callsense clusters outliers`), with the score."),
+    min_outlier: float | None = typer.Option(None, "--min-outlier", metavar="SCORE",
+                                             help="Segments whose latest outlier score is ≥ SCORE (0-2)."),
     limit: int = typer.Option(50, "--limit", "-n"),
     after: str | None = typer.Option(None, "--after", metavar="CURSOR",
                                      help="The page after this hit: the `cursor` of the last hit in --json."),
@@ -222,8 +226,8 @@ def search(
                         event=event, rule_id=rule, severity=severity, meta=meta_filters, since=since, until=until,
                         min_duration_ms=int(min_seconds * 1000) if min_seconds is not None else None,
                         max_duration_ms=int(max_seconds * 1000) if max_seconds is not None else None,
-                        min_qa_score=min_qa, max_qa_score=max_qa, invalid=invalid, limit=limit,
-                        after=after or None)
+                        min_qa_score=min_qa, max_qa_score=max_qa, invalid=invalid, outliers=outliers,
+                        min_outlier=min_outlier, limit=limit, after=after or None)
     store = open_store(db)
     try:
         hits = run_search(store, query)
@@ -242,14 +246,15 @@ def search(
         console.print("no matches")
         return
     t = Table(show_lines=False)
-    for col in ("call", "segment", "time", "role", "", "text"):
+    for col in ("call", "segment", "time", "role", "", *(("outlier",) if query.by_outlier else ()), "text"):
         t.add_column(col, overflow="fold")
     for h in hits:
         text_cell = Text(h.text)
         for a, b in h.spans:
             text_cell.stylize("bold reverse", a, b)
         when = f"{clock(h.start_ms)}–{clock(h.end_ms)}" if h.segment_id else clock(h.duration_ms)
-        t.add_row(h.call_id, h.segment_id or "", when, h.role or "", h.emoji, text_cell)
+        score = (f"{h.outlier_score:.3f}" + (" ⚑" if h.outlier_flagged else ""),) if query.by_outlier else ()
+        t.add_row(h.call_id, h.segment_id or "", when, h.role or "", h.emoji, *score, text_cell)
     console.print(t)
 
 

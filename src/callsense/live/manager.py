@@ -95,7 +95,11 @@ class LiveCalls:
         emotion = analyzer.emotion_engine() if analyzer.options.run_emotion else None
         ruleset = self._ruleset(analyzer)
         history = self._history(ruleset, start.metadata)
-        session = LiveSession(start, call_id=call_id, options=analyzer.options, asr=asr, emotion=emotion,
+        from callsense.adapt.weights import with_rule_weights
+
+        # the rule file's emotion_weights, merged as an upload's analysis merges them (docs/adapt.md)
+        options = with_rule_weights(analyzer.options, ruleset)
+        session = LiveSession(start, call_id=call_id, options=options, asr=asr, emotion=emotion,
                               live_rules=LiveRules(ruleset, history) if ruleset is not None else None,
                               vad_model=load_vad_model(), spool_dir=service.settings.uploads_dir,
                               max_duration_s=service.settings.max_duration_s,
@@ -153,9 +157,9 @@ class LiveCalls:
             targets: tuple[Any, ...] = ()
             if ruleset is not None:
                 result = rules.apply_qa(result, ruleset=ruleset)
-                from callsense.store.history import apply_history_rules
+                from callsense.store.history import apply_store_rules
 
-                result = apply_history_rules(service.store, result, ruleset)
+                result = apply_store_rules(service.store, result, ruleset)
                 targets = tuple(getattr(ruleset, "alerts", ()) or ())
             run = dataclasses.replace(run, result=result)
             # The live alerts were tried when they fired (one attempt each); the outbox records them,

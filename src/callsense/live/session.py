@@ -257,7 +257,8 @@ class LiveSession:
         speech = {c.channel: sum(s.end_ms - s.start_ms for s in segs if s.channel == c.channel) for c in self.channels}
         return dataclasses.replace(
             result, segments=segs, events=stages.audio_events(segs),
-            emotion=stages.call_emotion(segs, self.timeline, self.options.emotion_model, self.options.emotion, heard),
+            emotion=stages.call_emotion(segs, self.timeline, self.options.emotion_model, self.options.emotion, heard,
+                                        head=self.options.emotion_head if self.emotion is not None else None),
             tracks=tuple(TrackInfo(c.channel, c.role, heard, speech[c.channel]) for c in self.channels))  # type: ignore[arg-type]
 
     def _check_rules(self) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ The rule language is documented in docs/rules.md, the metrics in docs/metrics.md
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from callsense.result.model import CallAnalysis
 
@@ -28,11 +28,12 @@ from callsense.rules.loader import (
     load_scorecard,
     load_scorecard_text,
 )
-from callsense.rules.model import CallSummary, EmotionShare, Rule, Ruleset, Scorecard
+from callsense.rules.model import CallSummary, EmotionShare, OutlierScore, Rule, Ruleset, Scorecard
 
 __all__ = [
     "CallSummary",
     "EmotionShare",
+    "OutlierScore",
     "Problem",
     "Rule",
     "RuleFileError",
@@ -52,11 +53,13 @@ __all__ = [
 
 
 def apply_qa(result: CallAnalysis, *, ruleset: Ruleset | None = None, scorecard: Scorecard | None = None,
-             history: Sequence[CallSummary] | None = None) -> CallAnalysis:
+             history: Sequence[CallSummary] | None = None,
+             outliers: Mapping[str, OutlierScore] | None = None) -> CallAnalysis:
     """A copy of ``result`` with ``metrics``, ``rule_hits`` and ``score`` filled.
 
     ``ruleset`` / ``scorecard`` default to the shipped default pack and scorecard. ``history``
-    holds summaries of earlier calls (see :func:`summarize`) for cross-call conditions.
+    holds summaries of earlier calls (see :func:`summarize`) for cross-call conditions, ``outliers``
+    the segments' stored outlier scores (by segment id) for ``outlier`` conditions.
     """
     from callsense.analysis.metrics import compute_metrics
     from callsense.rules.scorecard import score_call
@@ -64,7 +67,7 @@ def apply_qa(result: CallAnalysis, *, ruleset: Ruleset | None = None, scorecard:
     ruleset = ruleset if ruleset is not None else default_ruleset()
     scorecard = scorecard if scorecard is not None else default_scorecard()
     with_metrics = dataclasses.replace(result, metrics=compute_metrics(result))
-    outcomes = evaluate_outcomes(with_metrics, ruleset, history=history)
+    outcomes = evaluate_outcomes(with_metrics, ruleset, history=history, outliers=outliers)
     hits = tuple(o.hit for o in outcomes if o.hit is not None)
     return dataclasses.replace(with_metrics, rule_hits=hits, score=score_call(outcomes, scorecard, ruleset))
 

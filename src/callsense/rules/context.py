@@ -30,6 +30,7 @@ class Context:
     index: dict[str, int]  # segment id -> position in ``segments``
     events: tuple[AudioEvent, ...]
     history: tuple[m.CallSummary, ...] = ()
+    outliers: dict[str, m.OutlierScore] = field(default_factory=dict)  # segment id -> its latest stored score
 
     @property
     def duration(self) -> int:

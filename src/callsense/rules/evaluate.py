@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -35,7 +35,8 @@ class RuleOutcome:
     reason: str | None = None  # why N/A
 
 
-def build_context(result: CallAnalysis, history: Sequence[m.CallSummary] | None = None) -> Context:
+def build_context(result: CallAnalysis, history: Sequence[m.CallSummary] | None = None,
+                  outliers: Mapping[str, m.OutlierScore] | None = None) -> Context:
     metrics = result.metrics if result.metrics is not None else compute_metrics(result)
     dur = metrics.duration_ms
     segs = tuple(sorted(result.segments, key=lambda s: (s.start_ms, s.end_ms, s.id)))
@@ -47,21 +48,24 @@ def build_context(result: CallAnalysis, history: Sequence[m.CallSummary] | None 
         index={s.id: i for i, s in enumerate(segs)},
         events=call_events(result),
         history=tuple(history or ()),
+        outliers=dict(outliers or {}),
     )
 
 
 def evaluate(result: CallAnalysis, ruleset: m.Ruleset, *, history: Sequence[m.CallSummary] | None = None,
-             ) -> tuple[RuleHit, ...]:
+             outliers: Mapping[str, m.OutlierScore] | None = None) -> tuple[RuleHit, ...]:
     """The hits of ``ruleset`` on ``result``, in rule order, each with evidence."""
-    return tuple(o.hit for o in evaluate_outcomes(result, ruleset, history=history) if o.hit is not None)
+    return tuple(o.hit for o in evaluate_outcomes(result, ruleset, history=history, outliers=outliers)
+                 if o.hit is not None)
 
 
 def evaluate_outcomes(result: CallAnalysis, ruleset: m.Ruleset, *,
                       history: Sequence[m.CallSummary] | None = None, strict: bool = False,
-                      ) -> tuple[RuleOutcome, ...]:
+                      outliers: Mapping[str, m.OutlierScore] | None = None) -> tuple[RuleOutcome, ...]:
     """Hit / pass / N/A for every enabled rule. ``strict`` lets an internal error propagate (tests);
-    otherwise it is logged and the rule counts as N/A, so one bad rule never loses the analysis."""
-    ctx = build_context(result, history)
+    otherwise it is logged and the rule counts as N/A, so one bad rule never loses the analysis.
+    ``outliers``: the segments' stored outlier scores, for ``outlier`` conditions (store/history.py)."""
+    ctx = build_context(result, history, outliers)
     out = []
     for rule in ruleset.rules:
         if not rule.enabled:

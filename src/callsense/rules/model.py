@@ -286,3 +286,14 @@ class CallSummary:
 
     def share(self, role: str, label: str) -> float | None:
         return next((e.share for e in self.emotions if e.role == role and e.label == label), None)
+
+
+# -------------------------------------------------------------------------------------- outliers
+@dataclass(frozen=True)
+class OutlierScore:
+    """A segment's latest stored outlier score (``callsense clusters outliers``), for ``outlier`` conditions."""
+
+    score: float  # mean cosine distance to the nearest reference segments
+    flagged: bool  # over the run's threshold (a quantile of the reference's own scores)
+    run_id: int  # the outliers run that scored the segment
+    threshold: float | None = None

@@ -264,7 +264,7 @@ class CallRepository:
             meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
             min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
             role="customer" if f.get("emotion") else None, emotion=f.get("emotion"),
-            invalid=bool(f.get("invalid")), limit=MAX_SCAN)
+            invalid=bool(f.get("invalid")), outliers=bool(f.get("outliers")), limit=MAX_SCAN)
         calls: dict[str, str] = {}  # call id -> its call-level cursor (after every segment hit of it)
 
         def take(hits: Any) -> None:
@@ -308,21 +308,33 @@ class CallRepository:
 
     def search(self, *, text: str | None = None, emotion: str | None = None, role: str | None = None,
                event: str | None = None, min_score: float | None = None, severity: str | None = None,
-               agent_id: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-        """Segments (or calls, without segment criteria) matching text and tags together."""
+               agent_id: str | None = None, outliers: bool = False, min_outlier: float | None = None,
+               limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Segments (or calls, without segment criteria) matching text and tags together; ``outliers`` /
+        ``min_outlier``: by the segments' latest stored outlier score, which the items then carry."""
         from callsense.store import search_calls
 
         q = self._query(text=text, emotion=emotion, role=role, event=event, min_score=min_score, severity=severity,
-                        meta={"agent_id": agent_id} if agent_id else None, limit=MAX_SCAN)
+                        meta={"agent_id": agent_id} if agent_id else None, outliers=outliers,
+                        min_outlier=min_outlier, limit=MAX_SCAN)
         hits = search_calls(self.store, q)
         items = [{"call_id": h.call_id, "filename": h.source_name, "segment_id": h.segment_id, "role": h.role,
                   "start_ms": h.start_ms, "end_ms": h.end_ms, "text": h.text, "marked": h.marked(),
                   "spans": [list(x) for x in h.spans],
                   "emotion": h.emotion, "emoji": h.emoji, "emotion_score": h.emotion_score,
                   "agent_id": h.agent_id, "qa_score": h.qa_score, "duration_ms": h.duration_ms,
-                  "call_time": h.call_time.isoformat() if h.call_time else None}
+                  "call_time": h.call_time.isoformat() if h.call_time else None,
+                  **({"outlier_score": h.outlier_score, "outlier_flagged": h.outlier_flagged}
+                     if h.outlier_score is not None else {})}
                  for h in hits[offset:offset + limit]]
         return {"total": len(hits), "offset": offset, "limit": limit, "items": items}
+
+    def outliers(self, run: int | None = None, *, limit: int = 50, all_rows: bool = False) -> dict[str, Any]:
+        """A stored outliers run (default: the latest): its figures and flagged segments, highest score first
+        (``all_rows``: every scored segment). No run stored yet: NotFoundError (404)."""
+        from callsense.store.clusters import outlier_report
+
+        return outlier_report(self.store, run, top=limit, all_rows=all_rows)
 
     def stats(self, name: str, **params: Any) -> dict[str, Any]:
         from callsense.service.stats import STATS, compute

@@ -51,6 +51,7 @@ class AnalyzeRequest:
     run_emotion: bool = True
     run_qa: bool = True
     use_itn: bool = True
+    mood: bool = True  # the answer (inline, or the job's result) adds the metadata customer_id's mood
 
     def validate(self) -> AnalyzeRequest:
         """Raise :class:`UsageError` for a bad language, granularity, channel map or model (the option types check)."""
@@ -67,7 +68,7 @@ class AnalyzeRequest:
         return {"language": self.language, "channels": list(self.channels) if self.channels else None,
                 "granularity": self.granularity, "embeddings": self.embeddings,
                 "emotion_model": self.emotion_model, "run_emotion": self.run_emotion, "run_qa": self.run_qa,
-                "use_itn": self.use_itn}
+                "use_itn": self.use_itn, "mood": self.mood}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AnalyzeRequest:
@@ -270,15 +271,16 @@ class Service:
         return dataclasses.replace(run, result=dataclasses.replace(run.result, source=source))
 
     def _with_history(self, analyzer: Analyzer, run: CallRun, request: AnalyzeRequest) -> CallRun:
-        """``run`` with its QA re-run against the agent's and customer's stored calls when the rule set
-        has cross-call (``history``) conditions, exactly as ``callsense batch`` does before storing: a
-        call gets the same rule hits whichever way it was analysed. Unchanged when QA did not run."""
+        """``run`` with its QA re-run against the store — the agent's and customer's stored calls
+        (``history`` conditions) and the segments' stored outlier scores (``outlier``) — when the rule set
+        has such conditions, exactly as ``callsense batch`` does before storing: a call gets the same rule
+        hits whichever way it was analysed. Unchanged when QA did not run."""
         ruleset = analyzer.ruleset  # the one this analysis loaded for its QA (the active version)
         if not request.run_qa or ruleset is None:
             return run
-        from callsense.store.history import apply_history_rules
+        from callsense.store.history import apply_store_rules
 
-        result = apply_history_rules(self.store, run.result, ruleset)
+        result = apply_store_rules(self.store, run.result, ruleset)
         return run if result is run.result else dataclasses.replace(run, result=result)
 
     def _changes(self, request: AnalyzeRequest) -> dict[str, Any]:
@@ -387,7 +389,9 @@ class Service:
             from callsense.rules import load_ruleset
 
             from_rules = load_ruleset(path).emotion_weights
-        return tuple({**dict(from_rules), **dict(self.settings.emotion_weights)}.items())
+        from callsense.adapt.weights import merged
+
+        return merged(from_rules, self.settings.emotion_weights)
 
     def transcribe(self, upload: Upload, *, language: str = "auto") -> CallAnalysis:
         """ASR only (SenseVoice tags included): the result is not stored."""

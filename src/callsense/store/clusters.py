@@ -242,17 +242,45 @@ def outlier_report(store: Store, run_id: int | None = None, *, top: int = 20, al
             "segments_flagged": [{**_seg(r), "flagged": bool(r.flagged)} for r in rows[:top]]}
 
 
-def segment_outliers(store: Store, call_id: str) -> dict[str, float]:
-    """The latest outliers run's score of each of ``call_id``'s segments (empty when not scored)."""
-    from sqlalchemy import select
+def latest_outlier_scores(store: Store, call_id: str) -> dict[str, Any]:
+    """Each of ``call_id``'s segments' score in the latest outliers run that scored it, as
+    :class:`callsense.rules.model.OutlierScore` by segment id (empty when none was scored)."""
+    from sqlalchemy import func, select
+
+    from callsense.rules.model import OutlierScore
+    from callsense.store.models import AnalysisRun, SegmentScore
+
+    S, R = SegmentScore, AnalysisRun
+    latest = (select(S.segment_id, func.max(S.run_id).label("run_id")).join(R, R.id == S.run_id)
+              .where(R.kind == "outliers", S.call_id == call_id).group_by(S.segment_id).subquery())
+    stmt = (select(S.segment_id, S.score, S.flagged, S.run_id, R.summary_json)
+            .join(latest, (latest.c.segment_id == S.segment_id) & (latest.c.run_id == S.run_id))
+            .join(R, R.id == S.run_id).where(S.call_id == call_id))
+    out = {}
+    with store.session() as s:
+        for sid, score, flagged, run, summary in s.execute(stmt):
+            threshold = json.loads(summary or "{}").get("threshold")
+            out[sid] = OutlierScore(score=float(score), flagged=bool(flagged), run_id=int(run),
+                                    threshold=None if threshold is None else float(threshold))
+    return out
+
+
+def latest_scores_subquery() -> Any:
+    """``(call_id, segment_id, score, flagged)`` of every segment's latest outlier score, for joins (search)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import aliased
 
     from callsense.store.models import AnalysisRun, SegmentScore
 
-    with store.session() as s:
-        run = s.execute(select(AnalysisRun.id).where(AnalysisRun.kind == "outliers")
-                        .order_by(AnalysisRun.id.desc()).limit(1)).scalar()
-        if run is None:
-            return {}
-        return {sid: float(sc) for sid, sc in s.execute(
-            select(SegmentScore.segment_id, SegmentScore.score).where(SegmentScore.run_id == run,
-                                                                      SegmentScore.call_id == call_id))}
+    S, R = SegmentScore, AnalysisRun
+    latest = (select(S.call_id, S.segment_id, func.max(S.run_id).label("run_id")).join(R, R.id == S.run_id)
+              .where(R.kind == "outliers").group_by(S.call_id, S.segment_id).subquery())
+    S2 = aliased(SegmentScore)
+    return (select(S2.call_id, S2.segment_id, S2.score, S2.flagged)
+            .join(latest, (latest.c.call_id == S2.call_id) & (latest.c.segment_id == S2.segment_id)
+                  & (latest.c.run_id == S2.run_id)).subquery("outlier_scores"))
+
+
+def segment_outliers(store: Store, call_id: str) -> dict[str, float]:
+    """The latest outlier score of each of ``call_id``'s segments (empty when not scored)."""
+    return {sid: o.score for sid, o in latest_outlier_scores(store, call_id).items()}

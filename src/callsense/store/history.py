@@ -3,9 +3,10 @@
 
 :func:`call_history` selects the calls in SQL and summarises each stored result with the rules' own
 :func:`callsense.rules.summarize`, so a stored call means exactly what it would mean in memory.
-:func:`apply_history_rules` re-evaluates a result's QA with that history just before it is stored
-(the batch runner and the service call it before storing; it does nothing unless the rule set has a
-``history`` condition).
+:func:`apply_store_rules` re-evaluates a result's QA with that history, and with its segments' latest
+stored outlier scores (``outlier`` conditions, callsense.store.clusters), just before it is stored (the
+batch runner, the service and live calls call it before storing) and in ``callsense rules run --db``; it
+does nothing unless the rule set has a ``history`` or ``outlier`` condition.
 """
 
 from __future__ import annotations
@@ -54,24 +55,44 @@ def call_history(store: Store, *, agent_id: str | None = None, customer_id: str 
     return [summarize(result_from_dict(json.loads(text), source=f"store:{cid}")) for cid, (_, text) in ordered]
 
 
-def apply_history_rules(store: Store, result: CallAnalysis, ruleset: Any, *, limit: int = 20) -> CallAnalysis:
-    """``result`` with QA re-run against the agent's and customer's stored history, when ``ruleset``
-    has history conditions; otherwise ``result`` unchanged."""
-    if ruleset is None or not has_history_conditions(ruleset):
+def apply_store_rules(store: Store, result: CallAnalysis, ruleset: Any, *, limit: int = 20,
+                      scorecard: Any = None) -> CallAnalysis:
+    """``result`` with QA re-run against what the store knows — the agent's and customer's stored history
+    (``history`` conditions) and the segments' latest outlier scores (``outlier`` conditions) — when
+    ``ruleset`` has such conditions; otherwise ``result`` unchanged. ``scorecard``: as in ``apply_qa``."""
+    if ruleset is None:
+        return result
+    wants_history, wants_outliers = has_history_conditions(ruleset), has_conditions(ruleset, "outlier")
+    if not (wants_history or wants_outliers):
         return result
     from callsense.rules import apply_qa
 
-    meta = result.metadata or {}
-    history = call_history(store, agent_id=_s(meta.get("agent_id")), customer_id=_s(meta.get("customer_id")),
-                           before=meta.get("started_at") or result.processing.started_at,
-                           exclude_call=result.call_id, limit=limit)
-    return apply_qa(result, ruleset=ruleset, history=history)
+    history = None
+    if wants_history:
+        meta = result.metadata or {}
+        history = call_history(store, agent_id=_s(meta.get("agent_id")), customer_id=_s(meta.get("customer_id")),
+                               before=meta.get("started_at") or result.processing.started_at,
+                               exclude_call=result.call_id, limit=limit)
+    outliers = None
+    if wants_outliers:
+        from callsense.store.clusters import latest_outlier_scores
+
+        outliers = latest_outlier_scores(store, result.call_id)
+    return apply_qa(result, ruleset=ruleset, scorecard=scorecard, history=history, outliers=outliers)
+
+
+apply_history_rules = apply_store_rules  # the name the callers knew
+
+
+def has_conditions(ruleset: Any, kind: str) -> bool:
+    """Whether some rule of ``ruleset`` has a condition of type ``kind``."""
+    return any(getattr(cond, "type", None) == kind
+               for rule in getattr(ruleset, "rules", ()) or ()
+               for cond in (getattr(rule, "conditions", {}) or {}).values())
 
 
 def has_history_conditions(ruleset: Any) -> bool:
-    return any(getattr(cond, "type", None) == "history"
-               for rule in getattr(ruleset, "rules", ()) or ()
-               for cond in (getattr(rule, "conditions", {}) or {}).values())
+    return has_conditions(ruleset, "history")
 
 
 def _s(v: Any) -> str | None:

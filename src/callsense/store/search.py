@@ -10,7 +10,8 @@ When the query says anything about segments (text, role, emotion, ASR tags) the 
 otherwise they are calls (``segment_id`` is None). Hits come newest call first (``calls.sort_at``),
 then in call order. Pages: ``after=hit.cursor`` of the last hit (keyset; ``offset`` still works).
 Rule and severity filters read call ids from the ``(rule_id, call_id)`` / ``(severity, call_id)``
-indexes.
+indexes. ``outliers`` / ``min_outlier`` keep segments by their latest stored outlier score
+(``callsense clusters outliers``; the newest run that scored each segment), and the hits carry it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class SearchQuery:
     max_qa_score: float | None = None
     call_id: str | None = None
     invalid: bool = False  # only the discard view: calls a scorecard left "not scored" (call.invalid)
+    outliers: bool = False  # only segments whose latest outlier score (callsense clusters outliers) is flagged
+    min_outlier: float | None = None  # only segments whose latest outlier score is at least this
     limit: int = 50
     offset: int = 0
     after: str | None = None  # the cursor of the last hit of the previous page (keyset pagination)
@@ -68,6 +71,8 @@ class SearchQuery:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 100.0:
                 raise UsageError(f"{name} must be a QA score between 0 and 100 (as shown), not {value:g}")
+        if self.min_outlier is not None and not 0.0 <= self.min_outlier <= 2.0:
+            raise UsageError(f"min_outlier is a cosine distance between 0 and 2, not {self.min_outlier:g}")
         if self.limit < 1:
             raise UsageError("limit must be at least 1")
 
@@ -84,7 +89,11 @@ class SearchQuery:
     @property
     def segment_level(self) -> bool:
         return bool(self.terms or self.role or self.emotion or self.min_score is not None or self.asr_emotion
-                    or self.event)
+                    or self.event or self.by_outlier)
+
+    @property
+    def by_outlier(self) -> bool:
+        return self.outliers or self.min_outlier is not None
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,8 @@ class SearchHit:
     emotion_score: float | None = None
     text: str = ""
     spans: tuple[tuple[int, int], ...] = ()  # character offsets of the matches in text
+    outlier_score: float | None = None  # the segment's latest outlier score (outlier searches only)
+    outlier_flagged: bool | None = None
     cursor: str = ""  # SearchQuery(after=cursor) gives the hits after this one
 
     def marked(self, open_: str = "«", close: str = "»") -> str:
@@ -123,6 +134,8 @@ class SearchHit:
             "segment_id": self.segment_id, "start_ms": self.start_ms, "end_ms": self.end_ms, "role": self.role,
             "emotion": self.emotion, "emoji": self.emoji, "emotion_score": self.emotion_score, "text": self.text,
             "spans": [list(s) for s in self.spans], "marked": self.marked(), "cursor": self.cursor,
+            **({"outlier_score": self.outlier_score, "outlier_flagged": self.outlier_flagged}
+               if self.outlier_score is not None else {}),
         }
 
 
@@ -140,6 +153,8 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
                       SegmentRow.role, SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
                       ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
         stmt = _segment_filters(stmt, query, store.dialect)
+        if query.by_outlier:
+            stmt = _outlier_filter(stmt, query)
         stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
         if query.after:
             stmt = stmt.where(after_condition(query.after, when, Call.call_id, SegmentRow.idx))
@@ -163,6 +178,8 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
                 emotion=label, emoji=EMOTION_BY_NAME[label].emoji if label in EMOTION_BY_NAME else "",
                 emotion_score=row.emotion_score, text=row.text, spans=match_spans(row.text, terms),
                 cursor=make_cursor(row.call_time, row.call_id, row.idx),
+                **({"outlier_score": round(float(row.outlier_score), 4), "outlier_flagged": bool(row.outlier_flagged)}
+                   if query.by_outlier else {}),
             ))
     return hits
 
@@ -215,6 +232,20 @@ def _segment_filters(stmt: Any, q: SearchQuery, dialect: str) -> Any:
         stmt = stmt.where(SegmentRow.asr_emotion == q.asr_emotion.upper())
     if q.event:
         stmt = stmt.where(SegmentRow.asr_events.like(f"% {_like_escape(q.event)} %", escape="\\"))
+    return stmt
+
+
+def _outlier_filter(stmt: Any, q: SearchQuery) -> Any:
+    """Segments by their latest outlier score (the newest outliers run that scored each), with the score."""
+    from callsense.store.clusters import latest_scores_subquery
+
+    o = latest_scores_subquery()
+    stmt = stmt.join(o, (o.c.call_id == SegmentRow.call_id) & (o.c.segment_id == SegmentRow.segment_id))
+    stmt = stmt.add_columns(o.c.score.label("outlier_score"), o.c.flagged.label("outlier_flagged"))
+    if q.outliers:
+        stmt = stmt.where(o.c.flagged.is_(True))
+    if q.min_outlier is not None:
+        stmt = stmt.where(o.c.score >= q.min_outlier)
     return stmt
 
 

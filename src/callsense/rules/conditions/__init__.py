@@ -9,6 +9,7 @@ from __future__ import annotations
 from callsense.rules.conditions.custom import CustomEmotion
 from callsense.rules.conditions.emotion import Emotion, EmotionChange
 from callsense.rules.conditions.metadata import History, Metadata
+from callsense.rules.conditions.outlier import Outlier
 from callsense.rules.conditions.text import Keywords, Regex, Repetition, SegmentCount, Similarity, TextLength
 from callsense.rules.conditions.timing import (Duration, Event, Loudness, Silence, Speech, SpeechRate, TalkOver,
                                               TalkRatio)
@@ -16,6 +17,6 @@ from callsense.rules.model import CONDITIONS, Condition, register_condition
 
 __all__ = [
     "CONDITIONS", "Condition", "CustomEmotion", "Duration", "Emotion", "EmotionChange", "Event", "History", "Keywords", "Loudness",
-    "Metadata", "Regex", "Repetition", "SegmentCount", "Silence", "Similarity", "Speech", "SpeechRate", "TalkOver",
+    "Metadata", "Outlier", "Regex", "Repetition", "SegmentCount", "Silence", "Similarity", "Speech", "SpeechRate", "TalkOver",
     "TalkRatio", "TextLength", "register_condition",
 ]
