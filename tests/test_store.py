@@ -501,7 +501,7 @@ def test_cross_call_rule_fires_on_the_agents_stored_history(store):
     """The seeds' rule: the same agent's last 3 calls all show high customer disgust."""
     from callsense.rules import load_ruleset_text
     from callsense.store import save_result
-    from callsense.store.history import apply_history_rules
+    from callsense.store.history import apply_store_rules
 
     ruleset = load_ruleset_text(
         "rules:\n  - id: agent_disgust_streak\n    name: Agent disgust streak\n"
@@ -513,12 +513,12 @@ def test_cross_call_rule_fires_on_the_agents_stored_history(store):
                     metadata={"agent_id": agent, "started_at": f"2026-01-0{i}T10:00:00Z"})
 
     for i in (1, 2):
-        save_result(store, apply_history_rules(store, new_call(i, "a1"), ruleset))
-    save_result(store, apply_history_rules(store, new_call(3, "a2"), ruleset))  # another agent's call
-    fourth = apply_history_rules(store, new_call(4, "a1"), ruleset)
+        save_result(store, apply_store_rules(store, new_call(i, "a1"), ruleset))
+    save_result(store, apply_store_rules(store, new_call(3, "a2"), ruleset))  # another agent's call
+    fourth = apply_store_rules(store, new_call(4, "a1"), ruleset)
     assert fourth.rule_hits == ()  # only 2 earlier calls of a1
     save_result(store, fourth)
-    fifth = apply_history_rules(store, new_call(5, "a1", emo="happy"), ruleset)
+    fifth = apply_store_rules(store, new_call(5, "a1", emo="happy"), ruleset)
     assert [h.rule_id for h in fifth.rule_hits] == ["agent_disgust_streak"]
     assert "c4, c2, c1" in fifth.rule_hits[0].evidence[0].note
 

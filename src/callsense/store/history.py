@@ -81,7 +81,6 @@ def apply_store_rules(store: Store, result: CallAnalysis, ruleset: Any, *, limit
     return apply_qa(result, ruleset=ruleset, scorecard=scorecard, history=history, outliers=outliers)
 
 
-apply_history_rules = apply_store_rules  # the name the callers knew
 
 
 def has_conditions(ruleset: Any, kind: str) -> bool:
