@@ -68,7 +68,9 @@ class Emotion2vecOnnx:
             import onnxruntime as ort
         except ImportError as e:  # a core dependency, but say so plainly if it is broken
             raise DependencyError("onnxruntime is not installed", hint="pip install onnxruntime") from e
-        so = ort.SessionOptions()
+        from callsense.engines.memory import cpu_session_options, release_free_memory
+
+        so = cpu_session_options(ort.SessionOptions())  # activations go after each run (engines/memory.py)
         if num_threads:
             so.intra_op_num_threads = int(num_threads)
             so.inter_op_num_threads = 1
@@ -81,6 +83,7 @@ class Emotion2vecOnnx:
             raise ModelFormatError(f"onnxruntime cannot load the model: {e}", source=self.model_path,
                                    hint="export it again: callsense models export NAME") from e
         require_provider(self.session, device, source=self.model_path)
+        release_free_memory()  # the model proto onnxruntime parsed while loading
         names = [i.name for i in self.session.get_inputs()]
         if names[:1] != ["samples"]:
             raise ModelFormatError(f"inputs are {names}; expected samples [N, S] and lengths [N]",
@@ -159,4 +162,8 @@ class Emotion2vecOnnx:
             feats = self.features([np.asarray(segments[i].samples, np.float32) for i in idx])
             for i, f in zip(idx, feats):
                 outputs[i] = build_output(f, self.head, segments[i], options, flags[i])
+            del feats
+        from callsense.engines.memory import release_free_memory
+
+        release_free_memory()  # the stage's activations, before the next stage runs (engines/memory.py)
         return [o for o in outputs if o is not None]
