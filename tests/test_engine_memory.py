@@ -26,24 +26,25 @@ def test_release_free_memory_returns_freed_heap_pages():
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    m_trim_threshold, m_mmap_threshold = -1, -3
     mb = 1 << 20
-    # Freeing one 8 MB block raises glibc's mmap threshold, so the 1 MB blocks below come from the heap;
-    # the small block allocated after them keeps their hole from being trimmed on free (as after a model
-    # load or a stage, where onnxruntime's freed buffers stay resident).
-    first = libc.malloc(8 * mb)
-    ctypes.memset(first, 1, 8 * mb)
-    libc.free(first)
-    blocks = [libc.malloc(mb) for _ in range(150)]
-    for b in blocks:
-        ctypes.memset(b, 1, mb)
-    pin = libc.malloc(64)
-    ctypes.memset(pin, 1, 64)
-    for b in blocks:
-        libc.free(b)
-    kept = _rss_mb()
-    assert release_free_memory() is True
-    released = kept - _rss_mb()
-    libc.free(pin)
+    # As after a model load or a stage: freed blocks below the mmap threshold stay in the heap. Here the
+    # thresholds are pinned so that 1 MB blocks come from the heap and free() never trims by itself.
+    libc.mallopt(m_mmap_threshold, 64 * mb)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+    try:
+        blocks = [libc.malloc(mb) for _ in range(150)]
+        for b in blocks:
+            ctypes.memset(b, 1, mb)
+        for b in blocks:
+            libc.free(b)
+        kept = _rss_mb()
+        assert release_free_memory() is True
+        released = kept - _rss_mb()
+    finally:
+        libc.mallopt(m_trim_threshold, 128 * 1024)
+        libc.mallopt(m_mmap_threshold, 128 * 1024)
     assert released > 100, f"only {released:.0f} MB of 150 freed MB went back to the OS"
 
 
