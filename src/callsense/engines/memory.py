@@ -9,22 +9,21 @@ Two things keep a process's resident memory above what it still uses:
 * glibc's ``malloc`` keeps freed blocks of a few MB (the model proto onnxruntime parses while loading,
   a stage's activations) in its heaps instead of returning them: after a dynamic ``mmap`` threshold
   rises, later blocks below 32 MB come from the heap. :func:`release_free_memory` (``malloc_trim(0)``)
-  hands those pages back; it is called once a model is loaded and once a stage is done, never per run
-  (trimming and re-faulting pages per segment would cost time). Elsewhere than glibc it does nothing.
+  hands those pages back; it is called once a model is loaded, after each emotion2vec run (runs of
+  different lengths otherwise leave free holes that grew by 150-200 MB over a 10-minute call, under
+  its longest run) and at the end of SenseVoice's stage. Elsewhere than glibc it does nothing.
 
-bench/RESULTS.md "Speed levers" / "Memory" has what each lever gave.
+Measured on the 10-minute benchmark call (bench/RESULTS.md "Speed levers", 5. Memory): peak RSS of
+``callsense analyze`` 1519 -> 1069 MB with emotion2vec+ large, 1227 -> 901 MB with base, outputs unchanged.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import sys
 from functools import lru_cache
 from typing import Any
-
-log = logging.getLogger("callsense")
 
 
 @lru_cache(maxsize=1)
