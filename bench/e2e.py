@@ -44,10 +44,11 @@ import gen_call
 
 WORK = HERE / "work"
 RESULTS = HERE / "RESULTS.md"
-TARGETS = {  # issue 8
+TARGETS = {  # issue 8; the memory limits are issue 18's (1500 MB for large before it)
     "rtf_large": ("callsense-onnx-large", "rtf", 0.25),
     "rtf_base": ("callsense-onnx-base", "rtf", 0.12),
-    "peak_rss_mb": ("callsense-onnx-large", "peak_rss_mb", 1500.0),
+    "peak_rss_mb": ("callsense-onnx-large", "peak_rss_mb", 1000.0),
+    "peak_rss_base_mb": ("callsense-onnx-base", "peak_rss_mb", 800.0),
     "first_result_s": ("first-result-callsense", "wall_s", 5.0),
 }
 EMOTION_MODELS = {"large": "emotion2vec-plus-large", "base": "emotion2vec-plus-base"}

@@ -68,7 +68,9 @@ class Emotion2vecOnnx:
             import onnxruntime as ort
         except ImportError as e:  # a core dependency, but say so plainly if it is broken
             raise DependencyError("onnxruntime is not installed", hint="pip install onnxruntime") from e
-        so = ort.SessionOptions()
+        from callsense.engines.memory import cpu_session_options, release_free_memory
+
+        so = cpu_session_options(ort.SessionOptions())  # activations go after each run (engines/memory.py)
         if num_threads:
             so.intra_op_num_threads = int(num_threads)
             so.inter_op_num_threads = 1
@@ -81,6 +83,7 @@ class Emotion2vecOnnx:
             raise ModelFormatError(f"onnxruntime cannot load the model: {e}", source=self.model_path,
                                    hint="export it again: callsense models export NAME") from e
         require_provider(self.session, device, source=self.model_path)
+        release_free_memory()  # the model proto onnxruntime parsed while loading
         names = [i.name for i in self.session.get_inputs()]
         if names[:1] != ["samples"]:
             raise ModelFormatError(f"inputs are {names}; expected samples [N, S] and lengths [N]",
@@ -145,6 +148,8 @@ class Emotion2vecOnnx:
 
     def score(self, segments: Sequence[SegmentAudio], options: EmotionOptions) -> list[EmotionOutput]:
         """One output per segment, in order. Each scored segment gets exactly one forward pass."""
+        from callsense.engines.memory import release_free_memory
+
         self.head.disabled(options.masked)  # validate the mask before any work
         outputs: list[EmotionOutput | None] = [None] * len(segments)
         flags = [conditioning(np.asarray(s.samples, np.float32), options) for s in segments]
@@ -159,4 +164,8 @@ class Emotion2vecOnnx:
             feats = self.features([np.asarray(segments[i].samples, np.float32) for i in idx])
             for i, f in zip(idx, feats):
                 outputs[i] = build_output(f, self.head, segments[i], options, flags[i])
+            del feats
+            # Every run's activations differ in size: without this, the heap's free holes build up over a
+            # call's segments (about 200 MB by the end of a 10-minute call, measured) under the longest run.
+            release_free_memory()
         return [o for o in outputs if o is not None]

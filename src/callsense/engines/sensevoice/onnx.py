@@ -93,6 +93,9 @@ class SenseVoiceOnnx:
                 model=str(self.model_file), tokens=str(self.tokens_file), num_threads=self.num_threads,
                 language="" if language == "auto" else language, use_itn=itn, provider=self.provider,
             )
+            from callsense.engines.memory import release_free_memory
+
+            release_free_memory()  # sherpa-onnx's copy of the file and the parsed proto: ~85 MB (int8)
         return self._recognizers[key]
 
     def _decode(self, segments: Sequence[SegmentAudio], language: str, itn: bool) -> list[Any]:
@@ -157,4 +160,8 @@ class SenseVoiceOnnx:
             elif options.both_itn:
                 no_itn = raw
             out[i] = to_transcription(raw, words, options.use_itn, no_itn)
+        del main, second
+        from callsense.engines.memory import release_free_memory
+
+        release_free_memory()  # the stage's buffers, before the next stage runs (engines/memory.py)
         return [t for t in out if t is not None]

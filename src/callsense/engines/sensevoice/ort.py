@@ -106,7 +106,9 @@ class SenseVoiceOrt(SenseVoiceOnnx):
                 import onnxruntime as ort
             except ImportError as e:  # pragma: no cover - a core dependency
                 raise DependencyError("onnxruntime is not installed", hint="pip install onnxruntime") from e
-            so = ort.SessionOptions()
+            from callsense.engines.memory import cpu_session_options, release_free_memory
+
+            so = cpu_session_options(ort.SessionOptions())  # no CPU arena (engines/memory.py)
             so.intra_op_num_threads = self.num_threads
             so.inter_op_num_threads = 1
             providers = ort_providers(self.device)  # no CUDA provider: DependencyError (exit 4), here
@@ -115,6 +117,7 @@ class SenseVoiceOrt(SenseVoiceOnnx):
             except Exception as e:  # onnxruntime raises its own types for unloadable files
                 raise ModelFormatError(f"onnxruntime cannot load the model: {e}", source=self.model_file) from e
             require_provider(sess, self.device, source=self.model_file)
+            release_free_memory()
             self._inputs = [i.name for i in sess.get_inputs()]
             self._session = sess
         return self._session
