@@ -98,14 +98,15 @@ rules:
     assert {r.id for r in rs.rules if is_live(r)} == {"kw", "angry"}
 
 
-def test_partials_give_way_when_the_shared_slot_is_taken(tiny_models, tmp_path):
-    """A partial finding the server-wide slot busy is skipped (and retried later), never queued."""
-    import threading
+def test_partials_give_way_to_finals_and_to_each_other(tiny_models, tmp_path):
+    """A partial finding a final being decoded, or the server-wide partial slot busy, is skipped (and
+    retried at the next frame), never queued; the slot is given back after every partial."""
     import wave
 
     from callsense.audio.vad import load_vad_model
     from callsense.engines.sensevoice.onnx import SenseVoiceOnnx
     from callsense.live import protocol
+    from callsense.live.gate import DecodeGate
     from callsense.live.session import LiveSession
     from callsense.pipeline.options import AnalyzeOptions
 
@@ -118,20 +119,27 @@ def test_partials_give_way_when_the_shared_slot_is_taken(tiny_models, tmp_path):
         start = protocol.parse_start({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 2})
         return LiveSession(start, call_id="c1", options=AnalyzeOptions(run_emotion=False), asr=asr, emotion=None,
                            live_rules=None, vad_model=load_vad_model(), spool_dir=tmp_path, max_duration_s=600,
-                           partial_gate=gate, clock=iter(range(10**6)).__next__)  # every frame is "later"
+                           gate=gate, clock=iter(range(10**6)).__next__)  # every frame is "later"
 
-    def partials(s):
+    def run(s):
         out = []
         for i in range(0, len(pcm), 3200):  # 100 ms frames of 2 x 16-bit
-            out += [m for m in s.feed(pcm[i:i + 3200]) if m["type"] == "partial"]
+            out += s.feed(pcm[i:i + 3200])
+        out += s.finish()
         s.close()
-        return out
+        return [m for m in out if m["type"] == "partial"], [m for m in out if m["type"] == "final"]
 
-    gate = threading.BoundedSemaphore(1)
-    assert gate.acquire(blocking=False)  # another call is decoding its partial
+    gate = DecodeGate(1)
+    assert gate.try_partial()  # another call is decoding its partial
     busy = session(gate)
-    assert partials(busy) == [] and busy.partials_skipped > 0
-    gate.release()
+    partials, finals = run(busy)
+    assert partials == [] and busy.partials_skipped > 0 and finals  # finals never wait for the slot
+    gate.partial_done()
+    with gate.final():  # another call's final is being decoded
+        held = session(gate)
+        partials, finals = run(held)
+        assert partials == [] and finals
     free = session(gate)
-    assert partials(free) and free.partials_skipped == 0
-    assert gate.acquire(blocking=False)  # the slot was given back after every partial
+    partials, finals = run(free)
+    assert partials and free.partials_skipped == 0 and finals
+    assert gate.try_partial()  # the slot was given back after every partial

@@ -19,6 +19,7 @@ from typing import Any
 
 from callsense.errors import LiveProtocolError
 from callsense.live import protocol
+from callsense.live.gate import DecodeGate
 from callsense.live.rules import LiveRules
 from callsense.live.session import LiveSession
 from callsense.result.model import ModelInfo
@@ -29,9 +30,8 @@ DEFAULT_MAX_LIVE_CALLS = 8
 ENV_MAX = "CALLSENSE_MAX_LIVE_CALLS"
 ENV_PARTIAL_SLOTS = "CALLSENSE_LIVE_PARTIAL_SLOTS"
 DEFAULT_PARTIAL_SLOTS = 1
-"""Partials decoded at once across all live calls (0: no limit). A partial is a preview: when the
-engines are busy, a call's partial is skipped (tried again at its next frame) rather than queued in
-front of the finals, which decide latency and alerts (docs/live.md, "Capacity")."""
+"""Partials decoded at once across all live calls (0: no limit), and only while no final is being
+decoded (callsense.live.gate: finals first; docs/live.md)."""
 RECENT = 50  # finished calls and alerts kept for the UI
 
 
@@ -53,7 +53,7 @@ class LiveCalls:
         self.finished: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=RECENT)
         slots = int(extra.get("live_partial_slots") or os.environ.get(ENV_PARTIAL_SLOTS) or DEFAULT_PARTIAL_SLOTS)
-        self.partial_gate = threading.BoundedSemaphore(slots) if slots > 0 else None
+        self.gate = DecodeGate(slots)  # finals first (callsense.live.gate)
 
     # ---- admission ----------------------------------------------------------------------------
     def open(self, start: protocol.StartMessage) -> LiveSession:
@@ -103,7 +103,7 @@ class LiveCalls:
                               live_rules=LiveRules(ruleset, history) if ruleset is not None else None,
                               vad_model=load_vad_model(), spool_dir=service.settings.uploads_dir,
                               max_duration_s=service.settings.max_duration_s,
-                              send_webhooks=self._webhook_sender(ruleset), partial_gate=self.partial_gate)
+                              send_webhooks=self._webhook_sender(ruleset), gate=self.gate)
         session.analyzer = analyzer  # type: ignore[attr-defined]
         session.ruleset = ruleset  # type: ignore[attr-defined]
         session.opened = time.time()  # type: ignore[attr-defined]

@@ -36,6 +36,7 @@ from callsense.errors import LiveProtocolError
 from callsense.labels import SAMPLE_RATE
 from callsense.live import protocol
 from callsense.live.codec import decode_frame
+from callsense.live.gate import DecodeGate
 from callsense.live.rules import LiveRules
 from callsense.live.segmenter import Segmenter, Utterance
 from callsense.pipeline import stages
@@ -90,7 +91,7 @@ class LiveSession:
                  emotion: Any | None, live_rules: LiveRules | None, vad_model: Any, spool_dir: Path,
                  max_duration_s: float, partial_interval_s: float = PARTIAL_INTERVAL_S,
                  send_webhooks: Callable[[CallAnalysis, RuleHit], Sequence[SentAlert]] | None = None,
-                 partial_gate: threading.Semaphore | None = None,
+                 gate: DecodeGate | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.start = start
         self.call_id = call_id
@@ -100,7 +101,7 @@ class LiveSession:
         self.max_samples = int(max_duration_s * SAMPLE_RATE)
         self.partial_interval_s = partial_interval_s
         self.send_webhooks = send_webhooks
-        self.partial_gate = partial_gate  # shared by the server's live calls: partials never queue
+        self.gate = gate or DecodeGate(0)  # shared by the server's live calls: finals first
         self.clock = clock
         self.started_at = datetime.now(timezone.utc)
         self.channels = [_Channel(i, role, vad_model.stream(), Segmenter(options.vad))
@@ -188,9 +189,11 @@ class LiveSession:
             ch.open_id, ch.partial_len = None, 0
             sa = SegmentAudio(id=sid, samples=ch.cut(u.start_ms, end), start_ms=u.start_ms, channel=ch.channel,
                               role=ch.role)
-            tr = stages.transcribe_segments(self.asr, [sa], self.options.asr)[0] if self.options.run_asr else None
-            em = (stages.score_emotions(self.emotion, [sa], self.options.emotion)[0]
-                  if self.emotion is not None else None)
+            with self.gate.final():
+                tr = (stages.transcribe_segments(self.asr, [sa], self.options.asr)[0] if self.options.run_asr
+                      else None)
+                em = (stages.score_emotions(self.emotion, [sa], self.options.emotion)[0]
+                      if self.emotion is not None else None)
             segment, points = stages.build_segment(sa, tr, em, embedding_index=None)
             self.pieces.append(_Piece(sid, ch.channel, ch.role, segment.start_ms, segment.end_ms, tr, em))
             self.segments.append(segment)
@@ -212,10 +215,9 @@ class LiveSession:
         interval = int(self.partial_interval_s * SAMPLE_RATE)
         if now - ch.partial_at < self.partial_interval_s or length - ch.partial_len < interval:
             return []
-        gate = self.partial_gate
-        if gate is not None and not gate.acquire(blocking=False):
+        if not self.gate.try_partial():
             self.partials_skipped += 1
-            return []  # another call's partial is being decoded: this one waits for its next frame
+            return []  # a final (or another partial) is being decoded: this one waits for its next frame
         try:
             ch.partial_at, ch.partial_len = now, length
             if ch.open_id is None:
@@ -224,8 +226,7 @@ class LiveSession:
                               channel=ch.channel, role=ch.role)
             tr = stages.transcribe_segments(self.asr, [sa], self.options.asr)[0]
         finally:
-            if gate is not None:
-                gate.release()
+            self.gate.partial_done()
         text = tr.text if tr is not None else ""
         self.last_text[ch.channel] = text
         return [protocol.partial(ch.channel, ch.role, ch.open_id, begin, text)]
