@@ -30,6 +30,8 @@ DEFAULT_MAX_LIVE_CALLS = 8
 ENV_MAX = "CALLSENSE_MAX_LIVE_CALLS"
 ENV_PARTIAL_SLOTS = "CALLSENSE_LIVE_PARTIAL_SLOTS"
 DEFAULT_PARTIAL_SLOTS = 1
+ENV_PARTIAL_DUTY = "CALLSENSE_LIVE_PARTIAL_DUTY"
+DEFAULT_PARTIAL_DUTY = 0.25  # partials' share of the time at most (the rest is the finals')
 """Partials decoded at once across all live calls (0: no limit), and only while no final is being
 decoded (callsense.live.gate: finals first; docs/live.md)."""
 RECENT = 50  # finished calls and alerts kept for the UI
@@ -53,7 +55,8 @@ class LiveCalls:
         self.finished: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.alerts: deque[dict[str, Any]] = deque(maxlen=RECENT)
         slots = int(extra.get("live_partial_slots") or os.environ.get(ENV_PARTIAL_SLOTS) or DEFAULT_PARTIAL_SLOTS)
-        self.gate = DecodeGate(slots)  # finals first (callsense.live.gate)
+        duty = float(extra.get("live_partial_duty") or os.environ.get(ENV_PARTIAL_DUTY) or DEFAULT_PARTIAL_DUTY)
+        self.gate = DecodeGate(slots, duty)  # finals first (callsense.live.gate)
 
     # ---- admission ----------------------------------------------------------------------------
     def open(self, start: protocol.StartMessage) -> LiveSession:
