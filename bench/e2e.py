@@ -233,7 +233,8 @@ def render_markdown(meta: dict, summaries: dict[str, dict], first: dict[str, dic
                      *[common.Summary(**_sargs(s["stages_s"][k])).fmt(1) if s["stages_s"].get(k) else "–"
                        for k in stage_names],
                      common.Summary(**_sargs(s["other_s"])).fmt(1),
-                     f"{v['speedup'][name]:.2f}×" if name in v["speedup"] else "1×"])
+                     f"{v['speedup'][name]:.2f}×" if name in v["speedup"]
+                     else ("1×" if name == "seeds" else "– (seeds' way not run)")])
     lines += [common.markdown_table(headers, rows), ""]
     lines.append("`other` = process wall time not in a stage: interpreter start, imports, writing outputs "
                  "(callsense loads models inside its asr/emotion stages; the seeds' way reports import and "

@@ -41,7 +41,12 @@ def _malloc_trim() -> Any:
 
 
 def release_free_memory() -> bool:
-    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``); True when something was released."""
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``); True when something was released.
+    ``CALLSENSE_MALLOC_TRIM=0`` turns it off."""
+    import os
+
+    if os.environ.get("CALLSENSE_MALLOC_TRIM", "1").strip() == "0":
+        return False
     trim = _malloc_trim()
     if trim is None:
         return False
