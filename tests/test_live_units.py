@@ -143,3 +143,26 @@ def test_partials_give_way_to_finals_and_to_each_other(tiny_models, tmp_path):
     partials, finals = run(free)
     assert partials and free.partials_skipped == 0 and finals
     assert gate.try_partial()  # the slot was given back after every partial
+
+
+def test_decode_gate_caps_the_partials_share_of_the_time():
+    """After a partial that took d seconds, the next waits d·(1/duty − 1); finals are never held."""
+    from callsense.live.gate import DecodeGate
+
+    now = [100.0]
+    gate = DecodeGate(partial_slots=1, duty=0.25, clock=lambda: now[0])
+    assert gate.try_partial()
+    assert not gate.try_partial()  # the one slot is taken
+    now[0] += 0.2  # the partial took 0.2 s
+    gate.partial_done()
+    now[0] += 0.5
+    assert not gate.try_partial()  # 0.2 * (1/0.25 - 1) = 0.6 s must pass
+    now[0] += 0.11
+    assert gate.try_partial()
+    gate.partial_done()
+    with gate.final():
+        assert not gate.try_partial()  # a final is being decoded
+    assert gate.try_partial()
+    gate.partial_done()
+    unlimited = DecodeGate(partial_slots=0, duty=1.0, clock=lambda: now[0])
+    assert unlimited.try_partial() and unlimited.try_partial()  # no slot limit, no duty cycle
