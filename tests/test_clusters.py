@@ -167,3 +167,18 @@ def test_purge_removes_old_runs_and_their_rows(db_url):
         with s.session() as ses:
             assert ses.execute(select(func.count()).select_from(AnalysisRun)).scalar() == 0
             assert ses.execute(select(func.count()).select_from(SegmentScore)).scalar() == 0
+
+
+def test_no_run_yet_is_exit_3_with_the_way_forward(tmp_path):
+    """Asking for a run that does not exist is bad input (exit 3) naming what to run, never exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CALLSENSE_HOME": str(tmp_path), "CALLSENSE_OFFLINE": "1",
+           "CALLSENSE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    for args, hint in ((["clusters", "show"], "callsense clusters run"), (["clusters", "flagged"], "callsense clusters outliers")):
+        proc = subprocess.run([sys.executable, "-m", "callsense", *args], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+        assert proc.returncode == 3, (args, proc.returncode, proc.stderr)
+        assert hint in proc.stderr and "Traceback" not in proc.stderr

@@ -30,7 +30,7 @@ Every error a user can cause or meet is a :class:`CallsenseError`. Each carries 
     ├── ServiceError                            the web service (HTTP status per class)
     │   ├── BusyError                           every worker busy, queue full        (HTTP 429)
     │   ├── UnavailableError                    models loading, or waited too long   (HTTP 503)
-    │   ├── NotFoundError                       no such record                       (HTTP 404)
+    │   ├── NotFoundError               exit 3  no such record (a run, a job, a user) (HTTP 404)
     │   ├── AuthError                           no or a wrong API key                (HTTP 401)
     │   └── ForbiddenError                      the key may not do this              (HTTP 403)
     └── MissingExtraError               exit 6  an optional extra a command needs is not installed
@@ -196,6 +196,9 @@ class UnavailableError(ServiceError):
 
 
 class NotFoundError(ServiceError):
+    """What the request (or the command line) names is not there: 404, and exit 3 like a missing call."""
+
+    exit_code = 3
     status = 404
     code = "not_found"
 
