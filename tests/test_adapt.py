@@ -373,3 +373,15 @@ def test_bad_rule_file_emotion_weights_are_positioned_errors(home, models, tmp_p
     out = p.stdout + p.stderr
     assert p.returncode == 2 and "unknown emotion 'hapy'" in out and "did you mean 'happy'" in out
     assert "bad.yaml:2:" in out and "the weight of sad must be a number over 0" in out
+
+
+def test_a_missing_clip_list_is_reported_before_any_model_is_looked_for(tmp_path):
+    """No models installed and a CSV that is not there: the user's own file is the problem (exit 3)."""
+    env = {k: v for k, v in os.environ.items() if k != "CALLSENSE_MODEL_DIR"}
+    env.update(CALLSENSE_HOME=str(tmp_path / "home"), CALLSENSE_OFFLINE="1")
+    for cmd in (["adapt", "train", str(tmp_path / "none.csv"), "--out", "h"],
+                ["adapt", "calibrate", str(tmp_path / "none.csv")]):
+        proc = subprocess.run([sys.executable, "-m", "callsense", *cmd], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+        assert proc.returncode == 3, (cmd, proc.returncode, proc.stderr)
+        assert "none.csv" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,6 +9,7 @@ saves the head as ONNX under ``$CALLSENSE_HOME/heads/NAME.onnx``; ``list``, ``sh
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,25 +39,28 @@ def _engine(emotion_model: str | None, runtime: str, offline: bool, threads: int
                            name=spec.name)
 
 
-def _embed(engine: Any, source: Path, console: Any, show_progress: bool) -> Any:
+def _embed(load_engine: Callable[[], Any], source: Path, console: Any, show_progress: bool) -> tuple[Any, Any]:
+    """The engine and the embeddings of SOURCE's clips. SOURCE is read before ``load_engine`` runs, so a
+    missing or malformed file is reported (exit 3) before any model is looked for."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from callsense.adapt.embed import embed_clips, embed_store, is_store_source
     from callsense.adapt.sources import read_source
 
-    if is_store_source(source):
+    clips = None if is_store_source(source) else read_source(source)
+    engine = load_engine()
+    if clips is None:
         data = embed_store(engine, str(source))
         for path, reason in data.failed:
             console.print(f"[yellow]skipped[/] {path}: {reason}")
-        return data
-    clips = read_source(source)
+        return engine, data
     with Progress(TextColumn("embedding clips"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, disable=not show_progress, transient=True) as bar:
         task = bar.add_task("embed", total=len(clips))
         data = embed_clips(engine, clips, advance=lambda: bar.advance(task))
     for path, reason in data.failed:
         console.print(f"[yellow]skipped[/] {path}: {reason}")
-    return data
+    return engine, data
 
 
 def print_metrics(console: Any, m: Any) -> None:
@@ -102,8 +106,8 @@ def train(
     if head_path(out).exists() and not force:
         raise UsageError(f"a head named {out!r} exists ({head_path(out)})", hint="pass --force to replace it")
     console = Console(stderr=True, highlight=False)
-    engine = _engine(emotion_model, emotion_runtime, offline, threads)
-    data = _embed(engine, source, console, not as_json)
+    engine, data = _embed(lambda: _engine(emotion_model, emotion_runtime, offline, threads), source, console,
+                          not as_json)
     if not len(data.labels):
         raise InputError("no clip could be used", source=source, hint="see the skipped clips above")
     trained = train_head(data.embeddings, data.labels, data.groups, kind)
@@ -177,10 +181,14 @@ def eval_cmd(
     from callsense.errors import InputError
 
     head = load_head(name)
-    engine = _engine(emotion_model or head.emotion_model, emotion_runtime, offline, threads)
-    head.check_engine(engine.info.name, model_checksum(engine))
+
+    def checked_engine() -> Any:
+        engine = _engine(emotion_model or head.emotion_model, emotion_runtime, offline, threads)
+        head.check_engine(engine.info.name, model_checksum(engine))
+        return engine
+
     console = Console(stderr=True, highlight=False)
-    data = _embed(engine, source, console, not as_json)
+    _, data = _embed(checked_engine, source, console, not as_json)
     if not len(data.labels):
         raise InputError("no clip could be used", source=source)
     unknown = sorted(set(data.labels) - set(head.labels))
@@ -210,8 +218,8 @@ def calibrate_cmd(
     from callsense.adapt.weights import calibrate
 
     console = Console(stderr=True, highlight=False)
-    engine = _engine(emotion_model, emotion_runtime, offline, threads)
-    data = _embed(engine, source, console, not as_json)
+    _, data = _embed(lambda: _engine(emotion_model, emotion_runtime, offline, threads), source, console,
+                     not as_json)
     weights, before, after = calibrate(data.scores, data.labels)
     flag = ",".join(f"{k}={v:g}" for k, v in weights.items())
     if as_json:
