@@ -15,4 +15,8 @@ if ! command -v chromium >/dev/null 2>&1; then  # the web UI test drives Debian'
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; the browser test will fail" >&2
 fi
+if ! command -v espeak-ng >/dev/null 2>&1; then  # the bundled examples' byte-for-byte regeneration test
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) \
+    || echo "warning: could not install espeak-ng; the examples' regeneration test is skipped" >&2
+fi
 exec .venv/bin/python -m pytest "$@"
