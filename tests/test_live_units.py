@@ -166,3 +166,32 @@ def test_decode_gate_caps_the_partials_share_of_the_time():
     gate.partial_done()
     unlimited = DecodeGate(partial_slots=0, duty=1.0, clock=lambda: now[0])
     assert unlimited.try_partial() and unlimited.try_partial()  # no slot limit, no duty cycle
+
+
+def test_decode_gate_runs_finals_one_at_a_time_when_asked():
+    import threading
+    import time
+
+    from callsense.live.gate import DecodeGate
+
+    gate = DecodeGate(partial_slots=1, final_slots=1)
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def final():
+        with gate.final():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=final) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.01)
+    assert not gate.try_partial()  # finals are waiting or running: no partial
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and gate.try_partial()

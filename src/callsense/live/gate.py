@@ -7,7 +7,8 @@ finals would delay every alert. So a partial is decoded only while **no final is
 server, one of ``partial_slots`` is free, and the partials' share of the time stays under ``duty``
 (after a partial that took *d* seconds, the next one waits *d*·(1/duty − 1)); otherwise it is skipped,
 and the call tries again at its next frame. Under load the partials thin out; the finals never wait for
-them.
+them. Finals may also be decoded one at a time (``final_slots``; the server's default is 1): concurrent runs
+on one shared onnxruntime session fight over its thread pool, and each takes longer than in a queue.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from contextlib import contextmanager
 class DecodeGate:
     """Shared by every live call of one server (``callsense.live.manager.LiveCalls``)."""
 
-    def __init__(self, partial_slots: int = 1, duty: float = 1.0, clock=time.monotonic):
+    def __init__(self, partial_slots: int = 1, duty: float = 1.0, clock=time.monotonic, final_slots: int = 0):
         self._lock = threading.Lock()
+        # finals decoded at once (0: no limit); one at a time gives each the engines' full thread pool
+        self._final_slots = threading.BoundedSemaphore(final_slots) if final_slots > 0 else None
         self._finals = 0
         self._slots = threading.BoundedSemaphore(partial_slots) if partial_slots > 0 else None
         self._duty = min(1.0, max(0.01, float(duty)))
@@ -36,7 +39,11 @@ class DecodeGate:
         with self._lock:
             self._finals += 1
         try:
-            yield
+            if self._final_slots is None:
+                yield
+            else:
+                with self._final_slots:
+                    yield
         finally:
             with self._lock:
                 self._finals -= 1

@@ -32,6 +32,11 @@ ENV_PARTIAL_SLOTS = "CALLSENSE_LIVE_PARTIAL_SLOTS"
 DEFAULT_PARTIAL_SLOTS = 1
 ENV_PARTIAL_DUTY = "CALLSENSE_LIVE_PARTIAL_DUTY"
 DEFAULT_PARTIAL_DUTY = 0.25  # partials' share of the time at most (the rest is the finals')
+ENV_FINAL_SLOTS = "CALLSENSE_LIVE_FINAL_SLOTS"
+DEFAULT_FINAL_SLOTS = 1
+"""Finals decoded at once across all live calls (0: no limit). One at a time: concurrent runs on the one
+shared emotion2vec session fight over its thread pool, and every final waits longer (bench/RESULTS.md,
+"Live calls": p95 at 4 calls 5.7 s concurrent, 3.7 s one at a time)."""
 """Partials decoded at once across all live calls (0: no limit), and only while no final is being
 decoded (callsense.live.gate: finals first; docs/live.md)."""
 RECENT = 50  # finished calls and alerts kept for the UI
@@ -56,7 +61,8 @@ class LiveCalls:
         self.alerts: deque[dict[str, Any]] = deque(maxlen=RECENT)
         slots = int(extra.get("live_partial_slots") or os.environ.get(ENV_PARTIAL_SLOTS) or DEFAULT_PARTIAL_SLOTS)
         duty = float(extra.get("live_partial_duty") or os.environ.get(ENV_PARTIAL_DUTY) or DEFAULT_PARTIAL_DUTY)
-        self.gate = DecodeGate(slots, duty)  # finals first (callsense.live.gate)
+        finals = int(extra.get("live_final_slots") or os.environ.get(ENV_FINAL_SLOTS) or DEFAULT_FINAL_SLOTS)
+        self.gate = DecodeGate(slots, duty, final_slots=finals)  # finals first (callsense.live.gate)
 
     # ---- admission ----------------------------------------------------------------------------
     def open(self, start: protocol.StartMessage) -> LiveSession:
