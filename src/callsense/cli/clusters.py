@@ -49,6 +49,14 @@ def _open(db: str | None) -> Any:
     return open_store(db)
 
 
+def _emit(doc: dict[str, Any], as_json: bool, show: Any) -> None:
+    """One JSON document with ``--json``, else the Rich tables ``show`` prints."""
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        show()
+
+
 def _share(items: list[dict[str, Any]]) -> str:
     return ", ".join(f"{i['value']} {i['share']:.0%}" for i in items) or "-"
 
@@ -95,10 +103,7 @@ def run_cmd(
     with _open(db) as store:
         run = run_clusters(store, sel, k=k, k_min=k_min, k_max=k_max)
         doc = cluster_report(store, run)
-    if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print_clusters(doc)
+    _emit(doc, as_json, lambda: print_clusters(doc))
 
 
 @clusters_app.command("show")
@@ -114,10 +119,7 @@ def show_cmd(
 
     with _open(db) as store:
         doc = cluster_report(store, run, examples=examples, cluster=cluster)
-    if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print_clusters(doc, members=cluster is not None)
+    _emit(doc, as_json, lambda: print_clusters(doc, members=cluster is not None))
 
 
 def print_outliers(doc: dict[str, Any]) -> None:
@@ -164,10 +166,7 @@ def outliers_cmd(
     with _open(db) as store:
         run = run_outliers(store, sel, ref, neighbours=neighbours, quantile=quantile)
         doc = outlier_report(store, run, top=top)
-    if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print_outliers(doc)
+    _emit(doc, as_json, lambda: print_outliers(doc))
 
 
 @clusters_app.command("flagged")
@@ -183,7 +182,4 @@ def flagged_cmd(
 
     with _open(db) as store:
         doc = outlier_report(store, run, top=top, all_rows=all_rows)
-    if as_json:
-        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print_outliers(doc)
+    _emit(doc, as_json, lambda: print_outliers(doc))
