@@ -178,7 +178,11 @@ def test_probe_never_waits_longer_than_its_timeout(monkeypatch):
 
     hubs.forget_probes()
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", "https://hangs.example")
-    monkeypatch.setattr(hubs.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    def hangs(*a, **k):  # a blackholed connect: nothing for a long while, then the OS gives up
+        time.sleep(30)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(hubs.socket, "create_connection", hangs)
     start = time.monotonic()
     assert hubs.unreachable("modelscope", timeout=0.5) == "hangs.example:443 unreachable (no answer within 0.5 s)"
     assert time.monotonic() - start < 1.5

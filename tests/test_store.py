@@ -234,6 +234,53 @@ def test_saving_the_same_recording_again_replaces_it_under_the_same_id(store):
     assert history[0].score != history[1].score
 
 
+def test_two_writers_storing_the_same_recording_at_once_store_it_once(store, tmp_path):
+    """Two servers (or batch workers) finishing the same recording at the same moment: every save
+    succeeds (no unique violation surfacing as a crashed job), and the store holds one call, once."""
+    import threading
+
+    from callsense.store import call_analyses, count_calls, get_result, open_store, save_result
+    from callsense.store.models import SegmentRow
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    writers = [open_store(url) for _ in range(4)]
+    errors: list[BaseException] = []
+    try:
+        for round_ in range(5):
+            sha = f"{round_:x}" * 64
+            results = [call(f"r{round_}-{w}", sha[:64], [seg("customer", 0, 4000, f"writer {w}", emotion_="angry"),
+                                                          seg("agent", 4000, 8000, "好的", emotion_="neutral")]) for w in range(4)]
+            barrier = threading.Barrier(len(writers))
+
+            def save(w: int) -> None:
+                try:
+                    barrier.wait(10)
+                    save_result(writers[w], results[w], embeddings=emb(results[w], w))
+                except BaseException as e:  # noqa: BLE001 - collected and asserted below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=save, args=(w,)) for w in range(len(writers))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            assert not errors, errors
+            assert count_calls(store) == round_ + 1
+            with store.session() as s:
+                cid = s.query(SegmentRow.call_id).filter(SegmentRow.text.like("writer %")).distinct().all()
+            ids = {c for (c,) in cid}
+            assert len(ids) == round_ + 1  # each recording's segments under one call id
+            stored = [c for c in ids if c.startswith(f"r{round_}-")]
+            assert len(stored) == 1
+            assert len(get_result(store, stored[0]).segments) == 2
+            with store.session() as s:  # the rows rewritten once, not twice
+                assert s.query(SegmentRow).filter(SegmentRow.call_id == stored[0]).count() == 2
+            assert len(call_analyses(store, stored[0])) == len(writers)
+    finally:
+        for w in writers:
+            w.close()
+
+
 def test_a_failing_save_leaves_nothing_behind(store, monkeypatch):
     """A result is written in one transaction: an error half-way leaves no call, no segments."""
     from sqlalchemy import func, select

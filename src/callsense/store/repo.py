@@ -108,6 +108,13 @@ def save_result(
 
     with store.session() as s:
         conn = s.connection()  # Core statements: the ORM's bulk path costs more than the database (issue 21)
+        if store.dialect == "postgresql":
+            # Two servers storing the same recording at once would both find it absent and both insert it
+            # (a unique violation for one) or both rewrite its rows: one save of a recording at a time.
+            # SQLite needs no lock: its transactions begin IMMEDIATE (one writer).
+            from sqlalchemy import text
+
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _save_lock_key(sha)})
         stored_id = conn.execute(select(Call.call_id).where(Call.content_sha256 == sha)).scalar()
         if stored_id is not None and stored_id != result.call_id:
             result = _with_call_id(result, stored_id)  # the recording keeps its identity
@@ -154,6 +161,11 @@ def save_result(
     log.debug("stored call %s (%d segments%s)", result.call_id, len(segment_rows),
               ", re-analysed" if stored_id is not None else "")
     return result.call_id
+
+
+def _save_lock_key(sha: str) -> int:
+    """The PostgreSQL advisory-lock key of a recording: 63 bits of its hash (a signed bigint)."""
+    return int(hashlib.sha256(("save:" + sha).encode()).hexdigest()[:15], 16)
 
 
 def _insert_many(conn: Any, model: Any, rows: list[dict[str, Any]]) -> None:
