@@ -196,14 +196,17 @@ def _pg_array_type(column: Any) -> str:
 
 
 def _insert_segments(conn: Any, call_id: str, segment_rows: list[dict[str, Any]], dialect: str) -> None:
-    """Segments and their short-term grams (callsense.store.grams), which need the new row ids: read
-    back by the call's index (one executemany, then one index range — cheaper than RETURNING per row)."""
+    """Segments, and on PostgreSQL their short-term grams (callsense.store.grams), which need the new
+    row ids: read back by the call's index (one executemany, then one index range — cheaper than
+    RETURNING per row). SQLite indexes the texts by triggers (``segments_fts``, ``segments_chars``)."""
     from sqlalchemy import select
 
     from callsense.store.grams import grams
     from callsense.store.models import SegmentGram
 
     _insert_many(conn, SegmentRow, segment_rows)
+    if dialect == "sqlite":
+        return
     seg = SegmentRow.__table__
     ids = dict(conn.execute(select(seg.c.idx, seg.c.id).where(seg.c.call_id == call_id)).all())
     gram_rows = [{"gram": g, "segment_pk": ids[row["idx"]]} for row in segment_rows for g in grams(row["text"])]
