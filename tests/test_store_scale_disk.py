@@ -240,10 +240,16 @@ def _snapshot(store) -> dict:
 
     from callsense.store import get_embeddings, get_result, list_calls
 
+    from callsense.store import SearchQuery, search_calls
+    from callsense.store.models import META_FIELDS
+
     calls = [c.call_id for c in list_calls(store, limit=1000)]
     with store.engine.connect() as conn:
-        tables = {t: sorted(tuple(r) for r in conn.execute(text(f"SELECT * FROM {t}"))) for t in ("call_meta", "metrics")}
-    return {"calls": calls, "results": {c: get_result(store, c).to_dict() for c in calls},
+        tables = {t: sorted(tuple(r) for r in conn.execute(text(f"SELECT * FROM {t}"))
+                            if t != "call_meta" or r[1] not in META_FIELDS) for t in ("call_meta", "metrics")}
+    meta = {f"{k}={v}": [h.call_id for h in search_calls(store, SearchQuery(meta={k: v}, limit=1000))]
+            for k, v in (("agent_id", "a1"), ("shift", "night"), ("shift", "day"))}
+    return {"calls": calls, "meta": meta, "results": {c: get_result(store, c).to_dict() for c in calls},
             "vectors": {c: {k: v.tolist() for k, v in get_embeddings(store, c).items()} for c in calls},
             "scan": {t: _scan(store, t) for t in TERMS}, **tables}
 
@@ -262,7 +268,7 @@ def test_upgrade_from_0010_keeps_every_call_search_and_vector(empty_url, monkeyp
         upgrade(store, "0010")
         _as_revision_0010_wrote_it(store, monkeypatch)
         before = _snapshot(store)
-        assert before["metrics"] and before["call_meta"] and before["scan"]["投诉"]
+        assert before["metrics"] and before["call_meta"] and before["scan"]["投诉"] and before["meta"]["shift=night"]
         with store.engine.connect() as conn:
             assert {len(r[0]) for r in conn.execute(text("SELECT vector FROM embeddings"))} == {DIM * 3 // 2 + 4}
         assert upgrade(store) == "0010" and current_revision(store) == head_revision()
@@ -271,6 +277,8 @@ def test_upgrade_from_0010_keeps_every_call_search_and_vector(empty_url, monkeyp
         assert "ix_segments_call_id" not in {ix["name"] for ix in inspect(store.engine).get_indexes("segments")}
         _integrity(store)
         with store.engine.connect() as conn:
+            # fields with their own column are filtered there: no second copy in call_meta
+            assert conn.execute(text("SELECT count(*) FROM call_meta WHERE key = 'agent_id'")).scalar() == 0
             grams_left = conn.execute(text("SELECT count(*) FROM segment_grams")).scalar()
             if store.dialect == "sqlite":
                 assert grams_left == 0
@@ -300,6 +308,7 @@ def test_upgrade_from_0010_keeps_every_call_search_and_vector(empty_url, monkeyp
             assert lengths == {DIM * 3 // 2 + 4}  # what 0010's code reads
             assert conn.execute(text("SELECT count(*) FROM segment_grams")).scalar() > 0
             assert conn.execute(text("SELECT count(*) FROM calls")).scalar() == 6
+            assert conn.execute(text("SELECT count(*) FROM call_meta WHERE key = 'agent_id'")).scalar() == 6
         assert upgrade(store) == "0010"  # and up again: every search as a scan finds it, the new call too
         assert all(_found(store, t) == _scan(store, t) for t in TERMS)
         assert ("m007", "s0001") in _found(store, TEXTS[7 % len(TEXTS)][:2])

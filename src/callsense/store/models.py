@@ -125,7 +125,9 @@ class CallAnalysisRow(Base):
 
 
 class CallMeta(Base):
-    """Every metadata key/value of a call as text, for ``--meta key=value`` filters on any field."""
+    """The metadata key/values of a call as text, for ``--meta key=value`` filters on any field — every
+    field but those with a column of their own on ``calls`` (:data:`META_FIELDS`, filtered there;
+    since revision 0011 no second copy of them here). ``metadata_json`` on the call has them all."""
 
     __tablename__ = "call_meta"
 

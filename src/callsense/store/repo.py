@@ -130,7 +130,9 @@ def save_result(
             call_id=cid, analyzed_at=call_row["analyzed_at"], stored_at=now, fingerprint=fp[:256],
             pipeline_version=call_row["pipeline_version"], run_id=run_id, score=call_row["score_normalized"],
             rule_hits=len(result.rule_hits)))
-        _insert_many(conn, CallMeta, [{"call_id": cid, "key": k, "value": _meta_text(v)} for k, v in meta.items()])
+        # fields with a column of their own (META_FIELDS) are filtered there: no second row (revision 0011)
+        _insert_many(conn, CallMeta, [{"call_id": cid, "key": k, "value": _meta_text(v)} for k, v in meta.items()
+                                      if k not in META_FIELDS])
         if segment_rows:
             _insert_segments(conn, cid, segment_rows, store.dialect)
         _insert_many(conn, EventRow, [
