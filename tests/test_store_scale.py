@@ -115,8 +115,8 @@ def _explain_raw(store, statement, params) -> str:
 @pytest.mark.parametrize("query, index", [
     ({"rule_id": "risk.complaint"}, "ix_rule_hits_rule_call"),
     ({"severity": "critical"}, "ix_rule_hits_severity_call"),
-    ({"text": "投诉"}, "segment_grams"),
-    ({"text": "款"}, "segment_grams"),
+    ({"text": "投诉"}, "short-term index"),  # SQLite: the character index; PostgreSQL: segment_grams
+    ({"text": "款"}, "short-term index"),
     ({"emotion": "angry", "min_score": 0.9}, "ix_segments_p_angry"),
     ({"since": "2026-03-02", "until": "2026-03-03"}, "ix_calls_sort_at"),
     ({"meta": {"category": "billing", "shift": "night"}}, "ix_call_meta_key_value"),
@@ -128,6 +128,8 @@ def test_key_queries_are_served_by_an_index(store, query, index):
     if index == "segments_fts" and store.dialect != "sqlite":
         pytest.skip("the FTS5 trigram table is SQLite's; PostgreSQL's pg_trgm index exists only where the "
                     "server has the extension")
+    if index == "short-term index":
+        index = "segments_chars" if store.dialect == "sqlite" else "segment_grams"
     _fill(store, 12)
     if store.dialect == "sqlite":
         with store.engine.begin() as conn:
@@ -264,39 +266,81 @@ def test_rollups_equal_the_exact_aggregates_after_saves_replaces_and_deletes(sto
 # ---------------------------------------------------------------- embeddings
 
 
-def test_stored_embeddings_keep_cosine_within_1e3_of_float32():
-    """12-bit codes (1.5 bytes a value + a scale: 38 % of float32), outlier dimensions included."""
+def _hard_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors with a correlated half and a few dominant dimensions (transformer features have
+    them): the hard case for one scale per vector."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    v[: n // 2] += rng.normal(size=dim).astype(np.float32) * 3  # correlated pairs too, not only ~0 cosines
+    v[:, :4] *= 8
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("dim, nbytes", [(1024, 1197), (768, 896)])
+def test_stored_embeddings_keep_cosine_within_1e3_of_float32(dim, nbytes):
+    """Rotated 645-level codes (7 bytes per 6 values: 29 % of float32), dominant dimensions included,
+    also when they all fall in one Hadamard block of a dimension that is not a power of two (768)."""
     from callsense.store.vectors import decode, decode_block, encode
 
-    rng = np.random.default_rng(0)
-    v = rng.normal(size=(200, 1024)).astype(np.float32)
-    v[:100] += rng.normal(size=1024).astype(np.float32) * 3  # correlated pairs too, not only ~0 cosines
-    v[:, :4] *= 8  # a few dominant dimensions (transformer features have them): the hard case for a scale
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = _hard_vectors(200, dim)
     enc = [encode(x) for x in v]
-    assert all(len(b) == 1024 * 3 // 2 + 4 for b in enc)
-    d = np.stack([decode(b, 1024) for b in enc])
-    assert np.array_equal(d, decode_block(enc, 1024))
+    assert all(len(b) == nbytes for b in enc)
+    d = np.stack([decode(b, dim) for b in enc])
+    assert np.allclose(d, decode_block(enc, dim), atol=1e-6)
     exact, approx = v @ v.T, d @ d.T
     assert float(np.abs(exact - approx).max()) < 1e-3
     assert float(exact[:100, :100].min()) > 0.5  # the correlated block was really tested
 
 
-@pytest.mark.parametrize("dim, nbytes", [(768, 768 * 3 // 2 + 4), (16, 28), (8, 16), (7, 14)])
+def test_cosines_in_the_rotated_space_equal_those_of_the_decoded_vectors():
+    """The exact scan scores rotated codes against the rotated query: the same cosines as decoding."""
+    from callsense.store.vectors import cosines, decode_block, encode_q12, encode_rows
+
+    v = _hard_vectors(50, 1024, seed=1)
+    q = v[0] * 3.0  # any norm
+    for rows in (encode_rows(v), encode_q12(v), encode_rows(v[:25]) + encode_q12(v[25:])):
+        want = decode_block(rows, 1024) @ (q / np.linalg.norm(q))
+        assert np.abs(cosines(rows, 1024, q) - want).max() < 1e-5
+    assert float(cosines(encode_rows(v), 1024, q)[0]) > 0.999
+
+
+@pytest.mark.parametrize("dim, nbytes", [(1024, 1197), (768, 896), (64, 77), (768 + 2, 770 * 3 // 2 + 4),
+                                         (16, 28), (8, 16), (7, 14)])
 def test_every_dimension_round_trips_and_older_rows_still_read(dim, nbytes):
-    from callsense.store.vectors import decode, decode_block, encode
+    from callsense.store.vectors import decode, decode_block, encode, encode_q12, packs
 
     rng = np.random.default_rng(dim)
-    v = rng.normal(size=(3, dim)).astype(np.float32)
+    v = rng.normal(size=(4, dim)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     new = [encode(x) for x in v]
-    assert {len(b) for b in new} == {nbytes}  # 12-bit for even dims > 8, else float16
+    assert {len(b) for b in new} == {nbytes}  # rotated for multiples of 64, 12-bit for other even dims > 8
     f16, f32 = v[0].astype(np.float16).tobytes(), v[1].tobytes()  # rows of revisions 0005-0007 and before
-    mixed = decode_block([new[2], f16, f32], dim)
-    assert np.abs(mixed - v[[2, 0, 1]]).max() < 2e-3
+    older = [f16, f32] + (encode_q12(v[3:4]) if packs(dim) else [])  # 12-bit: revisions 0008-0010
+    mixed = decode_block([new[2], *older], dim)
+    assert np.abs(mixed - v[[2, 0, 1, 3][:len(older) + 1]]).max() < 2e-3
     assert np.abs(decode(new[0], dim) - v[0]).max() < 2e-3
     with pytest.raises(ValueError, match="does not hold"):
         decode(b"\0" * (nbytes + 1), dim)
+
+
+def test_the_rotation_is_fixed_and_orthogonal():
+    """Stored codes depend on the sign pattern and the transform: they must never change."""
+    from callsense.store.vectors import rotate, unrotate
+
+    for dim in (64, 768, 1024):
+        m = np.random.default_rng(dim).normal(size=(3, dim)).astype(np.float32)
+        y = rotate(m)
+        assert np.allclose(unrotate(y), m, atol=1e-5)
+        assert np.allclose(y @ y.T, m @ m.T, atol=1e-3)
+    e0 = np.zeros((1, 1024), dtype=np.float32)
+    e0[0, 0] = 1.0
+    spread = np.abs(rotate(e0)[0])
+    assert np.allclose(spread, 1 / 32)  # one dimension spread evenly over all 1024
+    # the sign flips, pinned: the first value of each unit vector's rotation carries its dimension's sign
+    for dim, first, negative in ((768, "-++--++-+---++++-+++--+-++++-+-+", 381),
+                                 (1024, "+--++++-++-++++----++++----++---", 538)):
+        signs = np.sign(rotate(np.eye(dim, dtype=np.float32))[:, 0])
+        assert "".join("+-"[int(x < 0)] for x in signs[:32]) == first and int((signs < 0).sum()) == negative
 
 
 # ---------------------------------------------------------------- migration

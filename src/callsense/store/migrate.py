@@ -25,8 +25,9 @@ log = logging.getLogger("callsense")
 SCRIPT_LOCATION = "callsense.store:migrations"
 
 
-SEARCH_INDEX_NAMES = ("segments_fts", "ix_segments_text_trgm")
-"""Objects made by raw SQL in the migrations (FTS5 tables, the pg_trgm index), not in models.py."""
+SEARCH_INDEX_NAMES = ("segments_fts", "segments_chars", "ix_segments_text_trgm")
+"""Objects made by raw SQL in the migrations (FTS5 tables and the view behind one, the pg_trgm index),
+not in models.py."""
 
 
 def include_name(name: str | None, type_: str, parent_names: dict) -> bool:

@@ -125,7 +125,9 @@ class CallAnalysisRow(Base):
 
 
 class CallMeta(Base):
-    """Every metadata key/value of a call as text, for ``--meta key=value`` filters on any field."""
+    """The metadata key/values of a call as text, for ``--meta key=value`` filters on any field — every
+    field but those with a column of their own on ``calls`` (:data:`META_FIELDS`, filtered there;
+    since revision 0011 no second copy of them here). ``metadata_json`` on the call has them all."""
 
     __tablename__ = "call_meta"
 
@@ -133,14 +135,20 @@ class CallMeta(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_call_meta_key_value", "key", "value"),)
+    # WITHOUT ROWID on SQLite (revision 0011): the table is its primary key, not the key twice
+    __table_args__ = (Index("ix_call_meta_key_value", "key", "value"), {"sqlite_with_rowid": False})
 
 
 class SegmentRow(Base):
+    """A speech turn. Looked up by call through ``uq_segments_call_segment (call_id, segment_id)`` (a
+    separate ``call_id`` index, dropped in revision 0011, held the same keys again). On SQLite the
+    texts are indexed by the FTS5 tables ``segments_fts`` (trigrams: terms of 3+ characters) and
+    ``segments_chars`` (one token per character: terms of 1-2), both kept in step by triggers."""
+
     __tablename__ = "segments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.call_id", ondelete="CASCADE"))
     segment_id: Mapped[str] = mapped_column(String(32))
     idx: Mapped[int] = mapped_column(Integer)
     channel: Mapped[int] = mapped_column(Integer)
@@ -176,10 +184,11 @@ class SegmentRow(Base):
 
 
 class SegmentGram(Base):
-    """The distinct 2-character grams of each segment's case-folded text, plus its last character:
-    the index that serves 1- and 2-character terms (退款, 投诉, 好), which the trigram index cannot.
+    """PostgreSQL: the distinct 2-character grams of each segment's case-folded text, plus its last
+    character: the index that serves 1- and 2-character terms (退款, 投诉, 好), which pg_trgm cannot.
     A 2-character term is one key lookup; a 1-character term is a key-range scan (grams that start
-    with it). Written by save_result; removed with the segment (ON DELETE CASCADE)."""
+    with it). Written by save_result; removed with the segment (ON DELETE CASCADE). Empty on SQLite
+    since revision 0011 (the ``segments_chars`` FTS5 index serves those terms in a fraction of the disk)."""
 
     __tablename__ = "segment_grams"
 
@@ -213,6 +222,8 @@ class MetricRow(Base):
     value: Mapped[float | None] = mapped_column(Float)
     value_json: Mapped[str] = mapped_column(Text)
 
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - revision 0011: the table is its key, not the key twice
+
 
 class RuleHitRow(Base):
     __tablename__ = "rule_hits"
@@ -239,9 +250,11 @@ class EmbeddingRow(Base):
     """An L2-normalised embedding: one per segment (``kind="segment"``) and pooled ones per call
     (``kind="call"``, and ``"call:agent"`` / ``"call:customer"`` per role).
 
-    ``vector`` is 12-bit codes with a per-vector scale (``1.5 * dim + 4`` bytes; cosine within 1e-3 of
-    float32), float16 for odd dimensions and the rows of revisions 0005-0007, float32 before;
-    :func:`callsense.store.vectors.decode` reads all of them."""
+    ``vector`` is 645-level codes of the rotated vector for dimensions that are multiples of 64
+    (``7 * ceil(dim / 6)`` bytes, 1,197 for 1024-d; revision 0011), 12-bit codes with a scale for other
+    even dimensions and the rows of revisions 0008-0010, float16 for odd ones and the rows of
+    0005-0007, float32 before — cosine within 1e-3 of float32; :func:`callsense.store.vectors.decode`
+    reads all of them."""
 
     __tablename__ = "embeddings"
 

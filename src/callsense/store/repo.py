@@ -137,7 +137,9 @@ def save_result(
             call_id=cid, analyzed_at=call_row["analyzed_at"], stored_at=now, fingerprint=fp[:256],
             pipeline_version=call_row["pipeline_version"], run_id=run_id, score=call_row["score_normalized"],
             rule_hits=len(result.rule_hits)))
-        _insert_many(conn, CallMeta, [{"call_id": cid, "key": k, "value": _meta_text(v)} for k, v in meta.items()])
+        # fields with a column of their own (META_FIELDS) are filtered there: no second row (revision 0011)
+        _insert_many(conn, CallMeta, [{"call_id": cid, "key": k, "value": _meta_text(v)} for k, v in meta.items()
+                                      if k not in META_FIELDS])
         if segment_rows:
             _insert_segments(conn, cid, segment_rows, store.dialect)
         _insert_many(conn, EventRow, [
@@ -208,14 +210,17 @@ def _pg_array_type(column: Any) -> str:
 
 
 def _insert_segments(conn: Any, call_id: str, segment_rows: list[dict[str, Any]], dialect: str) -> None:
-    """Segments and their short-term grams (callsense.store.grams), which need the new row ids: read
-    back by the call's index (one executemany, then one index range — cheaper than RETURNING per row)."""
+    """Segments, and on PostgreSQL their short-term grams (callsense.store.grams), which need the new
+    row ids: read back by the call's index (one executemany, then one index range — cheaper than
+    RETURNING per row). SQLite indexes the texts by triggers (``segments_fts``, ``segments_chars``)."""
     from sqlalchemy import select
 
     from callsense.store.grams import grams
     from callsense.store.models import SegmentGram
 
     _insert_many(conn, SegmentRow, segment_rows)
+    if dialect == "sqlite":
+        return
     seg = SegmentRow.__table__
     ids = dict(conn.execute(select(seg.c.idx, seg.c.id).where(seg.c.call_id == call_id)).all())
     gram_rows = [{"gram": g, "segment_pk": ids[row["idx"]]} for row in segment_rows for g in grams(row["text"])]

@@ -2,9 +2,10 @@
 
 Free text is substring search, so Chinese without spaces works: every word of the query (split on
 spaces; ``"quoted phrases"`` stay whole) must occur in the segment text, case-insensitively. An index
-narrows the candidates for every word: words of 1–2 characters (退款, 投诉) through ``segment_grams``
-(callsense.store.grams), longer ones through the FTS5 trigram table on SQLite and the pg_trgm GIN
-index on PostgreSQL; ``ILIKE`` then decides, so the semantics are those of a plain substring test.
+narrows the candidates for every word: words of 1–2 characters (退款, 投诉) through the short-term index
+(callsense.store.grams: the FTS5 character index ``segments_chars`` on SQLite, ``segment_grams`` on
+PostgreSQL), longer ones through the FTS5 trigram table on SQLite and the pg_trgm GIN index on
+PostgreSQL; ``ILIKE`` then decides, so the semantics are those of a plain substring test.
 
 When the query says anything about segments (text, role, emotion, ASR tags) the hits are segments;
 otherwise they are calls (``segment_id`` is None). Hits come newest call first (``calls.sort_at``),
@@ -205,21 +206,24 @@ def _like_escape(term: str) -> str:
 def _segment_filters(stmt: Any, q: SearchQuery, dialect: str) -> Any:
     from sqlalchemy import column, literal_column, select, table
 
-    from callsense.store.grams import gram_condition, servable
+    from callsense.store.grams import char_phrase, gram_condition, servable
     from callsense.store.models import SegmentGram
 
     for term in q.terms:
         stmt = stmt.where(SegmentRow.text.ilike(f"%{_like_escape(term)}%", escape="\\"))
-        if servable(term):
-            # 1-2 characters: the gram index (trigram indexes need 3); ILIKE above keeps the semantics
+        if dialect == "sqlite":
+            # an index finds the candidate rows; the ILIKE above keeps the exact semantics. 3+
+            # characters: the trigram index; 1-2: the character index (a phrase of the characters)
+            name, phrase = ("segments_fts", '"' + term.replace('"', '""') + '"') if len(term) >= 3 else (
+                "segments_chars", char_phrase(term))
+            if phrase is not None:
+                fts = table(name, column("rowid"))
+                stmt = stmt.where(SegmentRow.id.in_(
+                    select(fts.c.rowid).where(literal_column(name).op("MATCH")(phrase))))
+        elif servable(term):
+            # 1-2 characters: the gram index (pg_trgm needs 3)
             stmt = stmt.where(SegmentRow.id.in_(
                 select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term))))
-        elif dialect == "sqlite" and len(term) >= 3:
-            # the trigram index finds the candidate rows; the ILIKE above keeps the exact semantics
-            fts = table("segments_fts", column("rowid"))
-            phrase = '"' + term.replace('"', '""') + '"'
-            stmt = stmt.where(SegmentRow.id.in_(
-                select(fts.c.rowid).where(literal_column("segments_fts").op("MATCH")(phrase))))
     if q.role:
         stmt = stmt.where(SegmentRow.role == q.role)
     if q.emotion and q.min_score is not None:

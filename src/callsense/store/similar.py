@@ -100,7 +100,7 @@ def _exact(s: Session, kind: str, dim: int, query: np.ndarray, call_id: str, seg
     from sqlalchemy import select
 
     from callsense.store.models import EmbeddingRow
-    from callsense.store.vectors import decode_block
+    from callsense.store.vectors import cosines
 
     cand = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
                   ).where(EmbeddingRow.kind == kind, EmbeddingRow.dim == dim)
@@ -110,7 +110,7 @@ def _exact(s: Session, kind: str, dim: int, query: np.ndarray, call_id: str, seg
         cand = cand.where(EmbeddingRow.role == role)
     best: Best = []
     for block in s.execute(cand.execution_options(yield_per=BLOCK_ROWS)).partitions(BLOCK_ROWS):
-        best = _merge(best, block, decode_block([r.vector for r in block], dim), query, call_id, segment_id, k)
+        best = _merge(best, block, cosines([r.vector for r in block], dim, query), call_id, segment_id, k)
     return best
 
 
@@ -121,7 +121,7 @@ def _approximate(s: Session, vi: VectorIndex, query: np.ndarray, call_id: str, s
     from sqlalchemy import select
 
     from callsense.store.models import EmbeddingRow
-    from callsense.store.vectors import decode_block
+    from callsense.store.vectors import cosines
 
     n = OVERSAMPLE * k + 40
     while True:
@@ -136,23 +136,17 @@ def _approximate(s: Session, vi: VectorIndex, query: np.ndarray, call_id: str, s
                 q = q.where(EmbeddingRow.role == role)
             rows = s.execute(q).all()
             if rows:
-                best = _merge(best, rows, decode_block([r.vector for r in rows], vi.dim), query, call_id,
+                best = _merge(best, rows, cosines([r.vector for r in rows], vi.dim, query), call_id,
                               segment_id, k)
         if len(best) >= k or n >= vi.size:
             return best
         n *= 4
 
 
-def _merge(best: Best, rows: Sequence[Any], mat: np.ndarray, query: np.ndarray, call_id: str,
-           segment_id: str | None, k: int) -> Best:
-    scores = _cosine(mat, query)
+def _merge(best: Best, rows: Sequence[Any], scores: np.ndarray, call_id: str, segment_id: str | None,
+           k: int) -> Best:
+    """``best`` with the top of ``rows`` (scored by :func:`callsense.store.vectors.cosines`) merged in."""
     top = np.argsort(-scores)[: k + 1]
     best = best + [(float(scores[i]), rows[i].call_id, rows[i].segment_id, rows[i].role) for i in top
                    if not (rows[i].call_id == call_id and rows[i].segment_id == segment_id)]
     return sorted(best, key=lambda t: (-t[0], t[1], t[2] or ""))[:k]
-
-
-def _cosine(mat: np.ndarray, v: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(mat, axis=1) * (np.linalg.norm(v) or 1.0)
-    norms[norms == 0] = 1.0
-    return (mat @ v) / norms
