@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from callsense.store.db import Store
 
 BLOCK_ROWS = 20_000
-OVERSAMPLE = 8  # index candidates per hit wanted (a call's own segments, filtered out, crowd the nearest ones)
 
 
 @dataclass(frozen=True)
@@ -117,13 +116,15 @@ def _exact(s: Session, kind: str, dim: int, query: np.ndarray, call_id: str, seg
 def _approximate(s: Session, vi: VectorIndex, query: np.ndarray, call_id: str, segment_id: str | None, k: int,
                  role: str | None, include_same_call: bool) -> Best:
     """Candidates from the index, read back from the store (so deleted ones drop out) and ranked by
-    exact cosine; the candidate count grows until ``k`` survive the filters or the index is exhausted."""
+    exact cosine. The index says how many candidates ``k`` hits need (a few per hit from the exact
+    flat index, tens from the compressed codes of the IVF-PQ one); the count grows until ``k``
+    survive the filters or the index is exhausted."""
     from sqlalchemy import select
 
     from callsense.store.models import EmbeddingRow
     from callsense.store.vectors import decode_block
 
-    n = OVERSAMPLE * k + 40
+    n = vi.candidates(k)
     while True:
         ids = vi.search(query, n)
         best: Best = []
