@@ -223,6 +223,18 @@ def test_a_saved_copy_that_does_not_match_the_store_is_rebuilt(tmp_path, monkeyp
         state["seq"] = 10**9  # a copy from another store
         meta.write_text(json.dumps(state))
         assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+        ann.forget(store)
+        state = json.loads(meta.read_text())
+        assert state["seq"] < 10**9 and state["format"] == ann.SAVED_FORMAT  # rebuilt and saved again
+        meta.write_text(json.dumps({**state, "format": 1}))  # a copy of the float16 IVF design of before
+        builds: list[str] = []
+        real = ann._build
+        monkeypatch.setattr(ann, "_build", lambda st, vi: (builds.append(vi.kind), real(st, vi))[1])
+        assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+        assert builds == ["segment"]  # not loaded: rebuilt
+        ann.forget(store)
+        assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
+        assert builds == ["segment"]  # the copy saved by that build is of this format: loaded
         (ann.index_folder(store) / meta.name.replace(".json", ".faiss")).write_bytes(b"garbage")
         ann.forget(store)
         assert _ids(find_similar(store, "c0002", "s0003", k=5)) == want
