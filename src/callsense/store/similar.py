@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from callsense.store.db import Store
 
 BLOCK_ROWS = 20_000
-OVERSAMPLE = 8  # index candidates per hit wanted (a call's own segments, filtered out, crowd the nearest ones)
 
 
 @dataclass(frozen=True)
@@ -117,30 +116,66 @@ def _exact(s: Session, kind: str, dim: int, query: np.ndarray, call_id: str, seg
 def _approximate(s: Session, vi: VectorIndex, query: np.ndarray, call_id: str, segment_id: str | None, k: int,
                  role: str | None, include_same_call: bool) -> Best:
     """Candidates from the index, read back from the store (so deleted ones drop out) and ranked by
-    exact cosine; the candidate count grows until ``k`` survive the filters or the index is exhausted."""
-    from sqlalchemy import select
+    exact cosine. The index says how many candidates ``k`` hits need (a few per hit from the exact
+    flat index, tens from the compressed codes of the IVF-PQ one); the count grows until ``k``
+    survive the filters or the index is exhausted."""
 
-    from callsense.store.models import EmbeddingRow
     from callsense.store.vectors import cosines
 
-    n = OVERSAMPLE * k + 40
+    n = vi.candidates(k)
     while True:
         ids = vi.search(query, n)
         best: Best = []
         for i in range(0, len(ids), 1000):
-            q = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
-                       ).where(EmbeddingRow.id.in_(ids[i:i + 1000]), EmbeddingRow.dim == vi.dim)
-            if not include_same_call:
-                q = q.where(EmbeddingRow.call_id != call_id)
-            if segment_id and role:
-                q = q.where(EmbeddingRow.role == role)
-            rows = s.execute(q).all()
+            rows = _candidates(s, ids[i:i + 1000], vi.dim, None if include_same_call else call_id,
+                               role if segment_id else None)
             if rows:
                 best = _merge(best, rows, cosines([r.vector for r in rows], vi.dim, query), call_id,
                               segment_id, k)
         if len(best) >= k or n >= vi.size:
             return best
         n *= 4
+
+
+class _Candidate(NamedTuple):
+    call_id: str
+    segment_id: str | None
+    role: str | None
+    vector: bytes
+
+
+def _candidates(s: Session, ids: list[int], dim: int, other_than: str | None, role: str | None) -> list[Any]:
+    """The stored rows of ``ids`` (of dimension ``dim``; not of call ``other_than``; of ``role``).
+    PostgreSQL: the driver's cursor in binary mode — 1,000 vectors travel as their 1.5 MB of bytes
+    instead of 3 MB of hex text to parse (43 against 96 ms for 1,000 rows, measured under load)."""
+    from sqlalchemy import select
+
+    from callsense.store.models import EmbeddingRow
+
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        sql = f"SELECT call_id, segment_id, role, vector FROM {EmbeddingRow.__tablename__} WHERE id = ANY(%s) AND dim = %s"
+        params: list[Any] = [ids, dim]
+        if other_than is not None:
+            sql, params = sql + " AND call_id <> %s", [*params, other_than]
+        if role is not None:
+            sql, params = sql + " AND role = %s", [*params, role]
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            with conn.connection.dbapi_connection.cursor(binary=True) as cur:
+                cur.execute(sql, params)
+                return [_Candidate(c, g, r, bytes(v)) for c, g, r, v in cur.fetchall()]
+        except dbapi_error as e:
+            from sqlalchemy.exc import DBAPIError
+
+            raise DBAPIError.instance(sql, None, e, dbapi_error, dialect=conn.dialect) from e
+    q = select(EmbeddingRow.call_id, EmbeddingRow.segment_id, EmbeddingRow.role, EmbeddingRow.vector
+               ).where(EmbeddingRow.id.in_(ids), EmbeddingRow.dim == dim)
+    if other_than is not None:
+        q = q.where(EmbeddingRow.call_id != other_than)
+    if role is not None:
+        q = q.where(EmbeddingRow.role == role)
+    return list(s.execute(q).all())
 
 
 def _merge(best: Best, rows: Sequence[Any], scores: np.ndarray, call_id: str, segment_id: str | None,
