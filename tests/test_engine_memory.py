@@ -54,3 +54,20 @@ def test_cpu_session_options_turn_the_arena_off():
     so = ort.SessionOptions()
     assert so.enable_cpu_mem_arena
     assert cpu_session_options(so) is so and so.enable_cpu_mem_arena is False
+
+
+@pytest.mark.parametrize("env", [None, "1", "0"])
+def test_cpu_session_options_stop_spinning_only_on_request(monkeypatch, env):
+    import onnxruntime as ort
+
+    if env is None:
+        monkeypatch.delenv("CALLSENSE_ORT_SPIN", raising=False)
+    else:
+        monkeypatch.setenv("CALLSENSE_ORT_SPIN", env)
+    so = cpu_session_options(ort.SessionOptions())
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        if env == "0":
+            assert so.get_session_config_entry(key) == "0"
+        else:  # onnxruntime's default (spinning) is left alone: no entry is written
+            with pytest.raises(Exception):  # noqa: B017 - onnxruntime raises its own type for a missing key
+                so.get_session_config_entry(key)

@@ -195,3 +195,95 @@ def test_decode_gate_runs_finals_one_at_a_time_when_asked():
     for t in threads:
         t.join()
     assert most[0] == 1 and gate.try_partial()
+
+
+def test_default_final_slots_fill_the_cores_at_the_engines_thread_count():
+    from callsense.live.manager import default_final_slots
+
+    assert [default_final_slots(t, cpus=2) for t in (1, 2, 4)] == [2, 1, 1]
+    assert default_final_slots(2, cpus=8) == 4 and default_final_slots(0, cpus=3) == 3
+    assert default_final_slots(1) >= 1  # this machine's own CPU count
+
+
+class _Overlapping:
+    """An engine wrapper whose first call from each thread waits for the other thread's: the two calls'
+    first finals are then provably decoded at the same time, on the same engine."""
+
+    def __init__(self, engine, method: str):
+        import threading
+
+        self.engine, self.method = engine, method
+        self.barrier = threading.Barrier(2, timeout=60)
+        self.lock = threading.Lock()
+        self.met: set[int] = set()
+        self.inside = self.peak = 0
+
+    def __getattr__(self, name):
+        if name != self.method:
+            return getattr(self.engine, name)
+
+        def call(*args, **kwargs):
+            import threading
+
+            with self.lock:
+                self.inside += 1
+                self.peak = max(self.peak, self.inside)
+                first = threading.get_ident() not in self.met
+                self.met.add(threading.get_ident())
+            try:
+                if first:
+                    self.barrier.wait()
+                return getattr(self.engine, self.method)(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.inside -= 1
+
+        return call
+
+
+def test_finals_decoded_at_the_same_time_equal_the_finals_decoded_alone(tiny_models, tmp_path):
+    """Two calls whose finals are decoded concurrently on the shared engines (two final slots: the default
+    with one thread per model on 2 cores) get exactly the finals each gets alone: same text, tags, emotion
+    scores and timeline."""
+    import threading
+    import wave
+
+    from callsense.audio.vad import load_vad_model
+    from callsense.engines.emotion2vec.onnx import Emotion2vecOnnx
+    from callsense.engines.sensevoice.onnx import SenseVoiceOnnx
+    from callsense.live import protocol
+    from callsense.live.gate import DecodeGate
+    from callsense.live.session import LiveSession
+    from callsense.pipeline.options import AnalyzeOptions
+
+    with wave.open(str(Path(__file__).resolve().parent.parent / "examples" / "call_stereo.wav"), "rb") as f:
+        pcm = f.readframes(f.getnframes())
+    asr = SenseVoiceOnnx(tiny_models / "sensevoice-small" / "onnx", num_threads=1)
+    emotion = Emotion2vecOnnx(tiny_models / "emotion2vec-plus-large" / "onnx", num_threads=1)
+
+    def call(name, gate, asr, emotion):
+        start = protocol.parse_start({"type": "start", "sample_rate": 16000, "encoding": "pcm_s16le", "channels": 2})
+        s = LiveSession(start, call_id=name, options=AnalyzeOptions(), asr=asr, emotion=emotion, live_rules=None,
+                        vad_model=load_vad_model(), spool_dir=tmp_path / name, max_duration_s=600,
+                        partial_interval_s=1e9, gate=gate)  # no partials: every engine call is a final's
+        out = []
+        for i in range(0, len(pcm), 3200):
+            out += s.feed(pcm[i:i + 3200])
+        out += s.finish()
+        s.close()
+        return [m["segment"] for m in out if m["type"] == "final"]
+
+    alone = call("alone", DecodeGate(1, final_slots=1), asr, emotion)
+    assert len(alone) >= 2 and any(seg["text"] for seg in alone) and all(seg["emotion"] for seg in alone)
+
+    shared_asr, shared_emotion = _Overlapping(asr, "transcribe"), _Overlapping(emotion, "score")
+    gate = DecodeGate(1, final_slots=2)
+    results: dict[str, list] = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, call(n, gate, shared_asr, shared_emotion)))
+               for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert shared_asr.peak == 2 and shared_emotion.peak == 2  # the finals did run at the same time
+    assert results["a"] == alone and results["b"] == alone

@@ -57,8 +57,16 @@ def cpu_session_options(so: Any) -> Any:
     """``so`` (an ``onnxruntime.SessionOptions``) set to release activations after each run: no CPU arena.
     Memory patterns stay on (they plan one block per run and go with it). ``CALLSENSE_ORT_ARENA=1`` keeps
     the arena (more resident memory, somewhat less allocation work per run: a long-running live server
-    measured final p95 4.9 instead of 5.7 s at 4 concurrent calls, bench/RESULTS.md "Live calls")."""
+    measured final p95 4.9 instead of 5.7 s at 4 concurrent calls, bench/RESULTS.md "Live calls").
+
+    ``CALLSENSE_ORT_SPIN=0`` stops the intra-op pool's threads spinning while they wait for work (outputs
+    unchanged, scheduling only). Spinning buys a little latency on an idle machine and burns a core on a
+    busy one: emotion2vec+ large int8 at 2 threads on a loaded 2-core machine, 1.24 -> 0.93 CPU-seconds per
+    ~4 s utterance (bench/RESULTS.md "Live calls"). With one thread per model there is no pool to spin."""
     import os
 
     so.enable_cpu_mem_arena = os.environ.get("CALLSENSE_ORT_ARENA", "0").strip() == "1"
+    if os.environ.get("CALLSENSE_ORT_SPIN", "1").strip() == "0":
+        for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+            so.add_session_config_entry(key, "0")
     return so

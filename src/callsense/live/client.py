@@ -62,6 +62,9 @@ def read_recording(path: str | Path) -> Recording:
     return Recording((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes(), 16000, "pcm_s16le", x.shape[1])
 
 
+PING_TIMEOUT_S = 120.0
+
+
 async def stream(url: str, recording: Recording, *, speed: float = 1.0, frame_ms: int = 20,
                  roles: Sequence[str] | None = None, key: str | None = None, call_id: str | None = None,
                  metadata: dict[str, Any] | None = None, language: str = "auto",
@@ -79,7 +82,10 @@ async def stream(url: str, recording: Recording, *, speed: float = 1.0, frame_ms
         start["call_id"] = call_id
     if metadata:
         start["metadata"] = metadata
-    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+    # ping_timeout as the server's (cli/serve.py): the server reads the next frame only once the last one
+    # is analysed, so its pong to our ping waits behind the audio we queued; websockets' default (20 s)
+    # closed every call of a server that had fallen 20 s behind (bench/live.py on a loaded machine)
+    async with websockets.connect(url, additional_headers=headers, max_size=None, ping_timeout=PING_TIMEOUT_S) as ws:
         await ws.send(json.dumps(start))
         t0 = time.monotonic()
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()

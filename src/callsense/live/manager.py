@@ -30,16 +30,23 @@ DEFAULT_MAX_LIVE_CALLS = 8
 ENV_MAX = "CALLSENSE_MAX_LIVE_CALLS"
 ENV_PARTIAL_SLOTS = "CALLSENSE_LIVE_PARTIAL_SLOTS"
 DEFAULT_PARTIAL_SLOTS = 1
+"""Partials decoded at once across all live calls (0: no limit), and only while no final is being
+decoded (callsense.live.gate: finals first; docs/live.md)."""
 ENV_PARTIAL_DUTY = "CALLSENSE_LIVE_PARTIAL_DUTY"
 DEFAULT_PARTIAL_DUTY = 0.25  # partials' share of the time at most (the rest is the finals')
 ENV_FINAL_SLOTS = "CALLSENSE_LIVE_FINAL_SLOTS"
-DEFAULT_FINAL_SLOTS = 1
-"""Finals decoded at once across all live calls (0: no limit). One at a time: concurrent runs on the one
-shared emotion2vec session fight over its thread pool, and every final waits longer (bench/RESULTS.md,
-"Live calls": p95 at 4 calls 5.7 s concurrent, 3.7 s one at a time)."""
-"""Partials decoded at once across all live calls (0: no limit), and only while no final is being
-decoded (callsense.live.gate: finals first; docs/live.md)."""
+"""Finals decoded at once across all live calls (0: no limit); default :func:`default_final_slots`."""
 RECENT = 50  # finished calls and alerts kept for the UI
+
+
+def default_final_slots(num_threads: int, cpus: int | None = None) -> int:
+    """Finals decoded at once when no setting says otherwise: as many as the cores hold at the engines'
+    ``num_threads`` each — on 2 cores one at a time with ``--threads 2`` (concurrent runs on one shared
+    session fight over its thread pool: p95 at 4 calls 5.7 s concurrent, 3.7 s one at a time), two at a
+    time with ``--threads 1`` (each on a core of its own; bench/RESULTS.md, "Live calls")."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // max(1, int(num_threads)))
 
 
 def live_calls(service: Any) -> LiveCalls:
@@ -61,7 +68,8 @@ class LiveCalls:
         self.alerts: deque[dict[str, Any]] = deque(maxlen=RECENT)
         slots = int(extra.get("live_partial_slots") or os.environ.get(ENV_PARTIAL_SLOTS) or DEFAULT_PARTIAL_SLOTS)
         duty = float(extra.get("live_partial_duty") or os.environ.get(ENV_PARTIAL_DUTY) or DEFAULT_PARTIAL_DUTY)
-        finals = int(extra.get("live_final_slots") or os.environ.get(ENV_FINAL_SLOTS) or DEFAULT_FINAL_SLOTS)
+        finals = int(extra.get("live_final_slots") or os.environ.get(ENV_FINAL_SLOTS)
+                     or default_final_slots(service.settings.num_threads))
         self.gate = DecodeGate(slots, duty, final_slots=finals)  # finals first (callsense.live.gate)
 
     # ---- admission ----------------------------------------------------------------------------
