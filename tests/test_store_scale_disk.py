@@ -1,13 +1,18 @@
 """Disk (issue 21, item 5): the result JSON stored compressed behind a marker, rows stored plain
-before revision 0006 still read, 16 KB pages for a new SQLite file."""
+before revision 0006 still read, 16 KB pages for a new SQLite file; revision 0011 — short terms from
+SQLite's character index matching like a scan, every deletion path reaching it, and the upgrade from
+a populated 0010 store keeping every call, row, search and vector (and back down)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from callsense.testing.results import make_result, seg
+from callsense.testing.store import fresh_postgres_database
 
 
 def _result(i: int):
@@ -76,12 +81,6 @@ def test_a_new_sqlite_store_uses_16_kb_pages(tmp_path):
 
 
 # ---------------------------------------------------------------- revision 0011: short terms, keys, vectors
-
-import dataclasses  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from callsense.testing.store import fresh_postgres_database  # noqa: E402
 
 TEXTS = ["我要投诉你们", "退款什么时候到", "好的，谢谢", "OK 您好请问 a,b", "发货太慢了我要退款", "Straße ÉTÉ été"]
 DIM = 1024
@@ -207,6 +206,11 @@ def test_every_deletion_path_removes_the_short_term_index_entries(empty_url):
         with store.engine.begin() as conn:  # any path: the triggers / the cascade do it
             conn.execute(text("DELETE FROM calls WHERE call_id = 'm002'"))
         assert _index_rows(store, raw) == 0
+        if store.dialect == "sqlite":  # an edited text (e.g. redacted by hand) is indexed anew by the triggers
+            with store.engine.begin() as conn:  # (PostgreSQL's grams are written by save_result only)
+                conn.execute(text("UPDATE segments SET text = '火星来客' WHERE call_id = 'm003' AND segment_id = 's0001'"))
+            assert _found(store, "火星") == {("m003", "s0001")} == _scan(store, "火星")
+            assert ("m003", "s0001") not in _found(store, TEXTS[3][:2])
         _integrity(store)
         purge(store, "0s")
         assert _index_rows(store, []) == 0
@@ -238,9 +242,7 @@ def _as_revision_0010_wrote_it(store, monkeypatch) -> None:
 def _snapshot(store) -> dict:
     from sqlalchemy import text
 
-    from callsense.store import get_embeddings, get_result, list_calls
-
-    from callsense.store import SearchQuery, search_calls
+    from callsense.store import SearchQuery, get_embeddings, get_result, list_calls, search_calls
     from callsense.store.models import META_FIELDS
 
     calls = [c.call_id for c in list_calls(store, limit=1000)]

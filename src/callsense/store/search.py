@@ -214,8 +214,10 @@ def _segment_filters(stmt: Any, q: SearchQuery, dialect: str) -> Any:
         if dialect == "sqlite":
             # an index finds the candidate rows; the ILIKE above keeps the exact semantics. 3+
             # characters: the trigram index; 1-2: the character index (a phrase of the characters)
-            name, phrase = ("segments_fts", '"' + term.replace('"', '""') + '"') if len(term) >= 3 else (
-                "segments_chars", char_phrase(term))
+            if len(term) >= 3:
+                name, phrase = "segments_fts", '"' + term.replace('"', '""') + '"'
+            else:
+                name, phrase = "segments_chars", char_phrase(term)  # None: spaces only, nothing indexed
             if phrase is not None:
                 fts = table(name, column("rowid"))
                 stmt = stmt.where(SegmentRow.id.in_(
