@@ -257,9 +257,11 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def _configure(index: Any) -> Any:
-    """Search settings that follow this module's constants, not the saved file's."""
+    """Search settings that follow this module's constants, not the saved file's; the quantizer's
+    transposed centroids (not saved), with which encoding a vector takes 2/3 of the time."""
     if _is_ivf(index):
         index.nprobe = max(1, round(index.nlist * NPROBE_FRACTION))
+        index.pq.sync_transposed_centroids()
     return index
 
 

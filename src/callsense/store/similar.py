@@ -117,9 +117,8 @@ def _approximate(s: Session, vi: VectorIndex, query: np.ndarray, call_id: str, s
                  role: str | None, include_same_call: bool) -> Best:
     """Candidates from the index, read back from the store (so deleted ones drop out) and ranked by
     exact cosine. The index says how many candidates ``k`` hits need (a few per hit from the exact
-    flat index, tens from the compressed codes of the IVF-PQ one); the count grows until ``k``
-    survive the filters or the index is exhausted."""
-
+    flat index, about a hundred from the compressed codes of the IVF-PQ one); the count grows until
+    ``k`` survive the filters or the index is exhausted."""
     from callsense.store.vectors import cosines
 
     n = vi.candidates(k)
@@ -154,7 +153,8 @@ def _candidates(s: Session, ids: list[int], dim: int, other_than: str | None, ro
 
     conn = s.connection()
     if conn.dialect.name == "postgresql":
-        sql = f"SELECT call_id, segment_id, role, vector FROM {EmbeddingRow.__tablename__} WHERE id = ANY(%s) AND dim = %s"
+        sql = (f"SELECT call_id, segment_id, role, vector FROM {EmbeddingRow.__tablename__} "
+               "WHERE id = ANY(%s) AND dim = %s")
         params: list[Any] = [ids, dim]
         if other_than is not None:
             sql, params = sql + " AND call_id <> %s", [*params, other_than]
