@@ -15,8 +15,8 @@ vectors and adds the ones stored now. On PostgreSQL a log row can become visible
 - **Below** ``EXACT_BELOW`` vectors the index is exact (flat, float32).
 - **Above**, an IVF-PQ fast-scan index (``IndexIVFPQFastScan``): spherical k-means lists
   (``LISTS_PER_ROOT · √n`` of them, within ``LISTS_MIN``–``LISTS_MAX``) and a product quantizer of
-  4-bit codes over pairs of dimensions (2 bits a value: 256 bytes for a 1024-d vector, 1/6 of its
-  1,540 stored bytes, 1/16 of its 4 KB in float32), scanned with SIMD lookup tables in
+  4-bit codes over pairs of dimensions (2 bits a value: 256 bytes for a 1024-d vector, about 1/5 of its
+  1,197 stored bytes (revision 0011 codes), 1/16 of its 4 KB in float32), scanned with SIMD lookup tables in
   ``NPROBE_FRACTION`` of the lists. The codes only rank candidates roughly, so ``candidates(k)``
   asks for ``CANDIDATES_PER_HIT`` per hit wanted and similar.py re-ranks them exactly from the
   store: recall@10 ≥ 0.95 against exact search (tests/test_ann.py; bench/bench_ann.py at 330k and
