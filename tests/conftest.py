@@ -35,3 +35,16 @@ def tiny_models(tmp_path_factory) -> Path:
 def with_models(tiny_models, monkeypatch) -> Path:
     monkeypatch.setenv("CALLSENSE_MODEL_DIR", str(tiny_models))
     return tiny_models
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    """The URL of an empty database (no schema yet): a SQLite file or a fresh PostgreSQL database (a test
+    fails, never skips, when PostgreSQL cannot be reached)."""
+    from callsense.testing.store import fresh_postgres_database
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url

@@ -78,16 +78,6 @@ def test_migrations_match_the_models_and_are_idempotent(store):
     assert upgrade(store) == head_revision()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    """The URL of an empty database (no schema yet): a SQLite file or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
-
-
 def test_call_history_migration_keeps_stored_calls_as_their_first_analysis(empty_url):
     """A database stored before call_analyses existed: each stored call gets its analysis as the first
     entry of its history, and a re-analysis then keeps the call's id and adds the second."""

@@ -346,15 +346,6 @@ def test_the_rotation_is_fixed_and_orthogonal():
 # ---------------------------------------------------------------- migration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
-
-
 def test_upgrade_from_0002_keeps_every_call_and_serves_the_new_indexes(empty_url):
     """A store written at revision 0002 (float32 vectors, no sort_at, no grams) upgrades to the head
     without losing a call: listing, short-term search, similarity and rollups all see the old calls."""

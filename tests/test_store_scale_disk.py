@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from callsense.testing.results import make_result, seg
-from callsense.testing.store import fresh_postgres_database
 
 
 def _result(i: int):
@@ -84,15 +83,6 @@ def test_a_new_sqlite_store_uses_16_kb_pages(tmp_path):
 
 TEXTS = ["我要投诉你们", "退款什么时候到", "好的，谢谢", "OK 您好请问 a,b", "发货太慢了我要退款", "Straße ÉTÉ été"]
 DIM = 1024
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        with fresh_postgres_database() as url:
-            yield url
 
 
 def _call(i: int):
