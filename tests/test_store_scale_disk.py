@@ -79,6 +79,32 @@ def test_a_new_sqlite_store_uses_16_kb_pages(tmp_path):
         store.close()
 
 
+def test_each_sqlite_connection_has_a_page_cache_of_the_configured_size(tmp_path, monkeypatch):
+    """SQLite's 2 MB default made every save re-read index pages from the OS (48 ms a call at 7,000
+    calls against 13.5 ms with 128 MB): each connection gets CALLSENSE_SQLITE_CACHE_MB (default 128)."""
+    from sqlalchemy import text
+
+    from callsense.errors import StoreError
+    from callsense.store import open_store
+
+    def cache_kib(name: str) -> int:
+        store = open_store(f"sqlite:///{tmp_path / name}")
+        try:
+            with store.engine.connect() as conn:
+                return -conn.execute(text("PRAGMA cache_size")).scalar()
+        finally:
+            store.close()
+
+    monkeypatch.delenv("CALLSENSE_SQLITE_CACHE_MB", raising=False)
+    assert cache_kib("a.db") == 128 * 1024
+    monkeypatch.setenv("CALLSENSE_SQLITE_CACHE_MB", "16")
+    assert cache_kib("b.db") == 16 * 1024
+    for bad in ("lots", "0"):
+        monkeypatch.setenv("CALLSENSE_SQLITE_CACHE_MB", bad)
+        with pytest.raises(StoreError, match="CALLSENSE_SQLITE_CACHE_MB"):
+            open_store(f"sqlite:///{tmp_path / 'c.db'}")
+
+
 # ---------------------------------------------------------------- revision 0011: short terms, keys, vectors
 
 TEXTS = ["我要投诉你们", "退款什么时候到", "好的，谢谢", "OK 您好请问 a,b", "发货太慢了我要退款", "Straße ÉTÉ été"]
