@@ -256,3 +256,86 @@ def test_without_faiss_similarity_is_an_exact_scan(tmp_path, monkeypatch):
         assert not (tmp_path / "b.db.ann").exists()
     finally:
         store.close()
+
+
+def test_a_grown_index_is_retrained_in_the_background_while_the_old_one_answers(store, monkeypatch):
+    """serve's mode (ann.rebuild_in_background): growth past REBUILD_GROWTH starts a rebuild in a
+    thread; searches meanwhile use the old index kept in step; a call deleted during the build is not
+    in the new index nor in its saved copy."""
+    import threading
+
+    from callsense.store import ann, find_similar, save_result
+    from callsense.store.privacy import delete_call
+
+    monkeypatch.setattr(ann, "EXACT_BELOW", 60)  # 4 calls x 20 vectors: trained on 80, rebuilt above 320
+    monkeypatch.setattr(ann, "_BACKGROUND", True)
+    _fill(store, 4)
+    vi = ann.index_for(store, "segment", DIM)
+    assert vi.trained_on == 80 and not vi.rebuilding
+    for i in range(4, 20):
+        r, e = _call(i)
+        save_result(store, r, embeddings=e)
+
+    read, release, real = threading.Event(), threading.Event(), ann._build
+
+    def paused_build(st, v, save=True):
+        real(st, v, save=save)
+        read.set()  # the new index holds every vector stored so far ...
+        assert release.wait(30)  # ... and waits, while the test deletes a call and searches
+
+    monkeypatch.setattr(ann, "_build", paused_build)
+    assert ann.index_for(store, "segment", DIM) is vi  # returns at once: the rebuild runs in a thread
+    assert read.wait(30) and vi.rebuilding and vi.trained_on == 80
+    delete_call(store, "c0007")
+    hits = find_similar(store, "c0001", "s0002", k=10)  # answered by the old index
+    assert len(hits) == 10 and "c0007" not in {h.call_id for h in hits}
+    release.set()
+    for _ in range(300):
+        if not vi.rebuilding:
+            break
+        threading.Event().wait(0.1)
+    assert not vi.rebuilding and vi.trained_on == 20 * SEGS  # trained before the delete
+    assert "c0007" not in vi.by_call and len(vi.by_call) == 19
+    assert _ids(find_similar(store, "c0001", "s0002", k=5)) == _ids(find_similar(store, "c0001", "s0002", k=5, exact=True))
+    folder = ann.index_folder(store)
+    for meta in folder.glob("segment-*.json") if folder and folder.is_dir() else []:
+        state = json.loads(meta.read_text())
+        assert "c0007" not in state["by_call"] and state["trained_on"] == 20 * SEGS
+
+
+def test_warm_readies_every_kind_before_any_search(store):
+    from callsense.store import ann
+
+    _fill(store, 3)
+    warmed = ann.warm(store)
+    assert ("segment", DIM) in warmed
+    for kind, dim in warmed:
+        assert (store.url, kind, dim) in ann._INDEXES and ann._INDEXES[(store.url, kind, dim)].index is not None
+
+
+def test_serve_readies_the_similarity_index_at_start_without_a_search(tmp_path, tiny_models):
+    """A real server on a store with vectors saves its index (``<file>.ann/``) before any search asks."""
+    import time
+
+    from api_support import Server
+
+    from callsense.store import ann, open_store
+
+    db = tmp_path / "store.db"
+    store = open_store(f"sqlite:///{db}")
+    try:
+        _fill(store, 3)
+    finally:
+        store.close()
+    folder = db.with_name(db.name + ".ann")
+    assert not folder.exists()
+    env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1", "CALLSENSE_DATABASE_URL": f"sqlite:///{db}"}
+    srv = Server(tmp_path / "data", env, "--no-ui").start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(folder.glob("segment-*.json")):
+            time.sleep(0.2)
+        state = json.loads(next(folder.glob(f"segment-{DIM}.json")).read_text())
+        assert len(state["by_call"]) == 3 and state["format"] == ann.SAVED_FORMAT
+    finally:
+        srv.stop()

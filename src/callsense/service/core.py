@@ -137,11 +137,23 @@ class Service:
         from callsense.store.outbox import Courier
 
         self._courier = Courier(self.store).start()  # alerts, sent after storing, outside any analysis slot
+        threading.Thread(target=self._warm_similarity, name="callsense-ann-warm", daemon=True).start()
         if self.settings.warm:
             threading.Thread(target=self.engines.warm, name="callsense-warm", daemon=True).start()
         else:
             self.engines.state = "ready"
         return self
+
+    def _warm_similarity(self) -> None:
+        """Similarity indexes loaded (or built: minutes at millions of vectors) before the first search
+        asks, and retrained at growth in the background from now on (store/ann.py)."""
+        from callsense.store import ann
+
+        ann.rebuild_in_background(True)
+        try:
+            ann.warm(self.store)
+        except Exception:  # noqa: BLE001 - a search builds the index itself; the service runs regardless
+            log.warning("warming the similarity indexes failed", exc_info=True)
 
     def stop(self) -> None:
         if self._jobs is not None:

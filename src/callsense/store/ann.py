@@ -22,7 +22,11 @@ vectors and adds the ones stored now. On PostgreSQL a log row can become visible
   store: recall@10 ≥ 0.95 against exact search (tests/test_ann.py; bench/bench_ann.py at 330k and
   3.3M vectors, the parameters chosen there).
 - **Built** on first use, or when missing, when its saved copy does not match the store, or when
-  the store has grown ``REBUILD_GROWTH``× since it was trained. Training reads a bounded sample
+  the store has grown ``REBUILD_GROWTH``× since it was trained. A long-running process (``callsense
+  serve``) loads or builds every index at start in a thread of its own (:func:`warm`) and retrains at
+  growth in the background (:func:`rebuild_in_background`): the old index keeps answering meanwhile,
+  so no search waits the minutes a build takes at millions of vectors. A one-shot command builds inline
+  (its process would end before a background build did). Training reads a bounded sample
   (``TRAIN_PER_LIST`` vectors a list, at most ``TRAIN_MAX``) by random ids; the vectors are then
   added in blocks of ``READ_BLOCK`` rows, each read in a short transaction of its own (on SQLite a
   session holds the write lock: a build of minutes never makes a writer wait more than one block),
@@ -97,6 +101,7 @@ class VectorIndex:
     gaps: dict[int, float] = field(default_factory=dict)  # missing seq -> when first seen missing
     by_call: dict[str, np.ndarray] = field(default_factory=dict)  # call id -> embedding ids held (int64)
     unsaved: int = 0
+    rebuilding: bool = False  # a background rebuild is under way (the index keeps serving)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -153,6 +158,33 @@ class VectorIndex:
 
 _LOCK = threading.Lock()
 _INDEXES: dict[tuple[str, str, int], VectorIndex] = {}
+_BACKGROUND = False  # retrain at growth in a thread (rebuild_in_background), not inline
+
+
+def rebuild_in_background(enabled: bool = True) -> None:
+    """Retrain grown indexes in a thread while the old one keeps answering (long-running processes;
+    ``callsense serve`` turns it on). Off by default: a one-shot command would exit before it ended."""
+    global _BACKGROUND
+    _BACKGROUND = enabled
+
+
+def warm(store: Store) -> list[tuple[str, int]]:
+    """Load (or build) the index of every embedding kind and dimension ``store`` holds, so that the
+    first similarity search does not wait for it; returns the (kind, dim) pairs warmed."""
+    from sqlalchemy import select
+
+    from callsense.store.models import EmbeddingRow
+
+    if not available():
+        return []
+    with store.session() as s:
+        pairs = [(str(k), int(d)) for k, d in s.execute(select(EmbeddingRow.kind, EmbeddingRow.dim).distinct())]
+    for kind, dim in pairs:
+        started = time.perf_counter()
+        vi = index_for(store, kind, dim)
+        log.info("similarity index %s/%d ready: %d vectors in %.1f s", kind, dim, vi.size if vi else 0,
+                 time.perf_counter() - started)
+    return pairs
 
 
 def index_for(store: Store, kind: str, dim: int) -> VectorIndex | None:
@@ -169,10 +201,37 @@ def index_for(store: Store, kind: str, dim: int) -> VectorIndex | None:
             _build(store, vi)
         _sync(store, vi)
         if vi.size > REBUILD_GROWTH * max(vi.trained_on, EXACT_BELOW / REBUILD_GROWTH):
-            _build(store, vi)
+            if _BACKGROUND:
+                _start_rebuild(store, vi)
+            else:
+                _build(store, vi)
         if vi.unsaved >= SAVE_EVERY:
             _save(store, vi)
     return vi
+
+
+def _start_rebuild(store: Store, vi: VectorIndex) -> None:
+    """Retrain ``vi`` in a thread (caller holds ``vi.lock``); searches use the old index until the new
+    one, brought in step with the log, replaces it."""
+    if vi.rebuilding:
+        return
+    vi.rebuilding = True
+
+    def run() -> None:
+        try:
+            fresh = VectorIndex(vi.kind, vi.dim)
+            _build(store, fresh, save=False)  # outside vi.lock: minutes at millions of vectors
+            with vi.lock:
+                vi.index, vi.by_call, vi.trained_on = fresh.index, fresh.by_call, fresh.trained_on
+                vi.seq, vi.applied, vi.gaps = fresh.seq, fresh.applied, fresh.gaps
+                _sync(store, vi)  # calls stored or deleted during the build (a deleted vector never stays)
+                _save(store, vi)
+        except Exception:  # noqa: BLE001 - the old index keeps serving; the next search tries again
+            log.warning("rebuilding the %s similarity index failed", vi.kind, exc_info=True)
+        finally:
+            vi.rebuilding = False
+
+    threading.Thread(target=run, name=f"callsense-ann-{vi.kind}", daemon=True).start()
 
 
 def after_delete(store: Store) -> None:
@@ -296,7 +355,7 @@ def _new_index(dim: int, n: int, sample: np.ndarray | None) -> Any:
     return _configure(index)
 
 
-def _build(store: Store, vi: VectorIndex) -> None:
+def _build(store: Store, vi: VectorIndex, *, save: bool = True) -> None:
     """A new index from every stored vector of the kind (the log position is read first, so a call
     stored meanwhile is applied again by the next sync — applying is idempotent). The vectors are
     read in blocks of ``READ_BLOCK`` rows by id, each in a transaction of its own."""
@@ -328,7 +387,8 @@ def _build(store: Store, vi: VectorIndex) -> None:
     vi.seq, vi.applied, vi.gaps = seq, set(), {}
     log.info("built the %s similarity index of %d vectors in %.1f s (training %.1f s)", vi.kind, vi.size,
              time.perf_counter() - started, trained - started)
-    _save(store, vi)
+    if save:
+        _save(store, vi)
 
 
 def _sample(store: Store, vi: VectorIndex, lo: int, hi: int, n: int) -> np.ndarray:
