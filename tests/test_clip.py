@@ -69,7 +69,7 @@ def _cli(*argv):
     import subprocess
     import sys
 
-    p = subprocess.run([sys.executable, "-m", "callsense", *argv], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([sys.executable, "-m", "callsense", *argv], capture_output=True, text=True, timeout=300, check=False)
     return p.returncode, p.stdout + p.stderr
 
 
