@@ -99,5 +99,7 @@ def test_the_api_discard_view_and_the_ui_list(tiny_models, folder, tmp_path):
             assert set(every) == {"tones.wav", "real.wav"} and every["real.wav"]["not_scored_reason"] is None
             call = api.get(f"/v1/calls/{invalid[0]['call_id']}").json()
             assert call["score"]["status"] == "not_scored" and call["rule_hits"][0]["rule_id"] == "call.invalid"
+            suggestion = call["rule_hits"][0]["suggestion"]  # the API shows the hit's suggested reply
+            assert "不计分" in suggestion["zh"] and "not scored" in suggestion["en"]
     finally:
         mp.undo()
