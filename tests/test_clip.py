@@ -51,6 +51,16 @@ def test_clip_of_the_emotion_turn_is_its_30_s_window(turn_folder, tmp_path, caps
     assert f"{start / 1000:.1f}" in capsys.readouterr().out
 
 
+def test_report_of_a_call_folder_embeds_the_review_clips(turn_folder, tmp_path):
+    out = tmp_path / "r.html"
+    assert run(["report", str(turn_folder), "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert '<audio class="clip" controls' in html and 'data-rule="emotion.turn" src="data:audio/wav;base64,' in html
+    (turn_folder / AUDIO_FILE).unlink()  # no audio kept: the report still renders, without players
+    assert run(["report", str(turn_folder), "-o", str(out)]) == 0
+    assert "<audio" not in out.read_text(encoding="utf-8") and "emotion.turn" in out.read_text(encoding="utf-8")
+
+
 def test_clip_by_range_and_its_errors(turn_folder, tmp_path, capsys):
     out = tmp_path / "r.wav"
     assert run(["clip", str(turn_folder), "--start-ms", "1000", "--end-ms", "3000", "-o", str(out)]) == 0
@@ -105,6 +115,10 @@ def test_clip_of_a_batch_stored_call_is_cut_from_its_recording(with_models, tmp_
         assert part.getnchannels() == 2 and part.getframerate() == 16000 and part.getnframes() == (end - start) * 16
         f.setpos(start * 16)
         assert part.readframes(part.getnframes()) == f.readframes((end - start) * 16)
+    report = tmp_path / "r.html"
+    code, out = _cli("report", call_id, "--db", url, "-o", str(report))
+    assert code == 0, out
+    assert f'data-rule="{hit.rule_id}" src="data:audio/wav;base64,' in report.read_text(encoding="utf-8")
     src.write_bytes(src.read_bytes() + b"\x00\x00")  # not the recording that was analysed any more
     code, out = _cli("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
     assert code == 3 and "changed since it was analysed" in out

@@ -78,10 +78,11 @@ def test_the_discard_view_lists_them_with_the_reason(with_models, folder, tmp_pa
 
 
 def test_the_api_discard_view_and_the_ui_list(tiny_models, folder, tmp_path):
+    from fastapi.testclient import TestClient
+
     from api_support import wait_ready
     from callsense.api import create_app
     from callsense.service import ServiceSettings
-    from fastapi.testclient import TestClient
 
     mp = pytest.MonkeyPatch()
     mp.setenv("CALLSENSE_MODEL_DIR", str(tiny_models))

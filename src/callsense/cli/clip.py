@@ -18,7 +18,7 @@ from typing import Any
 import typer
 
 from callsense.cli.options import DB_HELP, DB_METAVAR
-from callsense.errors import AudioNotFoundError, UsageError
+from callsense.errors import AudioNotFoundError, InputError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -40,7 +40,7 @@ def clip(
         raise UsageError("give --hit RULE_ID, or --start-ms and --end-ms")
     if hit is None and (start_ms is None or end_ms is None):
         raise UsageError("--start-ms and --end-ms go together")
-    result, audio, tmp = _locate(call, db)
+    result, audio, tmp = locate_call(call, db)
     if hit is not None:
         found = next((h for h in result.rule_hits if h.rule_id == hit), None)
         if found is None:
@@ -61,8 +61,19 @@ def clip(
     typer.echo(f"{out}  ({start_ms / 1000:.1f}–{end_ms / 1000:.1f} s)")
 
 
-def _locate(call: str, db: str | None) -> tuple[Any, Path, Any]:
-    """The call's result, the path of its processed audio, and the temporary folder holding it (or None)."""
+def locate_call(call: str, db: str | None, *, need_audio: bool = True) -> tuple[Any, Any, Any]:
+    """The call's result, the path of its processed audio, and the temporary folder holding it (or None).
+    Without ``need_audio`` a call whose audio cannot be had gives None for the path instead of exit 3."""
+    try:
+        return _locate(call, db)
+    except InputError:  # no audio, a changed or unreadable recording
+        if need_audio:
+            raise
+    result, _, _ = _locate(call, db, audio=False)
+    return result, None, None
+
+
+def _locate(call: str, db: str | None, *, audio: bool = True) -> tuple[Any, Path, Any]:
     from callsense.pipeline.outputs import AUDIO_FILE
     from callsense.result.io import read_result
 
@@ -70,7 +81,7 @@ def _locate(call: str, db: str | None) -> tuple[Any, Path, Any]:
     if p.exists():
         folder = p if p.is_dir() else p.parent
         result = read_result(folder / "result.json" if p.is_dir() else p)
-        audio = folder / AUDIO_FILE
+        wav = folder / AUDIO_FILE
     else:
         from sqlalchemy import select
 
@@ -86,15 +97,17 @@ def _locate(call: str, db: str | None) -> tuple[Any, Path, Any]:
                                        Call.audio_deleted).where(Call.call_id == call)).one()
         finally:
             store.close()
-        audio = Path(row.output_dir) / AUDIO_FILE if row.output_dir else Path(f"<no folder for {call}>")
-        if not audio.is_file() and not row.audio_deleted:
+        wav = Path(row.output_dir) / AUDIO_FILE if row.output_dir else Path(f"<no folder for {call}>")
+        if not audio:
+            return result, wav, None
+        if not wav.is_file() and not row.audio_deleted:
             recordings = [Path(x) for x in (row.audio_path, row.source_path) if x]
             if recordings:
                 return (result, *_from_recording(result, recordings, row.content_sha256))
-    if not audio.is_file():
-        raise AudioNotFoundError(f"call {result.call_id} has no processed audio", source=str(audio),
+    if audio and not wav.is_file():
+        raise AudioNotFoundError(f"call {result.call_id} has no processed audio", source=str(wav),
                                  hint="analyse it again without --no-audio (and with the audio kept)")
-    return result, audio, None
+    return result, wav, None
 
 
 def _from_recording(result: Any, recordings: list[Path], sha256: str) -> tuple[Path, Any]:

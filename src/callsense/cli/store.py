@@ -407,23 +407,17 @@ def _call_html(call: str, output: Path | None, db: str | None, html: bool) -> No
     """One call's HTML report, rendered by the service's ``callsense.report.render_html``."""
     if not html:
         raise UsageError("with a CALL, report writes its HTML report; drop --no-html (or the CALL for tables)")
+    from callsense.cli.clip import locate_call
     from callsense.report import render_html
-    p = Path(call)
-    if p.exists():
-        from callsense.result.io import read_result
 
-        result = read_result(p)
-    else:
-        from callsense.store.db import open_store
-        from callsense.store.repo import get_result
-
-        store = open_store(db)
-        try:
-            result = get_result(store, call)
-        finally:
-            store.close()
+    # the review clips are embedded when the call's audio is at hand (its folder, or a batch call's recording)
+    result, audio, tmp = locate_call(call, db, need_audio=False)
     out = output or Path(f"{result.call_id}.html")
-    out.write_text(render_html(result), encoding="utf-8")
+    try:
+        out.write_text(render_html(result, audio=audio), encoding="utf-8")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     typer.echo(str(out))
 
 
