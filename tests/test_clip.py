@@ -12,6 +12,7 @@ from callsense.pipeline.outputs import AUDIO_FILE, write_wav
 from callsense.result.io import dump_result
 from callsense.rules import apply_qa
 from callsense.testing.results import make_result, seg
+from conftest import EXAMPLES as REPO_EXAMPLES
 
 
 @pytest.fixture()
@@ -50,6 +51,16 @@ def test_clip_of_the_emotion_turn_is_its_30_s_window(turn_folder, tmp_path, caps
     assert f"{start / 1000:.1f}" in capsys.readouterr().out
 
 
+def test_report_of_a_call_folder_embeds_the_review_clips(turn_folder, tmp_path):
+    out = tmp_path / "r.html"
+    assert run(["report", str(turn_folder), "-o", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert '<audio class="clip" controls' in html and 'data-rule="emotion.turn" src="data:audio/wav;base64,' in html
+    (turn_folder / AUDIO_FILE).unlink()  # no audio kept: the report still renders, without players
+    assert run(["report", str(turn_folder), "-o", str(out)]) == 0
+    assert "<audio" not in out.read_text(encoding="utf-8") and "emotion.turn" in out.read_text(encoding="utf-8")
+
+
 def test_clip_by_range_and_its_errors(turn_folder, tmp_path, capsys):
     out = tmp_path / "r.wav"
     assert run(["clip", str(turn_folder), "--start-ms", "1000", "--end-ms", "3000", "-o", str(out)]) == 0
@@ -62,3 +73,55 @@ def test_clip_by_range_and_its_errors(turn_folder, tmp_path, capsys):
     (turn_folder / AUDIO_FILE).unlink()
     assert run(["clip", str(turn_folder), "--hit", "emotion.turn"]) == 3
     assert "no processed audio" in capsys.readouterr().err
+
+
+def _cli(*argv):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "callsense", *argv], capture_output=True, text=True, timeout=300, check=False)
+    return p.returncode, p.stdout + p.stderr
+
+
+@pytest.mark.slow
+def test_clip_of_a_batch_stored_call_is_cut_from_its_recording(with_models, tmp_path):
+    """`callsense batch` keeps no call folder: `callsense clip CALL_ID` decodes the recording (checked by its
+    SHA-256) and cuts the hit's window, the same bytes a call folder's processed audio gives."""
+    import shutil
+
+    from callsense.audio.decode import load_audio
+    from callsense.store import get_result, list_calls, open_store
+
+    src = tmp_path / "in" / "a.wav"
+    src.parent.mkdir()
+    shutil.copy(REPO_EXAMPLES / "call_stereo.wav", src)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    code, out = _cli("batch", str(src.parent), "--db", url)
+    assert code == 0, out
+    store = open_store(url)
+    try:
+        call_id = list_calls(store)[0].call_id
+        result = get_result(store, call_id)
+    finally:
+        store.close()
+    hit = next(h for h in result.rule_hits if h.window() is not None)  # the example's 5 s of dead air
+    start, end = hit.window()
+    clip = tmp_path / "hit.wav"
+    code, out = _cli("clip", call_id, "--db", url, "--hit", hit.rule_id, "-o", str(clip))
+    assert code == 0, out
+    full = tmp_path / "full.wav"
+    write_wav(full, [t.samples for t in load_audio(src).tracks])
+    with wave.open(str(full)) as f, wave.open(str(clip)) as part:
+        assert part.getnchannels() == 2 and part.getframerate() == 16000 and part.getnframes() == (end - start) * 16
+        f.setpos(start * 16)
+        assert part.readframes(part.getnframes()) == f.readframes((end - start) * 16)
+    report = tmp_path / "r.html"
+    code, out = _cli("report", call_id, "--db", url, "-o", str(report))
+    assert code == 0, out
+    assert f'data-rule="{hit.rule_id}" src="data:audio/wav;base64,' in report.read_text(encoding="utf-8")
+    src.write_bytes(src.read_bytes() + b"\x00\x00")  # not the recording that was analysed any more
+    code, out = _cli("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
+    assert code == 3 and "changed since it was analysed" in out
+    src.unlink()
+    code, out = _cli("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
+    assert code == 3 and "recording is gone" in out

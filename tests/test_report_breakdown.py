@@ -83,3 +83,23 @@ def test_clip_in_the_report_is_the_hits_window():
     data = re.search(r'data-rule="emotion.turn" src="data:audio/wav;base64,([^"]+)"', html).group(1)
     with wave.open(io.BytesIO(base64.b64decode(data))) as w:
         assert w.getnframes() == (end - start) * 16
+
+
+def test_an_item_no_rule_feeds_says_so():
+    from callsense.rules import load_ruleset_text
+
+    pack = load_ruleset_text("""
+ruleset: {id: t, version: "1", name: t}
+rules:
+  - id: t.spoke
+    version: "1"
+    name: spoke
+    category: test
+    conditions:
+      1: {type: segment_count, above: 0}
+    consequence: {severity: warning}
+""")
+    r = apply_qa(make_result(MONO_CALM, duration_ms=10000), ruleset=pack)
+    rows = breakdown(r)
+    assert rows and all(row.status == "na" for row in rows)
+    assert {row.reason for row in rows} == {"not applicable (no rule of the rule set is bound to this item)"}

@@ -53,3 +53,21 @@ def test_search_hits_are_highlighted_and_link_to_their_call():
     assert 'href="?call=c%201"' in html and "0:01–0:02" in html
     assert "«" not in html and '<mark class="cs-mark">退款</mark>' in html
     assert "No matches" in search_html([])
+
+
+def test_a_hit_shows_its_suggested_reply_and_its_review_clip():
+    """The Analyze and Calls pages render hits with hits_html: the default pack's suggestion (zh and en) and a
+    player for the hit's window, cut by the clip route with the page's token."""
+    from callsense.rules import apply_qa
+    from callsense.testing.results import make_result, seg
+    from callsense.ui.app import hits_html
+
+    r = apply_qa(make_result([seg("customer", 0, 5000, "你好我想问一下订单", emotion_="happy"),
+                              seg("customer", 40000, 45000, "什么意思你们太过分了", emotion_="angry")],
+                             duration_ms=60000, call_id="c-1"))
+    hit = next(h for h in r.rule_hits if h.rule_id == "emotion.turn")
+    html = hits_html(r, token="tok")
+    assert hit.suggestion.zh in html and hit.suggestion.en.replace("'", "&#x27;") in html
+    start, end = hit.window()
+    assert f"/v1/calls/c-1/clip?start_ms={start}&amp;end_ms={end}&amp;token=tok" in html
+    assert "cs-clip-audio" not in hits_html(r)  # no token (no signed audio): no player

@@ -4,7 +4,10 @@
     callsense clip out/outputs_c-1/ --hit risk.complaint        # a call folder written by analyze
     callsense clip CALL_ID --start-ms 40000 --end-ms 70000 -o x.wav
 
-The clip is cut from the call's processed audio (``audio_16k.wav``) on demand; nothing is stored.
+The clip is cut from the call's processed audio (``audio_16k.wav``) on demand; nothing is stored. A call
+stored by ``callsense batch`` has no call folder: its clip is cut from the recording itself (the
+``--copy-audio`` copy, else the source file), decoded to 16 kHz as the analysis did, once its SHA-256 is
+checked against the stored call's (a changed or deleted recording is exit 3, not a wrong clip).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import typer
 
 from callsense.cli.options import DB_HELP, DB_METAVAR
-from callsense.errors import AudioNotFoundError, UsageError
+from callsense.errors import AudioNotFoundError, InputError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +40,7 @@ def clip(
         raise UsageError("give --hit RULE_ID, or --start-ms and --end-ms")
     if hit is None and (start_ms is None or end_ms is None):
         raise UsageError("--start-ms and --end-ms go together")
-    result, audio = _locate(call, db)
+    result, audio, tmp = locate_call(call, db)
     if hit is not None:
         found = next((h for h in result.rule_hits if h.rule_id == hit), None)
         if found is None:
@@ -50,12 +53,27 @@ def clip(
     assert start_ms is not None and end_ms is not None
     check_range(start_ms, end_ms, result.duration_ms)
     out = output or Path(f"{result.call_id}_{hit or f'{start_ms}-{end_ms}'}.wav")
-    out.write_bytes(cut_clip(audio, start_ms, end_ms))
+    try:
+        out.write_bytes(cut_clip(audio, start_ms, end_ms))
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     typer.echo(f"{out}  ({start_ms / 1000:.1f}–{end_ms / 1000:.1f} s)")
 
 
-def _locate(call: str, db: str | None) -> tuple[Any, Path]:
-    """The call's result and the path of its processed audio."""
+def locate_call(call: str, db: str | None, *, need_audio: bool = True) -> tuple[Any, Any, Any]:
+    """The call's result, the path of its processed audio, and the temporary folder holding it (or None).
+    Without ``need_audio`` a call whose audio cannot be had gives None for the path instead of exit 3."""
+    try:
+        return _locate(call, db)
+    except InputError:  # no audio, a changed or unreadable recording
+        if need_audio:
+            raise
+    result, _, _ = _locate(call, db, audio=False)
+    return result, None, None
+
+
+def _locate(call: str, db: str | None, *, audio: bool = True) -> tuple[Any, Path, Any]:
     from callsense.pipeline.outputs import AUDIO_FILE
     from callsense.result.io import read_result
 
@@ -63,7 +81,7 @@ def _locate(call: str, db: str | None) -> tuple[Any, Path]:
     if p.exists():
         folder = p if p.is_dir() else p.parent
         result = read_result(folder / "result.json" if p.is_dir() else p)
-        audio = folder / AUDIO_FILE
+        wav = folder / AUDIO_FILE
     else:
         from sqlalchemy import select
 
@@ -75,11 +93,45 @@ def _locate(call: str, db: str | None) -> tuple[Any, Path]:
         try:
             result = get_result(store, call)
             with store.session() as s:
-                out_dir = s.execute(select(Call.output_dir).where(Call.call_id == call)).scalar_one_or_none()
+                row = s.execute(select(Call.output_dir, Call.audio_path, Call.source_path, Call.content_sha256,
+                                       Call.audio_deleted).where(Call.call_id == call)).one()
         finally:
             store.close()
-        audio = Path(out_dir) / AUDIO_FILE if out_dir else Path(f"<no folder for {call}>")
-    if not audio.is_file():
-        raise AudioNotFoundError(f"call {result.call_id} has no processed audio", source=str(audio),
+        wav = Path(row.output_dir) / AUDIO_FILE if row.output_dir else Path(f"<no folder for {call}>")
+        if not audio:
+            return result, wav, None
+        if not wav.is_file() and not row.audio_deleted:
+            recordings = [Path(x) for x in (row.audio_path, row.source_path) if x]
+            if recordings:
+                return (result, *_from_recording(result, recordings, row.content_sha256))
+    if audio and not wav.is_file():
+        raise AudioNotFoundError(f"call {result.call_id} has no processed audio", source=str(wav),
                                  hint="analyse it again without --no-audio (and with the audio kept)")
-    return result, audio
+    return result, wav, None
+
+
+def _from_recording(result: Any, recordings: list[Path], sha256: str) -> tuple[Path, Any]:
+    """A batch-stored call (no folder): its recording decoded to 16 kHz into a temporary WAV, provided it
+    is still the recording that was analysed."""
+    import tempfile
+
+    from callsense.audio.decode import load_audio
+    from callsense.audio.types import AudioOptions
+    from callsense.pipeline.outputs import AUDIO_FILE, write_wav
+
+    found = [r for r in recordings if r.is_file()]
+    if not found:
+        raise AudioNotFoundError(f"call {result.call_id} has no processed audio and its recording is gone",
+                                 source=str(recordings[-1]),
+                                 hint="a batch keeps no audio: keep the recordings (or use --copy-audio DIR)")
+    channel_map = result.separation.channel_map if result.source.channels > 2 else None
+    for path in found:
+        audio = load_audio(path, AudioOptions(channel_map=channel_map, max_duration_s=24 * 3600.0,
+                                              max_file_mb=1 << 20))
+        if audio.source.sha256 == sha256:
+            tmp = tempfile.TemporaryDirectory(prefix="callsense-clip-")
+            wav = Path(tmp.name) / AUDIO_FILE
+            write_wav(wav, [t.samples for t in audio.tracks])
+            return wav, tmp
+    raise AudioNotFoundError(f"call {result.call_id}: the recording changed since it was analysed",
+                             source=str(found[0]), hint="its SHA-256 is not the stored call's; analyse it again")

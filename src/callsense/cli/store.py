@@ -231,6 +231,10 @@ def search(
     store = open_store(db)
     try:
         hits = run_search(store, query)
+        if invalid and hits:  # the discard view says why each call was not scored
+            from callsense.store.search import with_reasons
+
+            hits = with_reasons(store, hits)
     finally:
         store.close()
     if as_json:
@@ -246,7 +250,15 @@ def search(
         console.print("no matches")
         return
     t = Table(show_lines=False)
-    for col in ("call", "segment", "time", "role", "", *(("outlier",) if query.by_outlier else ()), "text"):
+    if query.invalid and not query.segment_level:  # the discard view: each call with why it was not scored
+        for col in ("call", "file", "time", "why not scored"):
+            t.add_column(col, overflow="fold")
+        for h in hits:
+            t.add_row(h.call_id, h.source_name, clock(h.duration_ms), h.reason or "")
+        console.print(t)
+        return
+    for col in ("call", "segment", "time", "role", "", *(("outlier",) if query.by_outlier else ()), "text",
+                *(("why not scored",) if query.invalid else ())):
         t.add_column(col, overflow="fold")
     for h in hits:
         text_cell = Text(h.text)
@@ -254,7 +266,8 @@ def search(
             text_cell.stylize("bold reverse", a, b)
         when = f"{clock(h.start_ms)}–{clock(h.end_ms)}" if h.segment_id else clock(h.duration_ms)
         score = (f"{h.outlier_score:.3f}" + (" ⚑" if h.outlier_flagged else ""),) if query.by_outlier else ()
-        t.add_row(h.call_id, h.segment_id or "", when, h.role or "", h.emoji, *score, text_cell)
+        why = (h.reason or "",) if query.invalid else ()
+        t.add_row(h.call_id, h.segment_id or "", when, h.role or "", h.emoji, *score, text_cell, *why)
     console.print(t)
 
 
@@ -394,23 +407,17 @@ def _call_html(call: str, output: Path | None, db: str | None, html: bool) -> No
     """One call's HTML report, rendered by the service's ``callsense.report.render_html``."""
     if not html:
         raise UsageError("with a CALL, report writes its HTML report; drop --no-html (or the CALL for tables)")
+    from callsense.cli.clip import locate_call
     from callsense.report import render_html
-    p = Path(call)
-    if p.exists():
-        from callsense.result.io import read_result
 
-        result = read_result(p)
-    else:
-        from callsense.store.db import open_store
-        from callsense.store.repo import get_result
-
-        store = open_store(db)
-        try:
-            result = get_result(store, call)
-        finally:
-            store.close()
+    # the review clips are embedded when the call's audio is at hand (its folder, or a batch call's recording)
+    result, audio, tmp = locate_call(call, db, need_audio=False)
     out = output or Path(f"{result.call_id}.html")
-    out.write_text(render_html(result), encoding="utf-8")
+    try:
+        out.write_text(render_html(result, audio=audio), encoding="utf-8")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     typer.echo(str(out))
 
 

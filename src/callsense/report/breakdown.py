@@ -54,7 +54,9 @@ def breakdown(result: CallAnalysis) -> tuple[BreakdownRow, ...]:
     for it in sc.items:
         hit = next((hits[r] for r in it.rule_ids if r in hits), None)
         rules = ", ".join(it.rule_ids) or "no rule bound"
-        if it.status == "na":
+        if it.status == "na" and not it.rule_ids:  # a pack whose rules do not feed this scorecard item
+            reason = "not applicable (no rule of the rule set is bound to this item)"
+        elif it.status == "na":
             reason = f"not applicable ({rules} could not be measured)"
         elif hit is not None:
             reason = f"{hit.rule_id}: {evidence_text(hit)}"

@@ -43,6 +43,8 @@ def call_summary(result: Any) -> dict[str, Any]:
         "customer_emotion": customer,
         "score": result.score.normalized if result.score else None,
         "passed": result.score.passed if result.score else None,
+        # an invalid call: why it was left not scored (the discard view, ``GET /v1/calls?invalid=true``)
+        "not_scored_reason": result.score.reason if result.score and not result.score.scored else None,
         "rule_hits": len(hits),
         "max_severity": worst,
         "languages": sorted({s.language for s in result.segments if s.language}),

@@ -116,6 +116,7 @@ class SearchHit:
     spans: tuple[tuple[int, int], ...] = ()  # character offsets of the matches in text
     outlier_score: float | None = None  # the segment's latest outlier score (outlier searches only)
     outlier_flagged: bool | None = None
+    reason: str | None = None  # why the call was left not scored (``invalid`` searches: the discard view)
     cursor: str = ""  # SearchQuery(after=cursor) gives the hits after this one
 
     def marked(self, open_: str = "«", close: str = "»") -> str:
@@ -137,6 +138,7 @@ class SearchHit:
             "spans": [list(s) for s in self.spans], "marked": self.marked(), "cursor": self.cursor,
             **({"outlier_score": self.outlier_score, "outlier_flagged": self.outlier_flagged}
                if self.outlier_score is not None else {}),
+            **({"reason": self.reason} if self.reason is not None else {}),
         }
 
 
@@ -183,6 +185,26 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
                    if query.by_outlier else {}),
             ))
     return hits
+
+
+def with_reasons(store: Store, hits: list[SearchHit]) -> list[SearchHit]:
+    """The discard view's hits with the reason their call was left not scored (``score.reason`` of the
+    stored result: "call.invalid: 0.0 s of speech (< 3 s); ..."): one read of the hits' results, so
+    for a page of hits (``callsense search --invalid``), not for a scan."""
+    import dataclasses
+    import json
+
+    from sqlalchemy import select
+
+    from callsense.store.codec import result_text
+
+    ids = list(dict.fromkeys(h.call_id for h in hits))
+    reasons: dict[str, str] = {}
+    with store.session() as s:
+        for row in s.execute(select(Call.call_id, Call.result_json, Call.result_z).where(Call.call_id.in_(ids))):
+            score = json.loads(result_text(row.result_json, row.result_z) or "{}").get("score") or {}
+            reasons[row.call_id] = score.get("reason") or ""
+    return [dataclasses.replace(h, reason=reasons.get(h.call_id, "")) for h in hits]
 
 
 def match_spans(text: str, terms: tuple[str, ...]) -> tuple[tuple[int, int], ...]:

@@ -316,9 +316,11 @@ def build_ui(service: Any) -> Any:
                                                "invalid": bool(invalid)}, limit=200)
         except CallsenseError as e:
             return fail(e)
+        def score(r):  # an invalid call (the discard view) says it was not scored, not a blank
+            return r["score"] if r["score"] is not None else ("不计分 not scored" if r["not_scored_reason"] else "")
+
         rows = [[r["call_id"], r["filename"], round(r["duration_ms"] / 1000, 1), r["analyzed_at"], r["agent_id"] or "",
-                 r["customer_emotion"] or "", r["score"] if r["score"] is not None else "", r["rule_hits"],
-                 r["max_severity"] or ""] for r in page["items"]]
+                 r["customer_emotion"] or "", score(r), r["rule_hits"], r["max_severity"] or ""] for r in page["items"]]
         ids = [r["call_id"] for r in page["items"]]
         return rows, gr.update(choices=ids, value=ids[0] if ids else None)
 
