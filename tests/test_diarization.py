@@ -346,3 +346,48 @@ def test_bad_agent_lexicons_are_usage_errors(models, mono, tmp_path):
     bad.write_text("工单\n-not a phrase\n", "utf-8")
     proc = _analyze(call, models, tmp_path / "o", "--agent-lexicon", str(bad))
     assert proc.returncode == 2 and "bad.txt:2" in proc.stderr and "not in the lexicon" in proc.stderr
+
+
+def test_batch_reanalyses_mono_calls_once_diarization_models_or_agents_are_added(models, mono, tmp_path):
+    """The fingerprint covers the diarization models and the enrolled voiceprints: a mono archive stored
+    before they were installed is not skipped as "already analysed" (and is skipped once it is)."""
+    import shutil
+
+    from callsense.store import get_result, list_calls, open_store
+
+    models_dir = tmp_path / "models"
+    for name in ("sensevoice-small", "emotion2vec-plus-large"):
+        shutil.copytree(models / name, models_dir / name)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write(folder / "mono.wav", mono[0])
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models_dir), "CALLSENSE_HOME": str(tmp_path / "home"),
+           "CALLSENSE_OFFLINE": "1"}
+
+    def batch() -> tuple[int, int]:
+        proc = subprocess.run([sys.executable, "-m", "callsense", "batch", str(folder), "--db", db, "--json",
+                               "--no-progress"], check=False, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        return summary["done"], summary["skipped"]
+
+    def method() -> str:
+        store = open_store(db)
+        try:
+            [call] = list_calls(store)
+            return get_result(store, call.call_id).separation.method
+        finally:
+            store.close()
+
+    assert batch() == (1, 0) and method() == "mono"
+    for name in DIARIZATION_MODELS:
+        shutil.copytree(models / name, models_dir / name)
+    assert batch() == (1, 0) and method() == "diarization+roles"
+    assert batch() == (0, 1)
+    t = mono[1]["channels"][1]["turns"][0]
+    clip = _write(tmp_path / "c9.wav", mono[0][t["start_ms"] * 16:t["end_ms"] * 16])
+    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
+                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert batch() == (1, 0)  # a new agent voiceprint can change the roles
