@@ -330,6 +330,9 @@ def test_roles_from_the_lexicon_and_a_configured_lexicon(greeting_models, mono, 
     drop.write_text("# our agents never say it\n-欢迎致电\n", "utf-8")
     agent, method, first, _ = roles("--agent-lexicon", str(drop))
     assert agent["speaker"] == 0 and method == "first_speaker" and first == "agent"
+    agent, method, first, _ = roles("--agent-lexicon", str(drop), "--meta", "direction=outbound")
+    assert agent["speaker"] == 1 and method == "first_speaker" and first == "customer"  # the customer answers
+    assert agent["evidence"] == ["outbound call: the agent is not the first to speak"]
     own = tmp_path / "own.txt"
     own.write_text("-欢迎致电\n甲欢\n", "utf-8")  # a phrase of its own: only the second voice says it
     agent, method, first, _ = roles("--agent-lexicon", str(own))
