@@ -385,3 +385,37 @@ def test_a_missing_clip_list_is_reported_before_any_model_is_looked_for(tmp_path
                               timeout=120, check=False)
         assert proc.returncode == 3, (cmd, proc.returncode, proc.stderr)
         assert "none.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_batch_stores_the_head_labels_and_a_retrained_head_reanalyses(home, models, clips, tmp_path):
+    """``batch --emotion-head``: the stored segments carry the head's labels; retraining the head under the
+    same name changes the fingerprint, so the calls are analysed again instead of skipped."""
+    import shutil
+
+    from callsense.store import get_result, list_calls, open_store
+
+    cli(["adapt", "train", clips, "--out", "batch-head", "--json"], home=home, models=models)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "call_stereo.wav", folder / "a.wav")
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+
+    def batch() -> tuple[int, int]:
+        p = cli(["batch", folder, "--db", db, "--emotion-head", "batch-head", "--json", "--no-progress"], home=home,
+                models=models)
+        summary = json.loads(p.stdout)
+        return summary["done"], summary["skipped"]
+
+    assert batch() == (1, 0)
+    store = open_store(db)
+    try:
+        [call] = list_calls(store)
+        scored = [s for s in get_result(store, call.call_id).segments if s.emotion and s.emotion.custom]
+    finally:
+        store.close()
+    assert scored and {s.emotion.custom.head for s in scored} == {"batch-head"}
+    assert {s.emotion.custom.label for s in scored} <= {"anxious", "urgent"}
+    assert batch() == (0, 1)
+    other = write_clips(tmp_path / "other", labels=("calm", "tense"), speakers=3, per=3)
+    cli(["adapt", "train", other, "--out", "batch-head", "--force", "--json"], home=home, models=models)
+    assert batch() == (1, 0)

@@ -258,3 +258,139 @@ def test_campplus_chosen_by_setting_keeps_its_own_voiceprints(models, mono, tmp_
     assert "agent_id" not in data["metadata"]
     bad = analyze(CALLSENSE_SPEAKER_MODEL="sensevoice-small")
     assert bad.returncode == 2 and "speaker-embedding" in bad.stderr and "campplus" in bad.stderr
+
+
+# ---- bad input through the CLI: silence, music, one voice (issue 14, "Bad input") --------------------
+def test_silent_and_music_mono_calls_have_no_speaker_and_are_invalid(models, tmp_path):
+    t = np.arange(16000 * 8) / 16000
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (440, 554, 659)) * 0.1  # steady tones: no speech for the VAD
+    for name, samples in (("silent", np.zeros(16000 * 5)), ("music", chord)):
+        proc = _analyze(_write(tmp_path / f"{name}.wav", samples), models, tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        [data] = json.loads(proc.stdout)["calls"]
+        assert data["separation"]["method"] == "diarization", name
+        assert data["separation"]["speakers"] == [] and data["segments"] == [], name  # no speaker of music
+        assert [h["rule_id"] for h in data["rule_hits"]] == ["call.invalid"], name
+        assert data["score"]["status"] == "not_scored", name
+        assert any("call invalid" in w for w in data["processing"]["warnings"]), name
+
+
+def test_one_voice_mono_call_is_one_speaker_and_its_complaint_still_fires(models, tmp_path):
+    with wave.open(str(EXAMPLES / "call_stereo.wav"), "rb") as f:  # the customer's channel alone, as a mono file
+        one = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").reshape(-1, 2)[:, 1].astype(np.float32) / 32768
+    proc = _analyze(_write(tmp_path / "one.wav", one), models, tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    [data] = json.loads(proc.stdout)["calls"]
+    [speaker] = data["separation"]["speakers"]
+    assert speaker["role"] == "unknown" and data["separation"]["method"] == "diarization"  # no cue: no guess
+    assert {s["speaker"] for s in data["segments"]} == {0}
+    hit = next(h for h in data["rule_hits"] if h["rule_id"] == "risk.complaint")
+    assert all("role not established" in (e["note"] or "") for e in hit["evidence"])
+
+
+# ---- roles from the lexicon on the generated call, and a call centre's own lexicon -------------------
+# The tiny ASR emits piece k of its pinned text 120*k ms into a segment, so a phrase placed after 24
+# pieces is heard only in segments over ~3.3 s: on the example call only the second voice's first turn
+# (3.5 s; the first voice's turns are at most 2.9 s). The lexicon must then beat the first-speaker prior.
+GREETING_TEXT = "我要投诉不发货我就要退款一二三四五六七八九十甲欢迎致电"
+
+
+@pytest.fixture(scope="module")
+def greeting_models(models, tmp_path_factory) -> Path:
+    import shutil
+
+    out = tmp_path_factory.mktemp("forge-greeting") / "models"
+    shutil.copytree(models, out)
+    forge(out, size="tiny", runtimes=("onnx",), models=("sensevoice-small",), lang="zh", text=GREETING_TEXT)
+    return out
+
+
+def test_roles_from_the_lexicon_and_a_configured_lexicon(greeting_models, mono, tmp_path):
+    call = _write(tmp_path / "mono.wav", mono[0])
+
+    def roles(*extra, env_lexicon=None):
+        env = {**os.environ, "CALLSENSE_MODEL_DIR": str(greeting_models)}
+        env.pop("CALLSENSE_AGENT_LEXICON", None)
+        if env_lexicon:
+            env["CALLSENSE_AGENT_LEXICON"] = str(env_lexicon)
+        proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(tmp_path / "o"),
+                               "--json", *extra], check=False, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        [data] = json.loads(proc.stdout)["calls"]
+        sep = data["separation"]
+        agent = next(s for s in sep["speakers"] if s["role"] == "agent")
+        first = min(data["segments"], key=lambda s: s["start_ms"])
+        return agent, sep["role_method"], first["role"], data
+
+    agent, method, first, data = roles()
+    assert agent["speaker"] == 1 and "lexicon" in method and first == "customer"  # the greeting beat the prior
+    assert any(e == "agent lexicon: 欢迎致电" for e in agent["evidence"]), agent
+    assert any(h["rule_id"] == "risk.complaint" for h in data["rule_hits"])
+    drop = tmp_path / "drop.txt"
+    drop.write_text("# our agents never say it\n-欢迎致电\n", "utf-8")
+    agent, method, first, _ = roles("--agent-lexicon", str(drop))
+    assert agent["speaker"] == 0 and method == "first_speaker" and first == "agent"
+    agent, method, first, _ = roles("--agent-lexicon", str(drop), "--meta", "direction=outbound")
+    assert agent["speaker"] == 1 and method == "first_speaker" and first == "customer"  # the customer answers
+    assert agent["evidence"] == ["outbound call: the agent is not the first to speak"]
+    own = tmp_path / "own.txt"
+    own.write_text("-欢迎致电\n甲欢\n", "utf-8")  # a phrase of its own: only the second voice says it
+    agent, method, first, _ = roles("--agent-lexicon", str(own))
+    assert agent["speaker"] == 1 and "agent lexicon: 甲欢" in agent["evidence"] and first == "customer"
+    agent, method, first, _ = roles(env_lexicon=drop)  # $CALLSENSE_AGENT_LEXICON (batch, serve) alike
+    assert agent["speaker"] == 0 and method == "first_speaker"
+
+
+def test_bad_agent_lexicons_are_usage_errors(models, mono, tmp_path):
+    call = _write(tmp_path / "mono.wav", mono[0])
+    missing = _analyze(call, models, tmp_path / "o", "--agent-lexicon", str(tmp_path / "none.txt"))
+    assert missing.returncode == 2 and "--agent-lexicon" in missing.stderr and "none.txt" in missing.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_text("工单\n-not a phrase\n", "utf-8")
+    proc = _analyze(call, models, tmp_path / "o", "--agent-lexicon", str(bad))
+    assert proc.returncode == 2 and "bad.txt:2" in proc.stderr and "not in the lexicon" in proc.stderr
+
+
+def test_batch_reanalyses_mono_calls_once_diarization_models_or_agents_are_added(models, mono, tmp_path):
+    """The fingerprint covers the diarization models and the enrolled voiceprints: a mono archive stored
+    before they were installed is not skipped as "already analysed" (and is skipped once it is)."""
+    import shutil
+
+    from callsense.store import get_result, list_calls, open_store
+
+    models_dir = tmp_path / "models"
+    for name in ("sensevoice-small", "emotion2vec-plus-large"):
+        shutil.copytree(models / name, models_dir / name)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write(folder / "mono.wav", mono[0])
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models_dir), "CALLSENSE_HOME": str(tmp_path / "home"),
+           "CALLSENSE_OFFLINE": "1"}
+
+    def batch() -> tuple[int, int]:
+        proc = subprocess.run([sys.executable, "-m", "callsense", "batch", str(folder), "--db", db, "--json",
+                               "--no-progress"], check=False, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        return summary["done"], summary["skipped"]
+
+    def method() -> str:
+        store = open_store(db)
+        try:
+            [call] = list_calls(store)
+            return get_result(store, call.call_id).separation.method
+        finally:
+            store.close()
+
+    assert batch() == (1, 0) and method() == "mono"
+    for name in DIARIZATION_MODELS:
+        shutil.copytree(models / name, models_dir / name)
+    assert batch() == (1, 0) and method() == "diarization+roles"
+    assert batch() == (0, 1)
+    t = mono[1]["channels"][1]["turns"][0]
+    clip = _write(tmp_path / "c9.wav", mono[0][t["start_ms"] * 16:t["end_ms"] * 16])
+    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
+                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert batch() == (1, 0)  # a new agent voiceprint can change the roles

@@ -41,7 +41,8 @@ def build_options(*, language: str, channels: Optional[str], asr_runtime: str, e
                   emotion_runtime: str, threads: int, device: str, no_emotion: bool, no_qa: bool,
                   rules: Optional[Path], offline: bool, itn: bool, both_itn: bool, granularity: str,
                   mask: Optional[str], max_duration: Optional[float], max_size: Optional[float],
-                  emotion_head: Optional[str] = None, emotion_weights: Optional[str] = None):
+                  emotion_head: Optional[str] = None, emotion_weights: Optional[str] = None,
+                  agent_lexicon: Optional[Path] = None):
     """CLI flags -> AnalyzeOptions (shared by analyze and batch)."""
     from callsense.audio.types import AudioOptions
     from callsense.engines.base import AsrOptions, EmotionOptions
@@ -57,6 +58,7 @@ def build_options(*, language: str, channels: Optional[str], asr_runtime: str, e
     if max_size is not None:
         audio = AudioOptions(channel_map=channel_map, max_duration_s=audio.max_duration_s, max_file_mb=max_size)
     from callsense.adapt.cli_options import check_head, parse_weights
+    from callsense.pipeline.diarize import read_lexicon
 
     emodel = get_spec(emotion_model or DEFAULT_EMOTION_MODEL).name
     if rules is not None and not rules.is_file():
@@ -70,6 +72,7 @@ def build_options(*, language: str, channels: Optional[str], asr_runtime: str, e
         emotion_head=check_head(emotion_head),
         run_emotion=not no_emotion, num_threads=threads, device=device, rules=rules, run_qa=not no_qa,
         allow_download=False if offline else None,
+        agent_lexicon=read_lexicon(agent_lexicon),  # --agent-lexicon, else $CALLSENSE_AGENT_LEXICON
     )
 
 
@@ -165,6 +168,9 @@ def analyze(
     roles: Optional[str] = typer.Option(None, "--roles", help="Mono calls: roles of diarized speakers 0,1,... "
                                                              "in order of first speech, e.g. agent,customer."),
     no_diarize: bool = typer.Option(False, "--no-diarize", help="Mono calls: one unknown speaker, no diarization."),
+    agent_lexicon: Optional[Path] = typer.Option(None, "--agent-lexicon", metavar="FILE",
+                                                 help="Mono calls: agent phrases, one per line, added to the built-in "
+                                                      "ones (-PHRASE removes one); default $CALLSENSE_AGENT_LEXICON."),
 ) -> None:
     """Analyse call recordings: transcript, language, emotion, events, metrics and QA rule hits per call.
 
@@ -186,7 +192,7 @@ def analyze(
                             device=device, no_emotion=no_emotion, no_qa=no_qa, rules=rules, offline=offline,
                             itn=itn, both_itn=both_itn, granularity=granularity, mask=mask,
                             max_duration=max_duration, max_size=max_size, emotion_head=emotion_head,
-                            emotion_weights=emotion_weights)
+                            emotion_weights=emotion_weights, agent_lexicon=agent_lexicon)
     if webhook:
         from callsense.pipeline.analyzer import parse_webhooks
 

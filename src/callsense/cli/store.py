@@ -81,6 +81,9 @@ def batch(
     no_emotion: bool = typer.Option(False, "--no-emotion", help="Skip emotion2vec (SenseVoice tags only)."),
     no_qa: bool = typer.Option(False, "--no-qa", help="Skip metrics and QA rules."),
     rules: Path | None = typer.Option(None, "--rules", help="QA rule YAML (default: the shipped pack)."),
+    agent_lexicon: Path | None = typer.Option(None, "--agent-lexicon", metavar="FILE",
+                                              help="Mono calls: agent phrases, one per line, added to the built-in "
+                                                   "ones (-PHRASE removes one); default $CALLSENSE_AGENT_LEXICON."),
     offline: bool = typer.Option(False, "--offline", help="Never download models."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs and summary only)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -123,7 +126,8 @@ def batch(
                                 emotion_model=emotion_model, emotion_runtime=emotion_runtime, threads=threads,
                                 device=device, no_emotion=no_emotion, no_qa=no_qa, rules=rules, offline=offline,
                                 itn=True, both_itn=False, granularity="frame", mask=None, max_duration=None,
-                                max_size=None, emotion_head=emotion_head, emotion_weights=emotion_weights)
+                                max_size=None, emotion_head=emotion_head, emotion_weights=emotion_weights,
+                                agent_lexicon=agent_lexicon)
         factory = partial(Analyzer, options)
     exts = tuple("." + e.strip().lstrip(".").lower() for e in ext.split(",") if e.strip())
     items = collect(source, extensions=exts, path_column=path_column) if source else _failed_items(db)

@@ -231,8 +231,38 @@ class Analyzer:
         from callsense.pipeline.fingerprint import analysis_fingerprint
 
         o = self.options
-        return analysis_fingerprint(o, (self._find(o.asr_model, o.asr_runtime),
-                                        self._find(o.emotion_model, o.emotion_runtime)))
+        models = [self._find(o.asr_model, o.asr_runtime), self._find(o.emotion_model, o.emotion_runtime)]
+        return analysis_fingerprint(o, models + self._result_shaping_files())
+
+    def _result_shaping_files(self) -> list[str]:
+        """What else changes a result without changing an option: the diarization models a mono call would
+        use, the enrolled agents' voiceprints, and the content of the emotion head (retrained under the same
+        name). Listed only when present, so a setup without them keeps its fingerprints."""
+        import hashlib
+
+        out: list[str] = []
+        o = self.options
+        if o.diarize:
+            from callsense.engines.catalog import DEFAULT_SEGMENTATION_MODEL
+            from callsense.pipeline import diarize
+
+            speaker = diarize.speaker_model()
+            seg, emb = self.manager.find(DEFAULT_SEGMENTATION_MODEL, "onnx"), self.manager.find(speaker, "onnx")
+            if seg is not None and emb is not None:
+                out += [f"{m.name}/{m.runtime}@{m.path}" for m in (seg, emb)]
+                prints = diarize.voiceprint_folder(self.manager.home, speaker)
+                digest = hashlib.sha256()
+                for path in sorted(prints.glob("*.npy")) if prints.is_dir() else ():
+                    digest.update(path.name.encode() + b"\0" + path.read_bytes())
+                out.append(f"voiceprints:{digest.hexdigest()[:16]}")
+        if o.emotion_head:
+            from callsense.adapt.head import head_path
+
+            try:
+                out.append(f"head:{o.emotion_head}:{hashlib.sha256(head_path(o.emotion_head).read_bytes()).hexdigest()}")
+            except OSError:
+                out.append(f"head:{o.emotion_head}")
+        return out
 
     def _find(self, name: str, runtime: str) -> str | None:
         try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callsense.analysis.roles import RoleInference, RoleOptions, SpeakerTurnText, infer_roles
+from callsense.analysis.roles import AGENT_LEXICON, RoleInference, RoleOptions, SpeakerTurnText, infer_roles
 from callsense.engines.catalog import DEFAULT_EMBEDDING_MODEL, DEFAULT_SEGMENTATION_MODEL, get_spec
 from callsense.engines.diarization.sherpa import DEFAULT_STEP, Diarization, Diarizer, SpeakerTurn
 from callsense.result.model import ModelInfo, Separation, SpeakerInfo, SpeakerOverlap
@@ -186,11 +186,32 @@ def plan(diarizer: Diarizer | CallDiarizer, samples: np.ndarray, spans: Sequence
     voiceprints, speaker = True, DEFAULT_EMBEDDING_MODEL
     if isinstance(diarizer, CallDiarizer):
         voiceprints, speaker, diarizer = diarizer.wants_voiceprints(), diarizer.speaker_model, diarizer.diarizer
-    diarization = diarizer.process(samples, voiceprints=voiceprints)
     info = ModelInfo("diarization", f"{DEFAULT_SEGMENTATION_MODEL}+{speaker}", "onnx",
                      path=str(diarizer.segmentation_format.path.parent), options=dict(diarizer.options))
+    if not spans:  # the VAD heard no speech (silence, music, tones): no speaker, whatever the segmentation says
+        return DiarizationPlan(Diarization((), (), {}), (), info)
+    diarization = diarizer.process(samples, voiceprints=voiceprints)
     pieces = tuple(split_spans(spans, diarization)) if diarization.turns else ()
+    diarization, pieces = _heard_only(diarization, pieces)
     return DiarizationPlan(diarization, pieces, info)
+
+
+def _heard_only(d: Diarization, pieces: tuple[Piece, ...]) -> tuple[Diarization, tuple[Piece, ...]]:
+    """Only the speakers the VAD heard speak (a "speaker" of music between the speech goes), renumbered
+    0, 1, ... in order of first speech."""
+    heard = {p.speaker for p in pieces if p.speaker is not None}
+    if heard == set(d.speakers):
+        return d, pieces
+    order: dict[int, int] = {}
+    for t in d.turns:
+        if t.speaker in heard:
+            order.setdefault(t.speaker, len(order))
+    turns = tuple(SpeakerTurn(order[t.speaker], t.start_ms, t.end_ms) for t in d.turns if t.speaker in order)
+    from callsense.engines.diarization.sherpa import overlapped
+
+    kept = Diarization(turns, overlapped(turns), {order[s]: v for s, v in d.embeddings.items() if s in order})
+    return kept, tuple(Piece(p.start_ms, p.end_ms, order.get(p.speaker) if p.speaker is not None else None)
+                       for p in pieces)
 
 
 def load_voiceprints(home: Path, model: str | None = None) -> dict[str, np.ndarray]:
@@ -206,8 +227,52 @@ def load_voiceprints(home: Path, model: str | None = None) -> dict[str, np.ndarr
     return out
 
 
+LEXICON_ENV = "CALLSENSE_AGENT_LEXICON"
+
+
+def read_lexicon(path: str | Path | None = None) -> tuple[str, ...] | None:
+    """The agent lexicon of ``path`` (``--agent-lexicon``), else of ``$CALLSENSE_AGENT_LEXICON``; None when
+    neither is given (the built-in :data:`~callsense.analysis.roles.AGENT_LEXICON` applies).
+
+    UTF-8 text, one phrase per line, matched case-insensitively in each speaker's first turns: a line adds
+    its phrase to the built-in ones, ``-phrase`` removes a built-in phrase, ``#`` starts a comment line."""
+    from callsense.errors import UsageError
+
+    where = "--agent-lexicon"
+    if path is None:
+        raw = os.environ.get(LEXICON_ENV, "").strip()
+        if not raw:
+            return None
+        path, where = raw, LEXICON_ENV
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = "not found" if isinstance(e, FileNotFoundError) else f"unreadable ({e})"
+        raise UsageError(f"{where}: agent lexicon {path} {reason}",
+                         hint="a UTF-8 text file, one phrase per line (docs/diarization.md, \"Roles\")") from e
+    phrases = [p.lower() for p in AGENT_LEXICON]
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            drop = line[1:].strip().lower()
+            if drop not in phrases:
+                raise UsageError(f"{path}:{n}: {line!r} removes a phrase that is not in the lexicon",
+                                 hint="built-in phrases: " + ", ".join(AGENT_LEXICON))
+            phrases.remove(drop)
+        elif line.lower() not in phrases:
+            phrases.append(line.lower())
+    if not phrases:
+        raise UsageError(f"{path}: the agent lexicon is empty (every phrase removed)",
+                         hint="keep at least one phrase, or use --roles to set the roles")
+    return tuple(phrases)
+
+
 def assign(p: DiarizationPlan, texts: Sequence[tuple[int | None, int, str]], *, direction: str | None,
            override: Sequence[str] = (), voiceprints: Mapping[str, np.ndarray] | None = None,
+           lexicon: Sequence[str] | None = None,
            ) -> tuple[dict[int, str], Separation, RoleInference | None]:
     """Roles per speaker and the call's Separation. ``texts``: (speaker, start_ms, text) per segment."""
     speakers = p.diarization.speakers
@@ -218,7 +283,8 @@ def assign(p: DiarizationPlan, texts: Sequence[tuple[int | None, int, str]], *, 
         infos = tuple(SpeakerInfo(s, roles[s], 1.0, ("--roles override",), talk[s]) for s in speakers)
         return roles, Separation("diarization+roles", ("unknown",), 1.0, infos, "override", overlaps), None
     inference = infer_roles([SpeakerTurnText(s, a, t) for s, a, t in texts if s is not None],
-                            RoleOptions(direction=direction), embeddings=p.diarization.embeddings,
+                            RoleOptions(direction=direction, lexicon=tuple(lexicon or AGENT_LEXICON)),
+                            embeddings=p.diarization.embeddings,
                             voiceprints=voiceprints)
     roles = {s: inference.role_of(s) for s in speakers}
     infos = tuple(SpeakerInfo(d.speaker, d.role, d.confidence, d.evidence, talk.get(d.speaker, 0), d.agent_id)
@@ -240,6 +306,7 @@ def apply_roles(p: DiarizationPlan, seg_audio: Sequence, transcripts: Sequence, 
              for i, (sa, tr) in enumerate(zip(seg_audio, transcripts))]
     direction = str((metadata or {}).get("direction") or "") or None
     roles, separation, _ = assign(p, texts, direction=direction, override=tuple(options.roles),
-                                  voiceprints=load_voiceprints(manager.home))
+                                  voiceprints=load_voiceprints(manager.home),
+                                  lexicon=getattr(options, "agent_lexicon", None))
     out = [replace(sa, role=roles.get(p.pieces[i].speaker, "unknown")) for i, sa in enumerate(seg_audio)]
     return out, separation

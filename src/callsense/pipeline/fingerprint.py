@@ -4,7 +4,8 @@ the same fingerprint is not analysed again (``callsense batch`` skips it, whoeve
 The batch runner and the service both take it from :attr:`callsense.pipeline.Analyzer.fingerprint`,
 which is this function. It covers what changes the result — pipeline and schema versions, the models
 (name, runtime, files), the options that shape the output (channel map, VAD, ASR language and ITN,
-emotion granularity, windows, masking, embeddings, which stages run) and the *content* of the rule file —
+emotion granularity, windows, masking, embeddings, which stages run), the *content* of the rule file and
+what ``Analyzer._result_shaping_files`` adds (diarization models, enrolled voiceprints, emotion head bytes) —
 and leaves out what does not: threads, device, size and duration limits, alert targets, download policy,
 and where the rule file lies (the service keeps its versions under its data folder, a batch reads
 ``--rules qa.yaml``: the same rules are the same fingerprint).

@@ -34,6 +34,7 @@ class AnalyzeOptions:
     allow_download: bool | None = None  # None: unless CALLSENSE_OFFLINE=1
     diarize: bool = True  # mono input: diarize when the diarization models are installed (docs/diarization.md)
     roles: tuple[str, ...] = ()  # --roles: role of diarized speaker 0, 1, ... (overrides inference)
+    agent_lexicon: tuple[str, ...] | None = None  # --agent-lexicon: the phrases that mark the agent; None: built-in
 
     def __post_init__(self) -> None:  # the one check of the device, wherever the options come from
         from callsense.engines.device import parse_device

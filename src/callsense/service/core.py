@@ -103,8 +103,11 @@ class Service:
         self.rules = RuleVersions(s.rules_dir)
         self.uploads = UploadSpool(s.uploads_dir, s.max_upload_bytes, s.max_upload_mb)
         self.audio_tokens = AudioTokens()
+        from callsense.pipeline.diarize import read_lexicon
+
         base = AnalyzeOptions(num_threads=s.num_threads, asr_runtime=s.asr_runtime, emotion_runtime=s.emotion_runtime,
-                              run_emotion=s.run_emotion, device=s.device)
+                              run_emotion=s.run_emotion, device=s.device,
+                              agent_lexicon=read_lexicon())  # $CALLSENSE_AGENT_LEXICON (docs/diarization.md)
         if s.emotion_model:
             base = base.replace(emotion_model=s.emotion_model)
         if s.emotion_head or s.emotion_weights:  # docs/adapt.md: the service's head and weights
