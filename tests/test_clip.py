@@ -125,3 +125,63 @@ def test_clip_of_a_batch_stored_call_is_cut_from_its_recording(with_models, tmp_
     src.unlink()
     code, out = _cli("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
     assert code == 3 and "recording is gone" in out
+
+
+@pytest.mark.slow
+def test_the_api_plays_a_batch_stored_call_from_its_recording(with_models, tmp_path):
+    """A call stored by `callsense batch` (no call folder) plays in the API and the web UI: /clip and
+    /audio decode its recording once into the UI temp folder (the SHA-256 checked), the copy goes with
+    the call's deletion, and a changed recording is a 404, not someone else's audio."""
+    import shutil
+
+    from api_support import Server
+
+    from callsense.audio.decode import load_audio
+    from callsense.store import get_result, list_calls, open_store
+
+    src = tmp_path / "in" / "a.wav"
+    src.parent.mkdir()
+    shutil.copy(REPO_EXAMPLES / "call_stereo.wav", src)
+    other = tmp_path / "in2" / "b.wav"
+    other.parent.mkdir()
+    shutil.copy(REPO_EXAMPLES / "call_stereo_8k_mulaw.wav", other)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    for folder in (src.parent, other.parent):
+        code, out = _cli("batch", str(folder), "--db", url)
+        assert code == 0, out
+    store = open_store(url)
+    try:
+        calls = {c.source_name: c.call_id for c in list_calls(store)}
+        assert set(calls) == {"a.wav", "b.wav"}, calls
+        call_id, second = calls["a.wav"], calls["b.wav"]
+        result = get_result(store, call_id)
+    finally:
+        store.close()
+    hit = next(h for h in result.rule_hits if h.window() is not None)
+    start, end = hit.window()
+    full = tmp_path / "full.wav"
+    write_wav(full, [t.samples for t in load_audio(src).tracks])
+    data = tmp_path / "data"
+    srv = Server(data, {"CALLSENSE_OFFLINE": "1", "CALLSENSE_DATABASE_URL": url}, "--no-ui").start()
+    try:
+        with srv.client() as c, wave.open(str(full)) as f:
+            r = c.get(f"/v1/calls/{call_id}/clip", params={"start_ms": start, "end_ms": end})
+            assert r.status_code == 200, r.text[:300]
+            clip = tmp_path / "clip.wav"
+            clip.write_bytes(r.content)
+            with wave.open(str(clip)) as part:
+                assert part.getnchannels() == 2 and part.getnframes() == (end - start) * 16
+                f.setpos(start * 16)
+                assert part.readframes(part.getnframes()) == f.readframes((end - start) * 16)
+            r = c.get(f"/v1/calls/{call_id}/audio", headers={"Range": "bytes=0-99"})
+            assert r.status_code == 206 and len(r.content) == 100
+            copies = list((data / "ui-tmp").glob(f"{call_id}_*"))
+            assert [p.name for p in copies] == [f"{call_id}_recording.wav"]
+            assert c.delete(f"/v1/calls/{call_id}").status_code == 204
+            assert not copies[0].exists()  # the decoded copy went with the call
+            assert c.get(f"/v1/calls/{call_id}/audio").status_code == 404
+            other.write_bytes(other.read_bytes() + b"\x00\x00")  # no longer the analysed recording
+            assert c.get(f"/v1/calls/{second}/clip", params={"start_ms": 0, "end_ms": 1000}).status_code == 404
+            assert not list((data / "ui-tmp").glob(f"{second}_*"))
+    finally:
+        srv.stop()

@@ -115,23 +115,14 @@ def _from_recording(result: Any, recordings: list[Path], sha256: str) -> tuple[P
     is still the recording that was analysed."""
     import tempfile
 
-    from callsense.audio.decode import load_audio
-    from callsense.audio.types import AudioOptions
-    from callsense.pipeline.outputs import AUDIO_FILE, write_wav
+    from callsense.pipeline.outputs import AUDIO_FILE
+    from callsense.report.clips import decode_recording
 
-    found = [r for r in recordings if r.is_file()]
-    if not found:
-        raise AudioNotFoundError(f"call {result.call_id} has no processed audio and its recording is gone",
-                                 source=str(recordings[-1]),
-                                 hint="a batch keeps no audio: keep the recordings (or use --copy-audio DIR)")
     channel_map = result.separation.channel_map if result.source.channels > 2 else None
-    for path in found:
-        audio = load_audio(path, AudioOptions(channel_map=channel_map, max_duration_s=24 * 3600.0,
-                                              max_file_mb=1 << 20))
-        if audio.source.sha256 == sha256:
-            tmp = tempfile.TemporaryDirectory(prefix="callsense-clip-")
-            wav = Path(tmp.name) / AUDIO_FILE
-            write_wav(wav, [t.samples for t in audio.tracks])
-            return wav, tmp
-    raise AudioNotFoundError(f"call {result.call_id}: the recording changed since it was analysed",
-                             source=str(found[0]), hint="its SHA-256 is not the stored call's; analyse it again")
+    tmp = tempfile.TemporaryDirectory(prefix="callsense-clip-")
+    try:
+        return decode_recording(result.call_id, recordings, sha256, Path(tmp.name) / AUDIO_FILE,
+                                channel_map=channel_map), tmp
+    except BaseException:
+        tmp.cleanup()
+        raise

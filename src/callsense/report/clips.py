@@ -2,7 +2,9 @@
 
 Used by ``GET /v1/calls/{id}/clip``, ``callsense clip`` and the HTML report's players. Nothing is
 stored: a clip is cut from the processed audio each time, so deleting the audio (docs/privacy.md)
-removes every clip with it.
+removes every clip with it. A call stored by ``callsense batch`` has no processed audio: its recording
+(the ``--copy-audio`` copy, else the source file) is decoded instead, provided its SHA-256 is still the
+analysed one (:func:`decode_recording`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,35 @@ def cut_clip(wav: str | Path, start_ms: int, end_ms: int) -> bytes:
             w.setframerate(rate)
             w.writeframes(frames)
     return buf.getvalue()
+
+
+def decode_recording(call_id: str, recordings: list[Path], sha256: str, dest: Path, *,
+                     channel_map: tuple | None = None) -> Path:
+    """The first of ``recordings`` whose content is still ``sha256``, decoded to 16 kHz (one channel per
+    track, as the analysis saw it) into ``dest``: the processed audio of a call stored without a folder.
+    :class:`AudioNotFoundError` when every recording is gone or changed."""
+    import os
+
+    from callsense.audio.decode import load_audio
+    from callsense.audio.types import AudioOptions
+    from callsense.pipeline.outputs import write_wav
+
+    found = [r for r in recordings if r.is_file()]
+    if not found:
+        raise AudioNotFoundError(f"call {call_id} has no processed audio and its recording is gone",
+                                 source=str(recordings[-1]) if recordings else None,
+                                 hint="a batch keeps no audio: keep the recordings (or use --copy-audio DIR)")
+    for path in found:
+        audio = load_audio(path, AudioOptions(channel_map=channel_map, max_duration_s=24 * 3600.0,
+                                              max_file_mb=1 << 20))
+        if audio.source.sha256 == sha256:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+            write_wav(tmp, [t.samples for t in audio.tracks])
+            tmp.replace(dest)  # readers never see half a file
+            return dest
+    raise AudioNotFoundError(f"call {call_id}: the recording changed since it was analysed",
+                             source=str(found[0]), hint="its SHA-256 is not the stored call's; analyse it again")
 
 
 def data_uri(clip: bytes) -> str:

@@ -9,6 +9,7 @@ call exists) and a folder ``calls/outputs_<call-id>/`` (result.json, the process
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from callsense.result.qa import severity_rank
 from callsense.service.errors import NotFoundError
 
 log = logging.getLogger("callsense")
+_DECODE_LOCK = threading.Lock()  # batch calls' recordings decoded for playback, one at a time
 
 MAX_SCAN = 10_000  # calls considered by one list/search request (pages are cut from these)
 
@@ -96,10 +98,48 @@ class CallRepository:
         return path
 
     def audio_path(self, call_id: str) -> Path:
+        """The call's processed audio; for a call stored by ``callsense batch`` (no folder) its recording
+        decoded once into the UI temp folder (``<call id>_recording.wav``: removed with the call, swept
+        when an hour old), provided it is still the analysed recording (its SHA-256)."""
         from callsense.pipeline.outputs import AUDIO_FILE
 
-        return self._file(call_id, AUDIO_FILE, "stored audio",
-                          "the audio was not kept or was deleted after analysis (privacy settings)")
+        try:
+            return self._file(call_id, AUDIO_FILE, "stored audio",
+                              "the audio was not kept or was deleted after analysis (privacy settings)")
+        except NotFoundError:
+            decoded = self._decoded_recording(call_id)
+            if decoded is None:
+                raise
+            return decoded
+
+    def _decoded_recording(self, call_id: str) -> Path | None:
+        from sqlalchemy import select
+
+        from callsense.errors import AudioNotFoundError
+        from callsense.report.clips import decode_recording
+        from callsense.store.models import Call
+
+        with self.store.session() as s:
+            row = s.execute(select(Call.output_dir, Call.audio_path, Call.source_path, Call.content_sha256,
+                                   Call.audio_deleted).where(Call.call_id == call_id)).first()
+        # a call with a folder but no audio in it was analysed with the audio not kept: never go around that
+        if row is None or row.output_dir or row.audio_deleted or not row.content_sha256:
+            return None
+        recordings = [Path(x) for x in (row.audio_path, row.source_path) if x]
+        if not recordings:
+            return None
+        dest = self.service.settings.ui_temp_dir / f"{call_id}_recording.wav"
+        with _DECODE_LOCK:  # one decode per call at a time: a player's range requests come in parallel
+            if dest.is_file():
+                dest.touch()  # in use: the hourly sweep leaves it
+                return dest
+            result = self.get(call_id)
+            channel_map = result.separation.channel_map if result.source.channels > 2 else None
+            try:
+                return decode_recording(call_id, recordings, row.content_sha256, dest, channel_map=channel_map)
+            except AudioNotFoundError as e:
+                log.info("call %s: no audio to serve: %s", call_id, e)
+                return None
 
     def embeddings_path(self, call_id: str) -> Path:
         from callsense.pipeline.outputs import EMBEDDINGS_FILE
