@@ -67,6 +67,10 @@ def funasr_text(seg: Segment) -> str:
 
 
 def print_call(console: Console, result: CallAnalysis, folder: Path | None, *, fmt: str = "table") -> None:
+    from rich.markup import escape
+
+    from callsense.report.breakdown import evidence_text
+
     src = result.source
     console.print(f"[bold]{src.name}[/]  {src.duration_ms / 1000:.1f} s, {src.channels} ch, "
                   f"{src.sample_rate} Hz {src.codec or ''}  →  call [cyan]{result.call_id}[/]")
@@ -84,8 +88,8 @@ def print_call(console: Console, result: CallAnalysis, folder: Path | None, *, f
         console.print(table)
     for hit in result.rule_hits:
         colour = {"critical": "red", "warning": "yellow"}.get(hit.severity, "blue")
-        where = ", ".join(f"{e.segment_id or ''}@{clock(e.start_ms)}" for e in hit.evidence[:3])
-        console.print(f"[{colour}]{hit.severity.upper()}[/] {hit.rule_id} {hit.name}  {where}")
+        where = evidence_text(hit, limit=3)  # times, segment and what matched or was measured, as in the report
+        console.print(f"[{colour}]{hit.severity.upper()}[/] {hit.rule_id} {hit.name}  {escape(where)}", soft_wrap=True)
         if hit.suggestion is not None:
             console.print(f"  [dim]建议话术 suggested reply:[/] {hit.suggestion.zh} / {hit.suggestion.en}", soft_wrap=True)
     for rec in result.alerts:
