@@ -66,25 +66,32 @@ def _recompute_day(s: Session, day: str) -> None:
         s.execute(delete(model).where(model.day == day))
 
     agent = func.coalesce(Call.agent_id, "").label("agent")
+    # On PostgreSQL (READ COMMITTED) each statement below sees the calls committed before it began, so a
+    # call stored meanwhile can appear in a later statement only: its agent gets a row here too, and its
+    # own rollup_dirty row (not read by this refresh) makes the next refresh recompute the day exactly.
     rows: dict[str, dict[str, Any]] = {}
+
+    def row(a: str) -> dict[str, Any]:
+        return rows.setdefault(a, {"day": day, "agent_id": a, "calls": 0, "audio_ms": 0, "score_sum": 0.0, "score_n": 0,
+                                   "critical_hits": 0, "agent_ms": 0, "customer_ms": 0, "customer_neg_ms": 0,
+                                   "customer_emo_ms": 0})
+
     for a, n, ms, ssum, sn in s.execute(
             select(agent, func.count(), func.sum(Call.duration_ms), func.sum(Call.score_normalized),
                    func.count(Call.score_normalized)).where(*in_day).group_by(agent)):
-        rows[a] = {"day": day, "agent_id": a, "calls": int(n), "audio_ms": int(ms or 0), "score_sum": float(ssum or 0),
-                   "score_n": int(sn), "critical_hits": 0, "agent_ms": 0, "customer_ms": 0, "customer_neg_ms": 0,
-                   "customer_emo_ms": 0}
+        row(a).update(calls=int(n), audio_ms=int(ms or 0), score_sum=float(ssum or 0), score_n=int(sn))
     for a, n in s.execute(select(agent, func.count()).join(RuleHitRow, RuleHitRow.call_id == Call.call_id)
                           .where(*in_day, RuleHitRow.severity == "critical").group_by(agent)):
-        rows[a]["critical_hits"] = int(n)
+        row(a)["critical_hits"] = int(n)
     neg = case((SegmentRow.emotion_label.in_(sorted(NEGATIVE_EMOTIONS)), SegmentRow.duration_ms), else_=0)
     emo = case((SegmentRow.emotion_label.is_not(None), SegmentRow.duration_ms), else_=0)
     for a, role, total, n_ms, e_ms in s.execute(
             select(agent, SegmentRow.role, func.sum(SegmentRow.duration_ms), func.sum(neg), func.sum(emo))
             .join(SegmentRow, SegmentRow.call_id == Call.call_id).where(*in_day).group_by(agent, SegmentRow.role)):
         if role == "agent":
-            rows[a]["agent_ms"] = int(total or 0)
+            row(a)["agent_ms"] = int(total or 0)
         elif role == "customer":
-            rows[a].update(customer_ms=int(total or 0), customer_neg_ms=int(n_ms or 0), customer_emo_ms=int(e_ms or 0))
+            row(a).update(customer_ms=int(total or 0), customer_neg_ms=int(n_ms or 0), customer_emo_ms=int(e_ms or 0))
     if rows:
         s.execute(insert(RollupAgentDay), list(rows.values()))
 
