@@ -319,6 +319,57 @@ def test_a_call_stored_while_the_rollups_are_recomputed_neither_breaks_nor_skews
         other.close()
 
 
+@pytest.mark.parametrize("words, role", [("款", None), ("投诉", None), ("我要投诉", None), ("退款 到", None),
+                                         ("好的", "agent"), ("火星", None)])
+def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, words, role):
+    """A word matching more segments than common_threshold is searched newest calls first (SQLite: by
+    ix_calls_sort_at, PostgreSQL: in batches of the newest calls) instead of from every match of the
+    index: the same hits in the same order, page by page (cursor and offset), as the index-first plan."""
+    import importlib
+
+    from callsense.store import SearchQuery, search_calls
+
+    sm = importlib.import_module("callsense.store.search")
+    _fill(store, 40)
+
+    def pages(threshold: int, size: int):
+        monkeypatch.setattr(sm, "common_threshold", lambda calls: threshold)
+        by_cursor, after = [], None
+        while True:
+            page = search_calls(store, SearchQuery(text=words, role=role, limit=size, after=after))
+            by_cursor += [(h.call_id, h.segment_id, h.spans) for h in page]
+            if len(page) < size:
+                break
+            after = page[-1].cursor
+        by_offset = [(h.call_id, h.segment_id, h.spans) for off in range(0, len(by_cursor) + size, size)
+                     for h in search_calls(store, SearchQuery(text=words, role=role, limit=size, offset=off))]
+        return by_cursor, by_offset
+
+    index_first = pages(10**9, 7)
+    assert index_first[0] == index_first[1]
+    if words != "火星":
+        assert len(index_first[0]) > 7  # more than one page
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    capture = statements
+
+    def seen(conn, cursor, statement, *a):
+        capture.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        newest_first = pages(0, 7)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert newest_first == index_first
+    # an absent word has no match to count: never common; on PostgreSQL neither is a word of 3+ characters
+    # (pg_trgm serves it well at any frequency)
+    if words != "火星" and (store.dialect == "sqlite" or all(len(w) <= 2 for w in words.split())):
+        marker = "segments.id + " if store.dialect == "sqlite" else "calls.call_id IN"
+        assert any(marker in st for st in statements), statements[-3:]
+
+
 # ---------------------------------------------------------------- embeddings
 
 
