@@ -86,6 +86,28 @@ def _day_window(stmt: Any, model: Any, days: tuple[str | None, str | None]) -> A
     return stmt
 
 
+def _field_days(s: Any, stmt: Any, model: Any, days: tuple[str | None, str | None]) -> Any:
+    """``stmt`` on the heat-map rollup restricted to ``days`` as a list of days rather than a range:
+    the key is (day, field, value, role), so each day is then one seek to (day, field) instead of a
+    read of every field's rows — customer_id's grow with the customers (193,000 of 233,000 rows at
+    100,000 calls: 28 ms against 4.5 ms at 10,000). Open ends take the first and last stored day."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import func, select
+
+    lo, hi = days
+    if lo is None or hi is None:
+        first, last = s.execute(select(func.min(model.day), func.max(model.day))).one()
+        if first is None:
+            return _day_window(stmt, model, days)
+        lo = lo or first
+        hi = hi or (date.fromisoformat(last) + timedelta(days=1)).isoformat()
+    start, end = date.fromisoformat(lo), date.fromisoformat(hi)
+    if not 0 < (end - start).days <= 3700:  # nothing, or over ten years: the range is fine
+        return _day_window(stmt, model, (lo, hi))
+    return stmt.where(model.day.in_([(start + timedelta(days=i)).isoformat() for i in range((end - start).days)]))
+
+
 def _window(stmt: Any, since: TimeArg, until: TimeArg) -> Any:
     if since is not None:
         stmt = stmt.where(_when() >= utc_naive(since))
@@ -111,12 +133,12 @@ def emotion_heatmap(store: Store, *, by: str = "category", role: str = "customer
         from callsense.store.models import RollupEmotionDay as R
         from callsense.store.rollups import refresh
 
-        stmt = _day_window(select(R.value, func.sum(R.segments), func.sum(R.speech_ms),
-                                  *[func.sum(getattr(R, f"w_{n}")) for n in EMOTION_NAMES])
-                           .where(R.field == by, R.role == role).group_by(R.value).order_by(R.value), R, days)
+        stmt = (select(R.value, func.sum(R.segments), func.sum(R.speech_ms),
+                       *[func.sum(getattr(R, f"w_{n}")) for n in EMOTION_NAMES])
+                .where(R.field == by, R.role == role).group_by(R.value).order_by(R.value))
         with store.session() as s:
             refresh(s, store.dialect)
-            result = s.execute(stmt).all()
+            result = s.execute(_field_days(s, stmt, R, days)).all()
     else:
         result = None
     key = func.coalesce(getattr(Call, by), "(none)").label("key")
