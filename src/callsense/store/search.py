@@ -208,14 +208,20 @@ def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery) -> list[Any]:
     """PostgreSQL, common words: ``stmt`` run on batches of the newest calls (256, then 4x more each
     time) until the page is full — an index range of calls and their segments each time, whatever plan
     the planner would have picked for the whole store (it scanned every segment: 750 ms at 30,000 calls)."""
-    from sqlalchemy import select
+    from sqlalchemy import or_, select
 
-    from callsense.store.cursor import after_condition, make_cursor
+    from callsense.store.cursor import after_condition, make_cursor, parse_cursor
 
     when = Call.sort_at
     need, got, last, k = q.offset + q.limit, [], None, 256
+    start = None
+    if q.after:  # the next page starts within the cursor's call: read calls from that one on, not from the newest
+        at, call_id, _ = parse_cursor(q.after)
+        start = or_(Call.call_id == call_id, after_condition(make_cursor(at, call_id), when, Call.call_id))
     while len(got) < need:
         cq = _call_filters(select(Call.call_id, when.label("sort_at")), q, when).order_by(when.desc(), Call.call_id)
+        if start is not None:
+            cq = cq.where(start)
         if last is not None:
             cq = cq.where(after_condition(last, when, Call.call_id))
         batch = s.execute(cq.limit(k)).all()
