@@ -234,6 +234,16 @@ def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery) -> list[Any]:
     return got[q.offset:need]
 
 
+def _calls_estimate(s: Any, dialect: str) -> int:
+    """About how many calls the store holds, without counting them: SQLite's highest rowid, PostgreSQL's
+    planner estimate (0 before the first ANALYZE)."""
+    from sqlalchemy import func, literal_column, select, text
+
+    if dialect == "postgresql":
+        return int(s.execute(text("SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'calls'")).scalar() or 0)
+    return int(s.execute(select(func.coalesce(func.max(literal_column("rowid")), 0)).select_from(Call)).scalar_one())
+
+
 def common_threshold(calls: int) -> int:
     """Above this many matching segments a word is "common" (see :func:`_common_words`): where reading
     the calls newest first costs about what collecting and sorting every match costs (measured at
@@ -246,11 +256,9 @@ def _common_words(store: Store, q: SearchQuery) -> bool:
     nothing else narrows the search. Then the newest calls hold a page of hits, and reading calls by
     ``ix_calls_sort_at`` finds it without collecting every match (which grows with the store); for a
     rare word the index-first plan SQLite picks is the fast one (newest first would read every call)."""
-    from sqlalchemy import func, literal_column, select, text
+    from sqlalchemy import func, select, text
 
-    from callsense.store.grams import char_phrase
-
-    from callsense.store.grams import gram_condition, servable
+    from callsense.store.grams import char_phrase, gram_condition, servable
     from callsense.store.models import SegmentGram
 
     narrowed = (q.call_id or q.meta or q.rule_id or q.severity or q.invalid or q.emotion or q.min_score is not None
@@ -261,11 +269,7 @@ def _common_words(store: Store, q: SearchQuery) -> bool:
     if pg and not all(servable(t) for t in q.terms):
         return False  # pg_trgm serves a word of 3+ characters well whatever its frequency
     with store.session() as s:
-        if pg:
-            calls = int(s.execute(text("SELECT greatest(reltuples, 0) FROM pg_class WHERE relname = 'calls'")).scalar() or 0)
-        else:
-            calls = int(s.execute(select(func.coalesce(func.max(literal_column("rowid")), 0)).select_from(Call)).scalar_one())
-        cap = common_threshold(calls)
+        cap = common_threshold(_calls_estimate(s, store.dialect))
         for term in q.terms:
             if pg:
                 sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(cap + 1)
@@ -447,13 +451,12 @@ def _common_hits(store: Store, q: SearchQuery) -> bool:
     """SQLite: whether more calls than :func:`common_threshold` have a hit the rule or severity filter
     asks for, and nothing else narrows the search (then the newest calls hold a page). PostgreSQL's
     planner chose well on its own (6 ms at 40,000 calls)."""
-    from sqlalchemy import func, literal_column, select
+    from sqlalchemy import func, select
 
     cond = _hit_conditions(q)
     if store.dialect != "sqlite" or not cond or q.segment_level or q.call_id or q.meta or q.invalid:
         return False
     with store.session() as s:
-        calls = int(s.execute(select(func.coalesce(func.max(literal_column("rowid")), 0)).select_from(Call)).scalar_one())
-        cap = common_threshold(calls)
+        cap = common_threshold(_calls_estimate(s, store.dialect))
         sub = select(RuleHitRow.call_id).where(*cond).limit(cap + 1)
         return s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() > cap
