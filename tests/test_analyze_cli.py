@@ -230,3 +230,25 @@ def test_a_missing_recording_is_one_line_and_exit_3():
                            "/tmp/callsense-never-written"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 3
     assert proc.stderr.strip().splitlines() == ["error: /nonexistent/call.wav: no such file (check the path)"]
+
+
+def test_a_file_that_fails_while_the_models_load_exits_3_not_a_crash(with_models, tmp_path):
+    """The models load on background threads while the first file is decoded. A file that fails at once
+    (or a bad setting) used to end the process while a loader was inside ONNX Runtime: "terminate called
+    without an active exception", exit 134 instead of 3 (and -6 instead of 2 for a bad speaker model)."""
+    import os
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(with_models)}
+    for _ in range(3):  # the race lost every time on 2 cores before the fix; three tries keep it honest
+        proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(broken), "--out",
+                               str(tmp_path / "o")], capture_output=True, text=True, timeout=120, check=False,
+                              env=env)
+        assert proc.returncode == 3, proc.stderr
+        assert "not a readable audio file" in proc.stderr and "terminate" not in proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr  # the one error line, nothing from a dying thread
+    bad = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(CALL), "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         env={**env, "CALLSENSE_SPEAKER_MODEL": "sensevoice-small"})
+    assert bad.returncode == 2 and "speaker-embedding" in bad.stderr and "terminate" not in bad.stderr

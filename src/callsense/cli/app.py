@@ -17,6 +17,8 @@ import logging
 import os
 import sys
 
+from typing import Any
+
 import typer
 
 from callsense._version import __version__
@@ -150,38 +152,52 @@ def main(argv: list[str] | None = None) -> None:
         _help_to_stderr()
         sys.exit(2)
     try:
+        rc = _run(args, exc)
+    finally:
+        # Models load on background threads while the audio is decoded; an error raised meanwhile must not
+        # leave one inside native code at interpreter shutdown, which aborts the process (exit 134 instead
+        # of 2 or 3). Waiting here, before shutdown begins, lets the loads finish cleanly.
+        analyzer = sys.modules.get("callsense.pipeline.analyzer")  # imported only by commands that analyse
+        if analyzer is not None:
+            analyzer.finish_loading()
+    sys.exit(rc)
+
+
+def _run(args: list[str], exc: Any) -> int:  # noqa: C901, PLR0911 - one branch per exit code
+    """The command's exit status: its own, or the documented one for each kind of error."""
+    try:
         rc = app(args=args, prog_name="callsense", standalone_mode=False)  # typer.Exit(n) comes back as n
     except CallsenseError as err:
         if debug_enabled():
             raise
         report_error(err)
-        sys.exit(err.exit_code)
+        return err.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except exc.exit as err:
-        sys.exit(getattr(err, "exit_code", 0))
+        return getattr(err, "exit_code", 0)
     except exc.no_args_is_help:
-        sys.exit(2)  # the group's help was printed already
+        return 2  # the group's help was printed already
     except exc.usage_error as err:
         _usage_error(err)
-        sys.exit(2)
+        return 2
     except exc.abort:
-        sys.exit(130)
+        return 130
     except exc.click_exception as err:
         report_error(err.format_message())
-        sys.exit(getattr(err, "exit_code", 1) or 1)
+        return getattr(err, "exit_code", 1) or 1
     except BrokenPipeError:  # `callsense search --json | head`: the reader left; nothing to report
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
-        sys.exit(141)
+        return 141
     except OSError as err:
         # a path the user gave that cannot be written or read, met outside the places checked up front
         if debug_enabled():
             raise
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         report_error(f"{where}{err.strerror or err} (check the path and its permissions)")
-        sys.exit(3)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        return 3
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
@@ -42,6 +43,15 @@ from callsense.result.model import (
 
 log = logging.getLogger("callsense")
 
+_LOADERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # model loads in flight (Analyzer._spawn)
+
+
+def finish_loading() -> None:
+    """Wait for every model load still running on a background thread (seconds at most). Called by the
+    CLI before it exits, so that no loader is inside native code when the interpreter shuts down."""
+    for thread in list(_LOADERS):
+        thread.join()
+
 NON_EVENT_TAGS = stages.NON_EVENT_TAGS
 
 
@@ -68,6 +78,8 @@ class Analyzer:
         self._asr: Any = None
         self._emotion: Any = None
         self._emotion_skip: Skipped | None = None
+        self._skip_error: Exception | None = None  # why emotion2vec is skipped, until emotion_engine() says it
+        self._skip_level = logging.WARNING
         self._ruleset: Any = None
         self._loading: dict[str, Future] = {}  # engines being loaded on a background thread
         self._loading_lock = threading.Lock()
@@ -84,6 +96,9 @@ class Analyzer:
         self._await("emotion")
         if self._emotion is None and self._emotion_skip is None:
             self._emotion, self._emotion_skip = self._build_emotion()
+        error, self._skip_error = self._skip_error, None
+        if error is not None:  # once per analyzer, when a stage first asks
+            log.log(self._skip_level, "emotion2vec skipped: %s", error)
         return self._emotion
 
     @property
@@ -113,7 +128,9 @@ class Analyzer:
             path = self._locate_emotion()
         except ModelNotFoundError as e:
             # Offline, the ASR model's error says it all (one message): the result still lists this skip.
-            (log.debug if isinstance(e, HubUnreachableError) else log.warning)("emotion2vec skipped: %s", e)
+            # Said by emotion_engine(), not here: a background load of a run that fails first says nothing.
+            self._skip_level = logging.DEBUG if isinstance(e, HubUnreachableError) else logging.WARNING
+            self._skip_error = e
             return None, Skipped("emotion2vec", e.message, e.hint)
         from callsense.adapt.engine import with_head  # --emotion-head: the custom head rides on the engine
 
@@ -130,6 +147,10 @@ class Analyzer:
         at the stage that needs it, with the same exception.
         """
         o = self.options
+        if o.diarize:
+            from callsense.pipeline import diarize
+
+            diarize.speaker_model()  # a bad CALLSENSE_SPEAKER_MODEL is a usage error before any model loads
         with self._loading_lock:
             if o.run_asr and self._asr is None and "asr" not in self._loading:
                 self._loading["asr"] = self._spawn(lambda: setattr(self, "_asr", self._build_asr()))
@@ -151,7 +172,13 @@ class Analyzer:
             else:
                 future.set_result(None)
 
-        threading.Thread(target=target, name="callsense-load", daemon=True).start()
+        # Not a daemon: a daemon thread still inside ONNX Runtime's session creation when the interpreter
+        # finalizes is stopped by pthread_exit on its way back for the GIL, and through C++ frames that
+        # aborts the process ("terminate called without an active exception"): an error raised while the
+        # models load (exit 2 or 3) became a crash. The CLI waits for loads (finish_loading) before exit.
+        thread = threading.Thread(target=target, name="callsense-load")
+        _LOADERS.add(thread)
+        thread.start()
         return future
 
     @property

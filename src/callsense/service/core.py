@@ -140,7 +140,7 @@ class Service:
         from callsense.store.outbox import Courier
 
         self._courier = Courier(self.store).start()  # alerts, sent after storing, outside any analysis slot
-        threading.Thread(target=self._warm_similarity, name="callsense-ann-warm", daemon=True).start()
+        threading.Thread(target=self._warm_similarity, name="callsense-ann-warm").start()  # native: no daemon (store/ann.py)
         if self.settings.warm:
             threading.Thread(target=self.engines.warm, name="callsense-warm", daemon=True).start()
         else:

@@ -231,7 +231,9 @@ def _start_rebuild(store: Store, vi: VectorIndex) -> None:
         finally:
             vi.rebuilding = False
 
-    threading.Thread(target=run, name=f"callsense-ann-{vi.kind}", daemon=True).start()
+    # Not a daemon: faiss trains with the GIL released, and a daemon thread in native code when the
+    # interpreter finalizes aborts the process (see Analyzer._spawn); a stop waits for the build.
+    threading.Thread(target=run, name=f"callsense-ann-{vi.kind}").start()
 
 
 def after_delete(store: Store) -> None:
