@@ -16,7 +16,6 @@ import importlib
 import logging
 import os
 import sys
-
 from typing import Any
 
 import typer
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rc)
 
 
-def _run(args: list[str], exc: Any) -> int:  # noqa: C901, PLR0911 - one branch per exit code
+def _run(args: list[str], exc: Any) -> int:
     """The command's exit status: its own, or the documented one for each kind of error."""
     try:
         rc = app(args=args, prog_name="callsense", standalone_mode=False)  # typer.Exit(n) comes back as n
