@@ -255,12 +255,22 @@ def test_rollups_equal_the_exact_aggregates_after_saves_replaces_and_deletes(sto
 
     same()
     assert len(daily_trends(store, since="2026-03-02", until="2026-03-04").rows) == 2
+    # a new call is added to its day's rollups as it is stored: the next read recomputes nothing
+    from callsense.store import rollups
+    from callsense.store.models import RollupDirty
+
+    r, e = _call(30, day=4)
+    save_result(store, r, embeddings=e)
+    with store.session() as s:
+        assert s.query(RollupDirty).count() == 0
+        assert rollups.refresh(s, store.dialect) == 0
+    same()
     r, e = _call(3, day=5)  # replace c003 on another day
     save_result(store, dataclasses.replace(r, rule_hits=()), embeddings=e)
     with store.session() as s:  # a raw delete, as the API does
         s.execute(delete(Call).where(Call.call_id == "c004"))
     same()
-    assert sum(daily_trends(store).column("calls")) == 23
+    assert sum(daily_trends(store).column("calls")) == 24
 
 
 @pytest.fixture
@@ -273,23 +283,30 @@ def pg_store():
         s.close()
 
 
-def test_a_call_stored_while_the_rollups_are_recomputed_neither_breaks_nor_skews_them(pg_store, monkeypatch):
+def test_a_call_stored_while_the_rollups_are_recomputed_waits_and_is_counted(pg_store, monkeypatch):
     """On PostgreSQL every statement of a recompute sees the calls committed before it began: a call of a
-    new agent stored between the recompute's first and second statements was a KeyError (a 500 on the
-    dashboard while a batch was storing). It now gets its row, and its day stays dirty: the next read is exact.
+    new agent stored between two statements of a recompute was once a KeyError (a 500 on the dashboard
+    while a batch was storing). Saves now add to the rollups themselves, so a save and a recompute
+    exclude each other (an advisory lock): the save waits for the recompute, then adds its call.
     (SQLite has no such window: a recompute holds the write lock.)"""
+    import threading
+    import time
+
+    from sqlalchemy import delete
+
     from callsense.store import agent_scorecards, open_store, rollups, save_result
+    from callsense.store.models import Call
 
     store = pg_store
     _fill(store, 6)
     agent_scorecards(store)  # every day clean
-    r, e = _call(40, day=2)
-    save_result(store, r, embeddings=e)  # day 2 dirty
+    with store.session() as s:
+        s.execute(delete(Call).where(Call.call_id == "c002"))  # a delete: its day is recomputed on the next read
     late, late_e = _call(41, day=2)
     late = dataclasses.replace(late, metadata={**late.metadata, "agent_id": "a-new"})
     other = open_store(store.url)  # another writer, on its own connection
     real = rollups._recompute_day
-    calls = []
+    calls, saver, blocked = [], [], []
 
     def racing(session, day):
         first = session.execute
@@ -298,7 +315,11 @@ def test_a_call_stored_while_the_rollups_are_recomputed_neither_breaks_nor_skews
             out = first(*a, **kw)
             calls.append(1)
             if len(calls) == 4:  # after the first aggregate statement of the day (3 deletes before it)
-                save_result(other, late, embeddings=late_e)
+                t = threading.Thread(target=save_result, args=(other, late), kwargs={"embeddings": late_e})
+                t.start()
+                saver.append(t)
+                time.sleep(0.5)
+                blocked.append(t.is_alive())
             return out
 
         monkeypatch.setattr(session, "execute", execute)
@@ -311,7 +332,9 @@ def test_a_call_stored_while_the_rollups_are_recomputed_neither_breaks_nor_skews
         with monkeypatch.context() as m:
             m.setattr(rollups, "_recompute_day", racing)
             agent_scorecards(store)
-        assert len(calls) >= 4
+        assert len(calls) >= 4 and blocked == [True]  # the save waited for the recompute's commit
+        saver[0].join(30)
+        assert not saver[0].is_alive()
         got = agent_scorecards(store).rows
         assert got == _exact(monkeypatch, agent_scorecards, store).rows
         assert any("a-new" in map(str, row) for row in got)

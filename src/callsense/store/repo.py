@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from callsense.errors import LIST_CALLS_HINT, CallNotFoundError
 from callsense.labels import EMOTION_NAMES
+from callsense.store import rollups
 from callsense.store.codec import compress, result_text
 from callsense.store.metadata import KNOWN_FIELDS, normalize_metadata, utc_naive
 from callsense.store.models import (
@@ -115,6 +116,8 @@ def save_result(
             from sqlalchemy import text
 
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _save_lock_key(sha)})
+            # and none while the rollups recompute a day (store/rollups.py: its exclusive lock)
+            conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": rollups.REFRESH_LOCK_KEY})
         stored_id = conn.execute(select(Call.call_id).where(Call.content_sha256 == sha)).scalar()
         if stored_id is not None and stored_id != result.call_id:
             result = _with_call_id(result, stored_id)  # the recording keeps its identity
@@ -149,11 +152,14 @@ def save_result(
             {"call_id": cid, "name": k[:128], "value": _number(v),
              "value_json": json.dumps(_jsonable(v), ensure_ascii=False)}
             for k, v in _metric_items(result.metrics)])
-        _insert_many(conn, RuleHitRow, [
+        hit_rows = [
             {"call_id": cid, "rule_id": h.rule_id, "rule_version": h.rule_version, "name": h.name,
              "category": h.category, "severity": h.severity, "score_delta": float(h.score_delta),
              "alert": bool(h.alert), "evidence_json": json.dumps(_jsonable(h.evidence), ensure_ascii=False)}
-            for h in result.rule_hits])
+            for h in result.rule_hits]
+        _insert_many(conn, RuleHitRow, hit_rows)
+        if stored_id is None:  # a replace marks its day dirty (a trigger): the next read recomputes it
+            rollups.add_call(conn, call_row, segment_rows, hit_rows)
         _insert_many(conn, EmbeddingRow, [dict(r, call_id=cid) for r in embedding_rows])
         keys = [k for k in (source_key, result.source.path) if k]
         failures, claims = Failure.__table__, Claim.__table__
@@ -526,13 +532,13 @@ __all__ = [
     "KNOWN_FIELDS",
     "LIST_CALLS_HINT",
     "AnalysisRecord",
-    "call_analyses",
-    "keep_identity",
     "CallNotFoundError",
     "CallRecord",
+    "call_analyses",
     "count_calls",
     "get_embeddings",
     "get_result",
+    "keep_identity",
     "list_calls",
     "result_fingerprint",
     "save_result",
