@@ -96,3 +96,29 @@ def test_hub_library_logs_only_with_verbose(verbose):
     assert "ours" in proc.stderr
     for line in ("hub-says-hello", "httpx-says-hello", "lib-warns"):
         assert (line in proc.stderr) is verbose, (line, proc.stderr)
+
+
+def test_a_missing_batch_source_is_bad_input_and_an_empty_folder_is_said(tmp_path):
+    """`batch` says what `analyze` says of the same mistakes: a path that is not there is bad input (exit
+    3, one line); a folder without recordings is not a failure (tonight's folder may be empty) but is
+    said, instead of a silent "0 done"."""
+    env = {"CALLSENSE_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}", "CALLSENSE_HOME": str(tmp_path / "h")}
+    proc = cli("batch", str(tmp_path / "no-such-folder"), "--no-progress", env=env)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    [line] = error_lines(proc.stderr)
+    assert "no-such-folder" in line and "no such file or folder" in line
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a recording")
+    proc = cli("batch", str(tmp_path / "empty"), "--no-progress", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"no recordings found in {tmp_path / 'empty'}" in proc.stderr and ".wav" in proc.stderr
+
+
+def test_enrolling_a_missing_clip_names_the_clip_before_any_model(tmp_path):
+    """No speaker model installed and a typo in the clip's path: the path is the error (exit 3), not the model."""
+    env = {"CALLSENSE_MODEL_DIR": str(tmp_path / "no-models"), "CALLSENSE_HOME": str(tmp_path / "h"),
+           "CALLSENSE_OFFLINE": "1"}
+    proc = cli("agents", "enroll", "a1", str(tmp_path / "missing.wav"), env=env)
+    assert proc.returncode == 3, proc.stderr
+    [line] = error_lines(proc.stderr)
+    assert "missing.wav" in line and "no such file" in line

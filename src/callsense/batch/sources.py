@@ -53,7 +53,9 @@ def collect(source: str | Path, *, extensions: tuple[str, ...] = AUDIO_EXTENSION
     if any(ch in text for ch in "*?["):
         files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
         return [_file_item(f) for f in files if f.suffix.lower() in exts or "." + f.suffix.lower() in exts]
-    raise UsageError(f"{text}: not a folder, an audio file, a manifest (.csv/.jsonl) or a glob",
+    # bad input (exit 3), as `callsense analyze` says of a missing file
+    raise InputError("no such file or folder (expected a folder, an audio file, a manifest (.csv/.jsonl) "
+                     "or a glob)", source=text,
                      hint="e.g. callsense batch recordings/  or  callsense batch 'calls/**/*.wav'")
 
 

@@ -34,15 +34,15 @@ def enroll(agent_id: str = typer.Argument(..., help="Agent id, filled into a mat
 
     if not AGENT_ID.match(agent_id):
         raise UsageError(f"agent id {agent_id!r}: use letters, digits, '_', '-', '.' (at most 64)")
-    manager = ModelManager()
     model = speaker_model()  # CALLSENSE_SPEAKER_MODEL: the one diarization uses
+    audios = [(clip, load_audio(clip)) for clip in clips]  # a missing or broken clip is said first (exit 3)
+    manager = ModelManager()
     located = manager.find(model, "onnx")
     if located is None:
         raise manager.not_found(get_spec(model), "onnx")
     embedder = VoiceEmbedder(model_file(located.path, model))
     vectors = []
-    for clip in clips:
-        audio = load_audio(clip)
+    for clip, audio in audios:
         v = embedder.embed(audio.tracks[0].samples)
         if v is None:
             raise InputError("too short for a voiceprint (at least 0.3 s of speech)", source=clip,

@@ -131,6 +131,8 @@ def batch(
         factory = partial(Analyzer, options)
     exts = tuple("." + e.strip().lstrip(".").lower() for e in ext.split(",") if e.strip())
     items = collect(source, extensions=exts, path_column=path_column) if source else _failed_items(db)
+    if source and not items:  # not a failure (tonight's folder may be empty), but never a silent "0 done"
+        print(f"callsense: no recordings found in {source} (looked for {' '.join(exts)})", file=sys.stderr)
     opts = BatchOptions(workers=workers, force=force, retry_failed=retry_failed, copy_audio=copy_audio,
                         delete_audio_after=delete_audio_after, redact=redact)
     console = _console(stderr=as_json)
