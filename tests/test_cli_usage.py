@@ -122,3 +122,13 @@ def test_enrolling_a_missing_clip_names_the_clip_before_any_model(tmp_path):
     assert proc.returncode == 3, proc.stderr
     [line] = error_lines(proc.stderr)
     assert "missing.wav" in line and "no such file" in line
+
+
+def test_a_bad_search_bound_or_tag_is_a_usage_error(tmp_path):
+    env = {"CALLSENSE_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
+    for args, needle in ((["search", "--since", "yesterday"], "since 'yesterday' is not an ISO 8601 time"),
+                         (["search", "--event", "Explosion"], "unknown event tag 'Explosion'")):
+        proc = cli(*args, env=env)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        [line] = error_lines(proc.stderr)
+        assert needle in line

@@ -143,6 +143,14 @@ def test_limit_offset_and_bad_queries(store):
         find(store, emotion="furious")
     with pytest.raises(UsageError, match="unknown role"):
         find(store, role="boss")
+    # tags are matched exactly in the stored text: a miscased one is read as meant, an unknown one refused
+    assert ids(find(store, event="cough")) == ids(find(store, event="Cough")) == [("zh1", "s0002")]
+    with pytest.raises(UsageError, match="unknown event tag 'Explosion'.*Cough"):
+        find(store, event="Explosion")
+    with pytest.raises(UsageError, match="unknown asr emotion tag"):
+        find(store, asr_emotion="furious")
+    with pytest.raises(UsageError, match="until 'tomorrow' is not an ISO 8601 time"):  # not "no bound"
+        find(store, until="tomorrow")
 
 
 def test_search_cli_json_and_table(store, capsys):

@@ -303,7 +303,8 @@ class CallRepository:
         f = {k: v for k, v in (filters or {}).items() if v not in (None, "", [])}
         meta = {k: str(f[k]) for k in ("agent_id", "queue", "category", "team", "customer_id") if k in f}
         q = self._query(
-            meta=meta, severity=f.get("severity"), since=f.get("date_from"), until=_day_after(f.get("date_to")),
+            meta=meta, severity=f.get("severity"), since=_time_arg(f.get("date_from"), "date_from"),
+            until=_day_after(f.get("date_to")),
             min_qa_score=_score(f.get("min_score")), max_qa_score=_score(f.get("max_score")),
             role="customer" if f.get("emotion") else None, emotion=f.get("emotion"),
             invalid=bool(f.get("invalid")), outliers=bool(f.get("outliers")), limit=MAX_SCAN)
@@ -422,6 +423,15 @@ def _day_start(day: Any, name: str) -> str | None:
         from callsense.errors import UsageError
 
         raise UsageError(f"{name} must be YYYY-MM-DD, not {day!r}") from None
+
+
+def _time_arg(value: Any, name: str) -> Any:
+    """``value`` unchanged (a day or an ISO 8601 time), once it is known to be one (else a 422 naming ``name``)."""
+    if value:
+        from callsense.store.metadata import parse_time
+
+        parse_time(value, field=name)
+    return value
 
 
 def _day_after(day: Any) -> str | None:

@@ -35,7 +35,7 @@ def normalize_metadata(meta: Mapping[str, Any] | None, *, source: str | None = N
             raise InputError(f"bad metadata: {key} must be a text or a number, not {type(value).__name__}",
                              source=source)
         if key == "started_at":
-            value = parse_time(value, field=key, source=source).isoformat().replace("+00:00", "Z")
+            value = parse_time(value, field=f"metadata field {key}", source=source).isoformat().replace("+00:00", "Z")
         elif key == "direction":
             d = DIRECTIONS.get(str(value).strip().lower())
             if d is None:
@@ -60,7 +60,7 @@ def parse_time(value: Any, *, field: str = "time", source: str | None = None) ->
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise InputError(f"bad metadata: {field} {text!r} is not an ISO 8601 time",
+            raise InputError(f"{field} {text!r} is not an ISO 8601 time",
                              hint="write e.g. 2024-05-01T09:30:00+08:00", source=source) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)

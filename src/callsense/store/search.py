@@ -33,15 +33,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
-from callsense.errors import UsageError
-from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, ROLES
-from callsense.store.metadata import utc_naive
+from callsense.errors import InputError, UsageError
+from callsense.labels import EMOTION_BY_NAME, EMOTION_NAMES, ROLES, SENSEVOICE_EMOTIONS, SENSEVOICE_EVENTS
+from callsense.store.metadata import parse_time, utc_naive
 from callsense.store.models import META_FIELDS, Call, CallMeta, RuleHitRow, SegmentRow
 
 if TYPE_CHECKING:
     from callsense.store.db import Store
 
 SEVERITIES = ("info", "warning", "critical")
+EVENT_TAGS = tuple(t for t in SENSEVOICE_EVENTS if t != "Speech")  # "Speech" is SenseVoice's "no event"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,21 @@ class SearchQuery:
             raise UsageError(f"min_outlier is a cosine distance between 0 and 2, not {self.min_outlier:g}")
         if self.limit < 1:
             raise UsageError("limit must be at least 1")
+        # a tag is matched exactly in the stored text: an unknown or miscased one would find nothing, silently
+        for name, known in (("event", EVENT_TAGS), ("asr_emotion", SENSEVOICE_EMOTIONS)):
+            value = getattr(self, name)
+            if value is not None:
+                canonical = {k.lower(): k for k in known}.get(str(value).strip().lower())
+                if canonical is None:
+                    raise UsageError(f"unknown {name.replace('_', ' ')} tag {value!r}; valid: {', '.join(known)}")
+                object.__setattr__(self, name, canonical)
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value != "":
+                try:
+                    parse_time(value, field=name)  # a typo is said, not read as "no bound"
+                except InputError as e:
+                    raise UsageError(e.message, hint=e.hint) from None
 
     @property
     def terms(self) -> tuple[str, ...]:
