@@ -24,6 +24,7 @@ indexes. ``outliers`` / ``min_outlier`` keep segments by their latest stored out
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -154,38 +155,22 @@ class SearchHit:
 
 def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     """Segments (or calls) matching ``query``; see the module docstring."""
-    from sqlalchemy import select
+    from callsense.store.cursor import make_cursor
 
-    from callsense.store.cursor import after_condition, make_cursor
-
-    when = Call.sort_at
-    call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
-                 Call.score_normalized)
-    if query.segment_level:
-        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.idx, SegmentRow.start_ms, SegmentRow.end_ms,
-                      SegmentRow.role, SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
-                      ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
-        # common words: newest calls first, their segments tested by ILIKE until the page is full (SQLite
-        # through ix_calls_sort_at; PostgreSQL in batches, _newest_calls_first) — not the index's every match
-        newest_first = _common_words(store, query)
-        stmt = _segment_filters(stmt, query, store.dialect, newest_first=newest_first)
-        if query.by_outlier:
-            stmt = _outlier_filter(stmt, query)
-        stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
-        if query.after:
-            stmt = stmt.where(after_condition(query.after, when, Call.call_id, SegmentRow.idx))
-    else:
-        stmt = select(*call_cols).order_by(when.desc(), Call.call_id)
-        if query.after:
-            stmt = stmt.where(after_condition(query.after, when, Call.call_id))
-    stmt = _call_filters(stmt, query, when, hits_exist=_common_hits(store, query))
-    pg_batches = query.segment_level and store.dialect == "postgresql" and newest_first
-    if not pg_batches:
-        stmt = stmt.limit(query.limit).offset(query.offset)
+    pg = store.dialect == "postgresql"
+    # common words (and, on PostgreSQL, a common emotion threshold): newest calls first, their segments
+    # tested until the page is full (SQLite through ix_calls_sort_at; PostgreSQL in batches of the newest
+    # calls, _newest_calls_first) — not the index's every match
+    batches = _pg_newest_first(store, query) if pg and query.segment_level else None
+    newest_first = batches is not None if pg else query.segment_level and _common_words(store, query)
+    stmt = _statement(store, query, newest_first=newest_first)
     terms = query.terms
     hits = []
     with store.session() as s:
-        rows = _newest_calls_first(s, stmt, query) if pg_batches else s.execute(stmt)
+        rows = _newest_calls_first(s, stmt, query, batches) if batches is not None else None
+        if rows is None:  # the index plan (also when the newest calls held fewer matches than estimated)
+            stmt = stmt if batches is None else _statement(store, query, newest_first=False)
+            rows = s.execute(stmt.limit(query.limit).offset(query.offset))
         for row in rows:
             base = {"call_id": row.call_id, "source_name": row.source_name, "call_time": row.call_time,
                     "duration_ms": row.duration_ms, "agent_id": row.agent_id, "qa_score": row.score_normalized}
@@ -204,16 +189,60 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     return hits
 
 
-def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery) -> list[Any]:
-    """PostgreSQL, common words: ``stmt`` run on batches of the newest calls (256, then 4x more each
-    time) until the page is full — an index range of calls and their segments each time, whatever plan
-    the planner would have picked for the whole store (it scanned every segment: 750 ms at 30,000 calls)."""
+def _statement(store: Store, query: SearchQuery, *, newest_first: bool) -> Any:
+    """The ordered search statement, without limit or offset; ``newest_first``: without the text
+    index's set of matches (the rows are tested on the newest calls instead)."""
+    from sqlalchemy import select
+
+    from callsense.store.cursor import after_condition
+
+    when = Call.sort_at
+    call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
+                 Call.score_normalized)
+    if query.segment_level:
+        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.idx, SegmentRow.start_ms, SegmentRow.end_ms,
+                      SegmentRow.role, SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
+                      ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
+        stmt = _segment_filters(stmt, query, store.dialect, newest_first=newest_first)
+        if query.by_outlier:
+            stmt = _outlier_filter(stmt, query)
+        stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
+        if query.after:
+            stmt = stmt.where(after_condition(query.after, when, Call.call_id, SegmentRow.idx))
+    else:
+        stmt = select(*call_cols).order_by(when.desc(), Call.call_id)
+        if query.after:
+            stmt = stmt.where(after_condition(query.after, when, Call.call_id))
+    return _call_filters(stmt, query, when, hits_exist=_common_hits(store, query))
+
+
+@dataclass(frozen=True)
+class _Batches:
+    """PostgreSQL: how :func:`_newest_calls_first` reads a common condition's newest calls."""
+
+    first: int  # calls in the first batch: enough for the page at the estimated frequency
+    cap: int  # matches in the store (extrapolated from the calls read) at or below which the index plan is cheaper
+    calls: int  # calls in the store (the planner's estimate)
+
+
+FIRST_BATCH = (16, 128, 4096)  # the first batch's calls: at least; at most for a word; at most for an emotion
+MAX_BATCH = 65536
+COUNT_LIMIT = 1000  # a word's gram rows are counted at most this far: a bounded cost at any size
+
+
+def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery, plan: _Batches) -> list[Any] | None:
+    """PostgreSQL, a common condition: ``stmt`` run on batches of the newest calls until the page is full
+    — an index range of calls and their segments each time, whatever plan the planner would have picked
+    for the whole store (it scanned every segment: 750 ms at 30,000 calls). The first batch is sized from
+    the estimated frequency; each next one from the frequency measured so far. None when the calls read
+    show the condition rarer than estimated (extrapolated to the store, at most ``plan.cap`` matches): then
+    the index plan is the cheaper one, and the caller runs it (the same rows, in the same order)."""
     from sqlalchemy import or_, select
 
     from callsense.store.cursor import after_condition, make_cursor, parse_cursor
 
     when = Call.sort_at
-    need, got, last, k = q.offset + q.limit, [], None, 256
+    need, got, last, k, read = q.offset + q.limit, [], None, plan.first, 0
     start = None
     if q.after:  # the next page starts within the cursor's call: read calls from that one on, not from the newest
         at, call_id, _ = parse_cursor(q.after)
@@ -227,10 +256,14 @@ def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery) -> list[Any]:
         batch = s.execute(cq.limit(k)).all()
         if not batch:
             break
-        got += s.execute(stmt.where(Call.call_id.in_([r.call_id for r in batch]))).all()
-        if len(batch) < k:
+        got += s.execute(stmt.where(Call.call_id.in_([r.call_id for r in batch])).limit(need - len(got))).all()
+        read += len(batch)
+        if len(batch) < k or len(got) >= need:
             break
-        last, k = make_cursor(batch[-1].sort_at, batch[-1].call_id), min(k * 4, 65536)
+        if len(got) * max(plan.calls, read) / read <= plan.cap:
+            return None
+        last = make_cursor(batch[-1].sort_at, batch[-1].call_id)
+        k = min(MAX_BATCH, max(2 * k, math.ceil(1.5 * (need - len(got)) * read / len(got))))
     return got[q.offset:need]
 
 
@@ -244,6 +277,16 @@ def _calls_estimate(s: Any, dialect: str) -> int:
     return int(s.execute(select(func.coalesce(func.max(literal_column("rowid")), 0)).select_from(Call)).scalar_one())
 
 
+def _planned_rows(s: Any, stmt: Any) -> int:
+    """PostgreSQL: the planner's estimate of the rows of ``stmt`` (from the table statistics; nothing is read)."""
+    import json
+
+    conn = s.connection()
+    compiled = stmt.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    return int((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"])
+
+
 def common_threshold(calls: int) -> int:
     """Above this many matching segments a word is "common" (see :func:`_common_words`): where reading
     the calls newest first costs about what collecting and sorting every match costs (measured at
@@ -251,31 +294,72 @@ def common_threshold(calls: int) -> int:
     return max(1000, int(15 * calls ** 0.5))
 
 
+def _pg_newest_first(store: Store, q: SearchQuery) -> _Batches | None:
+    """PostgreSQL: whether to read ``q``'s newest calls first (:func:`_newest_calls_first`) — at a cost
+    that does not grow with the store — and how. Two kinds of query qualify, with nothing else narrowing
+    the search: words of 1–2 characters (a role allowed), and an emotion threshold or label, a top-label
+    confidence, or a role alone.
+
+    - Words: each word's gram rows are counted up to :data:`COUNT_LIMIT` (or :func:`common_threshold`
+      if lower); a word with no more is rare and read from the gram index. A more frequent one is tried
+      on the newest calls, which measure its frequency (the planner's statistics only size the first
+      batch: for a gram outside its most common values they are a guess).
+    - An emotion (or a role): the planner's estimate of the matching segments (statistics of
+      ``p_<emotion>``, ``emotion_label``, ``emotion_score``, ``role``), against :func:`common_threshold`.
+
+    The threshold grows with the square root of the rows the page needs (``offset + limit`` against 50):
+    reading newest first costs in proportion to them, collecting every match does not."""
+    from sqlalchemy import func, select
+
+    from callsense.store.grams import gram_condition, servable
+    from callsense.store.models import SegmentGram
+
+    narrowed = (q.call_id or q.meta or q.rule_id or q.severity or q.invalid or q.asr_emotion or q.event
+                or q.by_outlier)
+    emotional = bool(q.emotion) or q.min_score is not None
+    if narrowed or (q.terms and emotional) or not (q.terms or emotional or q.role):
+        return None
+    if not all(servable(t) for t in q.terms):
+        return None  # pg_trgm serves a word of 3+ characters well whatever its frequency
+    need = q.offset + q.limit
+    with store.session() as s:
+        calls = _calls_estimate(s, "postgresql")
+        cap = int(common_threshold(calls) * math.sqrt(max(need, 50) / 50))
+        if q.terms:
+            enough = min(COUNT_LIMIT, cap)
+            for term in q.terms:
+                sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(enough + 1)
+                if s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() <= enough:
+                    return None
+            matches = min(_planned_rows(s, select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, t)))
+                          for t in q.terms)
+            most = FIRST_BATCH[1]
+        else:
+            matches = _planned_rows(s, _segment_filters(select(SegmentRow.id), q, "postgresql"))
+            if matches <= cap:
+                return None
+            most = FIRST_BATCH[2]
+    first = math.ceil(1.5 * need * max(calls, 1) / max(matches, 1))
+    return _Batches(first=min(most, max(FIRST_BATCH[0], first)), cap=cap, calls=calls)
+
+
 def _common_words(store: Store, q: SearchQuery) -> bool:
     """SQLite: whether every word of ``q`` matches more segments than :func:`common_threshold`, and
     nothing else narrows the search. Then the newest calls hold a page of hits, and reading calls by
     ``ix_calls_sort_at`` finds it without collecting every match (which grows with the store); for a
-    rare word the index-first plan SQLite picks is the fast one (newest first would read every call)."""
-    from sqlalchemy import func, select, text
+    rare word the index-first plan SQLite picks is the fast one (newest first would read every call).
+    (An emotion threshold stays on SQLite's own plan: 5.0 → 6.4 ms from 10,000 to 100,000 calls.)"""
+    from sqlalchemy import text
 
-    from callsense.store.grams import char_phrase, gram_condition, servable
-    from callsense.store.models import SegmentGram
+    from callsense.store.grams import char_phrase
 
     narrowed = (q.call_id or q.meta or q.rule_id or q.severity or q.invalid or q.emotion or q.min_score is not None
                 or q.asr_emotion or q.event or q.by_outlier)
     if not q.terms or narrowed:
         return False
-    pg = store.dialect == "postgresql"
-    if pg and not all(servable(t) for t in q.terms):
-        return False  # pg_trgm serves a word of 3+ characters well whatever its frequency
     with store.session() as s:
         cap = common_threshold(_calls_estimate(s, store.dialect))
         for term in q.terms:
-            if pg:
-                sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(cap + 1)
-                if s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() <= cap:
-                    return False
-                continue
             name, phrase = (("segments_fts", '"' + term.replace('"', '""') + '"') if len(term) >= 3
                             else ("segments_chars", char_phrase(term)))
             if phrase is None:
