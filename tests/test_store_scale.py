@@ -396,10 +396,10 @@ def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, mon
 
 @pytest.mark.parametrize("kw", [{"emotion": "angry", "min_score": 0.9, "role": "customer"},
                                 {"emotion": "angry", "min_score": 0.9}, {"emotion": "happy"},
-                                {"min_score": 0.95, "role": "agent"}, {"role": "customer"},
+                                {"min_score": 0.95, "role": "agent"}, {"emotion": "angry", "role": "agent"},
                                 {"emotion": "sad", "min_score": 0.5, "since": "2026-03-02"}])
 def test_common_emotions_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, kw):
-    """PostgreSQL: an emotion threshold (or label, confidence, role) that many segments meet, by the
+    """PostgreSQL: an emotion threshold (or label, top-label confidence) that many segments meet, by the
     planner's estimate, is read in batches of the newest calls instead of collecting and sorting every
     such segment (ix_segments_p_angry at 100,000 calls: 10 -> 76 ms): the same pages by cursor and offset.
     SQLite keeps its own plan whatever the threshold (5.0 -> 6.4 ms): the same statements."""

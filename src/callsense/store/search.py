@@ -7,12 +7,16 @@ narrows the candidates for every word: words of 1–2 characters (退款, 投诉
 PostgreSQL), longer ones through the FTS5 trigram table on SQLite and the pg_trgm GIN index on
 PostgreSQL; ``ILIKE`` then decides, so the semantics are those of a plain substring test.
 
-The plan follows the word's frequency, counted on its index up to :func:`common_threshold` matches
-(15·√calls, at least 1,000): a rare word is read from the index first (on PostgreSQL as an array the
-planner cannot turn into a scan of every segment); a common one — where collecting and sorting every
-match grows with the store (款: 116,000 matches at 30,000 calls) — is tested on the newest calls'
-segments until the page is full (SQLite: ``ix_calls_sort_at``; PostgreSQL: batches of the newest calls).
-Both give the same hits in the same order (tests/test_store_scale.py).
+The plan follows the condition's frequency. A rare word is read from the index first (on PostgreSQL
+as an array the planner cannot turn into a scan of every segment); a common one — where collecting
+and sorting every match grows with the store (款: 116,000 matches at 30,000 calls) — is tested on the
+newest calls' segments until the page is full. SQLite: a word is common above :func:`common_threshold`
+matches (15·√calls, at least 1,000, counted on its index up to that), read by ``ix_calls_sort_at``.
+PostgreSQL (:func:`_pg_newest_first`), at a decision cost that does not grow with the store: a 1–2
+character word with more than 1,000 gram rows, and an emotion threshold (or label, confidence)
+the planner estimates above the threshold, are read in batches of the newest calls, which fall back to
+the index plan when the calls read show the condition rarer than that. Every plan gives the same hits
+in the same order (tests/test_store_scale.py).
 
 When the query says anything about segments (text, role, emotion, ASR tags) the hits are segments;
 otherwise they are calls (``segment_id`` is None). Hits come newest call first (``calls.sort_at``),
@@ -288,7 +292,8 @@ def _planned_rows(s: Any, stmt: Any) -> int:
 
 
 def common_threshold(calls: int) -> int:
-    """Above this many matching segments a word is "common" (see :func:`_common_words`): where reading
+    """Above this many matching segments a word is "common" (see :func:`_common_words`; on PostgreSQL
+    also a segment condition, :func:`_pg_newest_first`): where reading
     the calls newest first costs about what collecting and sorting every match costs (measured at
     30,000 calls: 116,000 matches of 款 took 220 ms that way against 14 ms newest first)."""
     return max(1000, int(15 * calls ** 0.5))
@@ -297,14 +302,14 @@ def common_threshold(calls: int) -> int:
 def _pg_newest_first(store: Store, q: SearchQuery) -> _Batches | None:
     """PostgreSQL: whether to read ``q``'s newest calls first (:func:`_newest_calls_first`) — at a cost
     that does not grow with the store — and how. Two kinds of query qualify, with nothing else narrowing
-    the search: words of 1–2 characters (a role allowed), and an emotion threshold or label, a top-label
-    confidence, or a role alone.
+    the search: words of 1–2 characters, and an emotion threshold, label or top-label confidence (with a
+    role or not; a role alone the planner already reads newest call first).
 
     - Words: each word's gram rows are counted up to :data:`COUNT_LIMIT` (or :func:`common_threshold`
       if lower); a word with no more is rare and read from the gram index. A more frequent one is tried
       on the newest calls, which measure its frequency (the planner's statistics only size the first
       batch: for a gram outside its most common values they are a guess).
-    - An emotion (or a role): the planner's estimate of the matching segments (statistics of
+    - An emotion: the planner's estimate of the matching segments (statistics of
       ``p_<emotion>``, ``emotion_label``, ``emotion_score``, ``role``), against :func:`common_threshold`.
 
     The threshold grows with the square root of the rows the page needs (``offset + limit`` against 50):
@@ -317,7 +322,7 @@ def _pg_newest_first(store: Store, q: SearchQuery) -> _Batches | None:
     narrowed = (q.call_id or q.meta or q.rule_id or q.severity or q.invalid or q.asr_emotion or q.event
                 or q.by_outlier)
     emotional = bool(q.emotion) or q.min_score is not None
-    if narrowed or (q.terms and emotional) or not (q.terms or emotional or q.role):
+    if narrowed or (q.terms and emotional) or not (q.terms or emotional):
         return None
     if not all(servable(t) for t in q.terms):
         return None  # pg_trgm serves a word of 3+ characters well whatever its frequency
