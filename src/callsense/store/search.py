@@ -260,7 +260,13 @@ def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery, plan: _Batches) -> li
         batch = s.execute(cq.limit(k)).all()
         if not batch:
             break
-        got += s.execute(stmt.where(Call.call_id.in_([r.call_id for r in batch])).limit(need - len(got))).all()
+        page = stmt.where(Call.call_id.in_([r.call_id for r in batch]))
+        hi, lo = batch[0].sort_at, batch[-1].sort_at
+        if hi is not None and lo is not None:
+            # the batch's range of ix_calls_sort_at too: with the LIMIT the planner walks that index in
+            # order, filtering by the id list — over every call without the range (20,000 calls: 22,000 buffers)
+            page = page.where(when <= hi, when >= lo)
+        got += s.execute(page.limit(need - len(got))).all()
         read += len(batch)
         if len(batch) < k or len(got) >= need:
             break
