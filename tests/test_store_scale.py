@@ -320,6 +320,22 @@ def test_a_call_stored_while_the_rollups_are_recomputed_neither_breaks_nor_skews
         other.close()
 
 
+def _force(monkeypatch, threshold: int) -> None:
+    """Every condition common (0) or rare (10**9) for the choice of plan: SQLite's common_threshold,
+    PostgreSQL's newest_first_cap and RARE."""
+    import importlib
+
+    sm = importlib.import_module("callsense.store.search")
+    monkeypatch.setattr(sm, "common_threshold", lambda calls: threshold)
+    monkeypatch.setattr(sm, "newest_first_cap", lambda *a: threshold)
+    monkeypatch.setattr(sm, "RARE", threshold)
+
+
+def _batches(statements: list[str]) -> list[str]:
+    """PostgreSQL's reads of a batch of the newest calls (search._newest_calls_first)."""
+    return [st for st in statements if st.startswith("SELECT calls.call_id, calls.sort_at AS sort_at")]
+
+
 def _search_pages(store, size: int, **kw):
     """Every hit of ``SearchQuery(**kw)`` page by page, by cursor and by offset: (call, segment, spans)."""
     from callsense.store import SearchQuery, search_calls
@@ -355,16 +371,13 @@ def _statements(store, fn):
 @pytest.mark.parametrize("words, role", [("款", None), ("投诉", None), ("我要投诉", None), ("退款 到", None),
                                          ("好的", "agent"), ("火星", None)])
 def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, words, role):
-    """A word matching more segments than common_threshold is searched newest calls first (SQLite: by
+    """A word matching more segments than common_threshold (PostgreSQL: newest_first_cap) is searched newest calls first (SQLite: by
     ix_calls_sort_at, PostgreSQL: in batches of the newest calls) instead of from every match of the
     index: the same hits in the same order, page by page (cursor and offset), as the index-first plan."""
-    import importlib
-
-    sm = importlib.import_module("callsense.store.search")
     _fill(store, 40)
 
     def pages(threshold: int, size: int):
-        monkeypatch.setattr(sm, "common_threshold", lambda calls: threshold)
+        _force(monkeypatch, threshold)
         return _search_pages(store, size, text=words, role=role)
 
     index_first = pages(10**9, 7)
@@ -391,7 +404,7 @@ def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, mon
         if store.dialect == "sqlite":  # the page's query tests the texts without the index's match set
             assert any("JOIN segments" in st and "MATCH" not in st for st in statements), statements[-3:]
         else:
-            assert any("calls.call_id IN" in st for st in statements), statements[-3:]
+            assert _batches(statements), statements[-3:]
 
 
 @pytest.mark.parametrize("kw", [{"emotion": "angry", "min_score": 0.9, "role": "customer"},
@@ -400,25 +413,21 @@ def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, mon
                                 {"emotion": "sad", "min_score": 0.5, "since": "2026-03-02"}])
 def test_common_emotions_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, kw):
     """PostgreSQL: an emotion threshold (or label, top-label confidence) that many segments meet, by the
-    planner's estimate, is read in batches of the newest calls instead of collecting and sorting every
+    planner's estimate (more than newest_first_cap), is read in batches of the newest calls instead of collecting and sorting every
     such segment (ix_segments_p_angry at 100,000 calls: 10 -> 76 ms): the same pages by cursor and offset.
     SQLite keeps its own plan whatever the threshold (5.0 -> 6.4 ms): the same statements."""
-    import importlib
-
-    sm = importlib.import_module("callsense.store.search")
     _fill(store, 40)
     plans = {}
     for threshold in (10**9, 0):
-        monkeypatch.setattr(sm, "common_threshold", lambda calls, t=threshold: t)
+        _force(monkeypatch, threshold)
         plans[threshold] = _statements(store, lambda: _search_pages(store, 5, **kw))
     (index_sql, index_first), (newest_sql, newest_first) = plans[10**9], plans[0]
     assert index_first[0] == index_first[1] and len(index_first[0]) > 5  # more than one page
     assert newest_first == index_first
-    batched = [st for st in newest_sql if "calls.call_id IN" in st]
     if store.dialect == "postgresql":
-        assert batched and not any("calls.call_id IN" in st for st in index_sql), newest_sql[-3:]
+        assert _batches(newest_sql) and not _batches(index_sql), newest_sql[-3:]
     else:
-        assert not batched and sorted(set(newest_sql)) == sorted(set(index_sql))
+        assert not _batches(newest_sql) and sorted(set(newest_sql)) == sorted(set(index_sql))
 
 
 @pytest.mark.parametrize("kw", [{"text": "火锅"}, {"text": "锅", "role": "customer"}, {"emotion": "fearful"},
@@ -441,19 +450,18 @@ def test_a_condition_the_newest_calls_lack_goes_back_to_the_index_with_the_same_
             for sg in r.segments)
         r = dataclasses.replace(r, segments=segs, metadata={**r.metadata, "started_at": "2026-01-01T08:00:00Z"})
         save_result(store, r, embeddings=e)
-    monkeypatch.setattr(sm, "common_threshold", lambda calls: 10**9)
+    _force(monkeypatch, 10**9)
     want = _search_pages(store, 5, **kw)
     assert len(want[0]) > 5 and want[0] == want[1]
-    monkeypatch.setattr(sm, "common_threshold", lambda calls: 0)
+    _force(monkeypatch, 0)
     monkeypatch.setattr(sm, "FIRST_BATCH", (8, 8, 8))
     sql, got = _statements(store, lambda: _search_pages(store, 5, **kw))
     assert got == want
-    searches = sum(st.startswith("SELECT greatest(reltuples") for st in sql)
-    batches = [st for st in sql if st.startswith("SELECT calls.call_id, calls.sort_at")]
-    index_plan = [st for st in sql if "JOIN segments" in st and "calls.call_id IN" not in st]
+    searches = sum(st.startswith("SELECT relname, greatest(reltuples") for st in sql)
+    batches, pages = len(_batches(sql)), sum("JOIN segments" in st for st in sql)
     # each search reads one batch: the 8 newest calls (no match: back to the index plan), or, for a
     # cursor page within the oldest calls, the rest of the store
-    assert len(batches) == searches and len(index_plan) >= len(range(0, len(want[0]) + 5, 5)), sql[-6:]
+    assert batches == searches and pages - batches >= len(range(0, len(want[0]) + 5, 5)), sql[-6:]
 
 
 @pytest.mark.parametrize("kw", [{"rule_id": "risk.complaint"}, {"severity": "warning"}, {"severity": "critical"},

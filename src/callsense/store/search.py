@@ -13,9 +13,10 @@ and sorting every match grows with the store (款: 116,000 matches at 30,000 cal
 newest calls' segments until the page is full. SQLite: a word is common above :func:`common_threshold`
 matches (15·√calls, at least 1,000, counted on its index up to that), read by ``ix_calls_sort_at``.
 PostgreSQL (:func:`_pg_newest_first`), at a decision cost that does not grow with the store: a 1–2
-character word with more than 1,000 gram rows, and an emotion threshold (or label, confidence)
-the planner estimates above the threshold, are read in batches of the newest calls, which fall back to
-the index plan when the calls read show the condition rarer than that. Every plan gives the same hits
+character word with more than 1,000 gram rows, and an emotion threshold (or label, confidence) the
+planner estimates above :func:`newest_first_cap` (where the two plans read about as much), are read
+in batches of the newest calls, which fall back to the index plan when the calls read show the
+condition rarer than that. Every plan gives the same hits
 in the same order (tests/test_store_scale.py).
 
 When the query says anything about segments (text, role, emotion, ASR tags) the hits are segments;
@@ -231,7 +232,8 @@ class _Batches:
 
 FIRST_BATCH = (16, 128, 4096)  # the first batch's calls: at least; at most for a word; at most for an emotion
 MAX_BATCH = 65536
-COUNT_LIMIT = 1000  # a word's gram rows are counted at most this far: a bounded cost at any size
+RARE = 1000  # at most this many matches: the index plan at any size (a word's gram rows are counted this far)
+MARGIN = 1.5  # a batch holds about this many times the hits still needed, at the frequency known: a next one is rare
 
 
 def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery, plan: _Batches) -> list[Any] | None:
@@ -260,21 +262,35 @@ def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery, plan: _Batches) -> li
         batch = s.execute(cq.limit(k)).all()
         if not batch:
             break
-        page = stmt.where(Call.call_id.in_([r.call_id for r in batch]))
-        hi, lo = batch[0].sort_at, batch[-1].sort_at
-        if hi is not None and lo is not None:
-            # the batch's range of ix_calls_sort_at too: with the LIMIT the planner walks that index in
-            # order, filtering by the id list — over every call without the range (20,000 calls: 22,000 buffers)
-            page = page.where(when <= hi, when >= lo)
-        got += s.execute(page.limit(need - len(got))).all()
+        got += s.execute(_in_batch(stmt, batch, start, last).limit(need - len(got))).all()
         read += len(batch)
         if len(batch) < k or len(got) >= need:
             break
         if len(got) * max(plan.calls, read) / read <= plan.cap:
             return None
         last = make_cursor(batch[-1].sort_at, batch[-1].call_id)
-        k = min(MAX_BATCH, max(2 * k, math.ceil(1.5 * (need - len(got)) * read / len(got))))
+        k = min(MAX_BATCH, max(2 * k, math.ceil(MARGIN * (need - len(got)) * read / len(got))))
     return got[q.offset:need]
+
+
+def _in_batch(stmt: Any, batch: list[Any], start: Any, last: str | None) -> Any:
+    """``stmt`` on the calls of ``batch`` (the next calls after ``start`` / ``last``, newest first): as
+    the range of ix_calls_sort_at they span — a range scan in order, no list of ids to plan (with a
+    LIMIT the planner walked that index over every call filtering by such a list: 22,000 buffers at
+    20,000 calls). The same calls: ``stmt`` has the call filters that chose them."""
+    from sqlalchemy import and_, or_
+
+    from callsense.store.cursor import after_condition
+
+    when = Call.sort_at
+    lo, lo_id = batch[-1].sort_at, batch[-1].call_id
+    if lo is None:  # calls without a time (none since revision 0005): by their ids
+        return stmt.where(Call.call_id.in_([r.call_id for r in batch]))
+    if start is not None:
+        stmt = stmt.where(start)
+    if last is not None:
+        stmt = stmt.where(after_condition(last, when, Call.call_id))
+    return stmt.where(when >= lo, or_(when > lo, and_(when == lo, Call.call_id <= lo_id)))
 
 
 def _calls_estimate(s: Any, dialect: str) -> int:
@@ -298,29 +314,43 @@ def _planned_rows(s: Any, stmt: Any) -> int:
 
 
 def common_threshold(calls: int) -> int:
-    """Above this many matching segments a word is "common" (see :func:`_common_words`; on PostgreSQL
-    also a segment condition, :func:`_pg_newest_first`): where reading
-    the calls newest first costs about what collecting and sorting every match costs (measured at
-    30,000 calls: 116,000 matches of 款 took 220 ms that way against 14 ms newest first)."""
+    """SQLite: above this many matching segments a word is "common" (see :func:`_common_words`): where
+    reading the calls newest first costs about what collecting and sorting every match costs (measured
+    at 30,000 calls: 116,000 matches of 款 took 220 ms that way against 14 ms newest first)."""
     return max(1000, int(15 * calls ** 0.5))
+
+
+# PostgreSQL: what a row read by the index plan costs against a row read newest first (a segment of a
+# batch's call, its ILIKE or emotion test). A word: 10 — each match an id lookup, a heap fetch and a join
+# (the 15·√calls of common_threshold at 50 hits and 30 segments a call); an emotion: 1 — measured at 20,000
+# calls, 0.74 µs a row of ix_segments_p_angry's bitmap against 0.75 µs a segment of a batch.
+ROW_COST = {"word": 10.0, "emotion": 1.0}
+SEGMENTS_PER_CALL = 30  # until the planner's statistics say
+
+
+def newest_first_cap(calls: int, need: int, per_call: float, share: float, row_cost: float) -> int:
+    """PostgreSQL: the matching segments above which reading the newest calls first reads less than the
+    index plan. Newest first reads ``MARGIN · need · calls / matches`` calls of ``per_call`` segments (at
+    ``matches / calls`` hits a call); the index plan reads ``matches / share`` rows (``share``: the part of
+    the rows its index returns that match, e.g. one role of two), each ``row_cost`` times dearer. Equal at
+    ``matches = √(MARGIN · need · per_call · share · calls / row_cost)``."""
+    return int(math.sqrt(MARGIN * need * per_call * share * max(calls, 0) / row_cost))
 
 
 def _pg_newest_first(store: Store, q: SearchQuery) -> _Batches | None:
     """PostgreSQL: whether to read ``q``'s newest calls first (:func:`_newest_calls_first`) — at a cost
     that does not grow with the store — and how. Two kinds of query qualify, with nothing else narrowing
     the search: words of 1–2 characters, and an emotion threshold, label or top-label confidence (with a
-    role or not; a role alone the planner already reads newest call first).
+    role or not; a role alone the planner already reads newest call first). Common: more matching
+    segments than :func:`newest_first_cap` and than :data:`RARE`.
 
-    - Words: each word's gram rows are counted up to :data:`COUNT_LIMIT` (or :func:`common_threshold`
-      if lower); a word with no more is rare and read from the gram index. A more frequent one is tried
-      on the newest calls, which measure its frequency (the planner's statistics only size the first
-      batch: for a gram outside its most common values they are a guess).
-    - An emotion: the planner's estimate of the matching segments (statistics of
-      ``p_<emotion>``, ``emotion_label``, ``emotion_score``, ``role``), against :func:`common_threshold`.
-
-    The threshold grows with the square root of the rows the page needs (``offset + limit`` against 50):
-    reading newest first costs in proportion to them, collecting every match does not."""
-    from sqlalchemy import func, select
+    - Words: each word's gram rows are counted up to :data:`RARE`; a word with no more is rare and read
+      from the gram index. A more frequent one is tried on the newest calls, which measure its frequency (the planner's statistics only size the first batch: for a
+      gram outside its most common values they are a guess).
+    - An emotion: the planner's estimate of the matching segments (statistics of ``p_<emotion>``,
+      ``emotion_label``, ``emotion_score``, ``role``); the index plan reads the range of
+      ``ix_segments_p_angry`` or of the ``emotion_label`` index, else every segment (no index)."""
+    from sqlalchemy import func, select, text
 
     from callsense.store.grams import gram_condition, servable
     from callsense.store.models import SegmentGram
@@ -334,24 +364,46 @@ def _pg_newest_first(store: Store, q: SearchQuery) -> _Batches | None:
         return None  # pg_trgm serves a word of 3+ characters well whatever its frequency
     need = q.offset + q.limit
     with store.session() as s:
-        calls = _calls_estimate(s, "postgresql")
-        cap = int(common_threshold(calls) * math.sqrt(max(need, 50) / 50))
+        stats = dict(s.execute(text("SELECT relname, greatest(reltuples, 0) FROM pg_class"
+                                    " WHERE relname IN ('calls', 'segments')")).all())
+        calls, segments = int(stats.get("calls") or 0), int(stats.get("segments") or 0)
+        per_call = segments / calls if calls and segments else SEGMENTS_PER_CALL
         if q.terms:
-            enough = min(COUNT_LIMIT, cap)
-            for term in q.terms:
-                sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(enough + 1)
-                if s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() <= enough:
+            # with a role, the index plan reads both roles' matches: the batches' hits are its share of them
+            share = (min(1.0, _planned_rows(s, select(SegmentRow.id).where(SegmentRow.role == q.role)) / segments)
+                     if q.role and segments else 1.0)
+            cap = max(RARE, newest_first_cap(calls, need, per_call, share, ROW_COST["word"]))
+            for term in q.terms:  # counted up to RARE only: a cost that does not grow with the store
+                sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(RARE + 1)
+                if s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() <= RARE:
                     return None
             matches = min(_planned_rows(s, select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, t)))
                           for t in q.terms)
             most = FIRST_BATCH[1]
         else:
             matches = _planned_rows(s, _segment_filters(select(SegmentRow.id), q, "postgresql"))
+            read = _index_rows(s, q, segments)
+            share = min(1.0, matches / max(read, 1))
+            cap = max(RARE, newest_first_cap(calls, need, per_call, share, ROW_COST["emotion"]))
             if matches <= cap:
                 return None
             most = FIRST_BATCH[2]
-    first = math.ceil(1.5 * need * max(calls, 1) / max(matches, 1))
+    first = math.ceil(MARGIN * need * max(calls, 1) / max(matches, 1))
     return _Batches(first=min(most, max(FIRST_BATCH[0], first)), cap=cap, calls=calls)
+
+
+def _index_rows(s: Any, q: SearchQuery, segments: int) -> int:
+    """PostgreSQL: the rows the index plan of an emotion condition reads (the planner's estimate): the
+    range of ``ix_segments_p_angry`` or of the ``emotion_label`` index, else every segment."""
+    from sqlalchemy import select
+
+    if q.emotion and q.min_score is not None:
+        if q.emotion != "angry":
+            return segments
+        return _planned_rows(s, select(SegmentRow.id).where(SegmentRow.p_angry >= q.min_score))
+    if q.emotion:
+        return _planned_rows(s, select(SegmentRow.id).where(SegmentRow.emotion_label == q.emotion))
+    return segments
 
 
 def _common_words(store: Store, q: SearchQuery) -> bool:
