@@ -464,6 +464,22 @@ def test_a_condition_the_newest_calls_lack_goes_back_to_the_index_with_the_same_
     assert batches == searches and pages - batches >= len(range(0, len(want[0]) + 5, 5)), sql[-6:]
 
 
+def test_newest_first_cap_is_where_both_plans_read_the_same():
+    """PostgreSQL's rule: at newest_first_cap matches both plans read as much (rows weighted by their
+    cost); the benchmark's `angry >= 0.9, customer` (0.16 matches a call, half of ix_segments_p_angry's
+    range) stays on the index at 10,000 calls and is read newest first at 100,000; a word's cap is the
+    15·√calls of common_threshold."""
+    from callsense.store.search import MARGIN, ROW_COST, common_threshold, newest_first_cap
+
+    for calls, share, cost in ((10_000, 0.5, 1.0), (100_000, 0.5, 1.0), (100_000, 1.0, 10.0), (7_000, 0.2, 3.0)):
+        cap = newest_first_cap(calls, 50, 30, share, cost)
+        newest_rows, index_rows = MARGIN * 50 * calls / cap * 30, cap / share * cost
+        assert abs(newest_rows - index_rows) / index_rows < 2e-3
+    assert 0.163 * 10_000 <= newest_first_cap(10_000, 50, 30, 0.5, ROW_COST["emotion"])
+    assert 0.163 * 100_000 > newest_first_cap(100_000, 50, 30, 0.5, ROW_COST["emotion"])
+    assert abs(newest_first_cap(100_000, 50, 30, 1.0, ROW_COST["word"]) - common_threshold(100_000)) <= 1
+
+
 @pytest.mark.parametrize("kw", [{"rule_id": "risk.complaint"}, {"severity": "warning"}, {"severity": "critical"},
                                 {"rule_id": "flow.dead_air", "since": "2026-03-02"}])
 def test_common_rules_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, kw):
