@@ -284,7 +284,7 @@ def _in_batch(stmt: Any, batch: list[Any], start: Any, last: str | None) -> Any:
 
     when = Call.sort_at
     lo, lo_id = batch[-1].sort_at, batch[-1].call_id
-    if lo is None:  # calls without a time (none since revision 0005): by their ids
+    if lo is None or batch[0].sort_at is None:  # calls without a time (first, descending; none since 0005): by id
         return stmt.where(Call.call_id.in_([r.call_id for r in batch]))
     if start is not None:
         stmt = stmt.where(start)
