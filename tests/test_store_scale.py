@@ -11,6 +11,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from callsense.labels import EMOTION_NAMES
 from callsense.result.qa import Evidence, QAScore, RuleHit
 from callsense.testing.results import make_result, seg
 from callsense.testing.store import fresh_postgres_database
@@ -342,31 +343,65 @@ def test_a_call_stored_while_the_rollups_are_recomputed_waits_and_is_counted(pg_
         other.close()
 
 
+def _force(monkeypatch, threshold: int) -> None:
+    """Every condition common (0) or rare (10**9) for the choice of plan: SQLite's common_threshold,
+    PostgreSQL's newest_first_cap and RARE."""
+    import importlib
+
+    sm = importlib.import_module("callsense.store.search")
+    monkeypatch.setattr(sm, "common_threshold", lambda calls: threshold)
+    monkeypatch.setattr(sm, "newest_first_cap", lambda *a: threshold)
+    monkeypatch.setattr(sm, "RARE", threshold)
+
+
+def _batches(statements: list[str]) -> list[str]:
+    """PostgreSQL's reads of a batch of the newest calls (search._newest_calls_first)."""
+    return [st for st in statements if st.startswith("SELECT calls.call_id, calls.sort_at AS sort_at")]
+
+
+def _search_pages(store, size: int, **kw):
+    """Every hit of ``SearchQuery(**kw)`` page by page, by cursor and by offset: (call, segment, spans)."""
+    from callsense.store import SearchQuery, search_calls
+
+    by_cursor, after = [], None
+    while True:
+        page = search_calls(store, SearchQuery(**kw, limit=size, after=after))
+        by_cursor += [(h.call_id, h.segment_id, h.spans) for h in page]
+        if len(page) < size:
+            break
+        after = page[-1].cursor
+    by_offset = [(h.call_id, h.segment_id, h.spans) for off in range(0, len(by_cursor) + size, size)
+                 for h in search_calls(store, SearchQuery(**kw, limit=size, offset=off))]
+    return by_cursor, by_offset
+
+
+def _statements(store, fn):
+    """The SQL statements ``fn()`` runs, and its value."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def capture(conn, cursor, statement, *a):
+        seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        return seen, fn()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+
+
 @pytest.mark.parametrize("words, role", [("款", None), ("投诉", None), ("我要投诉", None), ("退款 到", None),
                                          ("好的", "agent"), ("火星", None)])
 def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, words, role):
-    """A word matching more segments than common_threshold is searched newest calls first (SQLite: by
+    """A word matching more segments than common_threshold (PostgreSQL: newest_first_cap) is searched newest calls first (SQLite: by
     ix_calls_sort_at, PostgreSQL: in batches of the newest calls) instead of from every match of the
     index: the same hits in the same order, page by page (cursor and offset), as the index-first plan."""
-    import importlib
-
-    from callsense.store import SearchQuery, search_calls
-
-    sm = importlib.import_module("callsense.store.search")
     _fill(store, 40)
 
     def pages(threshold: int, size: int):
-        monkeypatch.setattr(sm, "common_threshold", lambda calls: threshold)
-        by_cursor, after = [], None
-        while True:
-            page = search_calls(store, SearchQuery(text=words, role=role, limit=size, after=after))
-            by_cursor += [(h.call_id, h.segment_id, h.spans) for h in page]
-            if len(page) < size:
-                break
-            after = page[-1].cursor
-        by_offset = [(h.call_id, h.segment_id, h.spans) for off in range(0, len(by_cursor) + size, size)
-                     for h in search_calls(store, SearchQuery(text=words, role=role, limit=size, offset=off))]
-        return by_cursor, by_offset
+        _force(monkeypatch, threshold)
+        return _search_pages(store, size, text=words, role=role)
 
     index_first = pages(10**9, 7)
     assert index_first[0] == index_first[1]
@@ -392,7 +427,80 @@ def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, mon
         if store.dialect == "sqlite":  # the page's query tests the texts without the index's match set
             assert any("JOIN segments" in st and "MATCH" not in st for st in statements), statements[-3:]
         else:
-            assert any("calls.call_id IN" in st for st in statements), statements[-3:]
+            assert _batches(statements), statements[-3:]
+
+
+@pytest.mark.parametrize("kw", [{"emotion": "angry", "min_score": 0.9, "role": "customer"},
+                                {"emotion": "angry", "min_score": 0.9}, {"emotion": "happy"},
+                                {"min_score": 0.95, "role": "agent"}, {"emotion": "angry", "role": "agent"},
+                                {"emotion": "sad", "min_score": 0.5, "since": "2026-03-02"}])
+def test_common_emotions_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, kw):
+    """PostgreSQL: an emotion threshold (or label, top-label confidence) that many segments meet, by the
+    planner's estimate (more than newest_first_cap), is read in batches of the newest calls instead of collecting and sorting every
+    such segment (ix_segments_p_angry at 100,000 calls: 10 -> 76 ms): the same pages by cursor and offset.
+    SQLite keeps its own plan whatever the threshold (5.0 -> 6.4 ms): the same statements."""
+    _fill(store, 40)
+    plans = {}
+    for threshold in (10**9, 0):
+        _force(monkeypatch, threshold)
+        plans[threshold] = _statements(store, lambda: _search_pages(store, 5, **kw))
+    (index_sql, index_first), (newest_sql, newest_first) = plans[10**9], plans[0]
+    assert index_first[0] == index_first[1] and len(index_first[0]) > 5  # more than one page
+    assert newest_first == index_first
+    if store.dialect == "postgresql":
+        assert _batches(newest_sql) and not _batches(index_sql), newest_sql[-3:]
+    else:
+        assert not _batches(newest_sql) and sorted(set(newest_sql)) == sorted(set(index_sql))
+
+
+@pytest.mark.parametrize("kw", [{"text": "火锅"}, {"text": "锅", "role": "customer"}, {"emotion": "fearful"},
+                                {"emotion": "fearful", "min_score": 0.5}])
+def test_a_condition_the_newest_calls_lack_goes_back_to_the_index_with_the_same_pages(pg_store, monkeypatch, kw):
+    """PostgreSQL: when the newest calls hold fewer matches than the estimate promised (here: none; the
+    matches are all in the oldest calls), the batches stop after the first one and the index plan runs
+    instead — the same pages, without reading every call in batches."""
+    import importlib
+
+    from callsense.store import save_result
+
+    sm = importlib.import_module("callsense.store.search")
+    store = pg_store
+    _fill(store, 40)
+    for i in range(3):  # three calls older than all the others, the only ones with 火锅 and fear
+        r, e = _call(50 + i)
+        segs = tuple(dataclasses.replace(sg, text=f"火锅{sg.text}", emotion=dataclasses.replace(
+            sg.emotion, label="fearful", scores=tuple(1.0 if n == "fearful" else 0.0 for n in EMOTION_NAMES)))
+            for sg in r.segments)
+        r = dataclasses.replace(r, segments=segs, metadata={**r.metadata, "started_at": "2026-01-01T08:00:00Z"})
+        save_result(store, r, embeddings=e)
+    _force(monkeypatch, 10**9)
+    want = _search_pages(store, 5, **kw)
+    assert len(want[0]) > 5 and want[0] == want[1]
+    _force(monkeypatch, 0)
+    monkeypatch.setattr(sm, "FIRST_BATCH", (8, 8, 8))
+    sql, got = _statements(store, lambda: _search_pages(store, 5, **kw))
+    assert got == want
+    searches = sum(st.startswith("SELECT relname, greatest(reltuples") for st in sql)
+    batches, pages = len(_batches(sql)), sum("JOIN segments" in st for st in sql)
+    # each search reads one batch: the 8 newest calls (no match: back to the index plan), or, for a
+    # cursor page within the oldest calls, the rest of the store
+    assert batches == searches and pages - batches >= len(range(0, len(want[0]) + 5, 5)), sql[-6:]
+
+
+def test_newest_first_cap_is_where_both_plans_read_the_same():
+    """PostgreSQL's rule: at newest_first_cap matches both plans read as much (rows weighted by their
+    cost); the benchmark's `angry >= 0.9, customer` (0.16 matches a call, half of ix_segments_p_angry's
+    range) stays on the index at 10,000 calls and is read newest first at 100,000; a word's cap is the
+    15·√calls of common_threshold."""
+    from callsense.store.search import MARGIN, ROW_COST, common_threshold, newest_first_cap
+
+    for calls, share, cost in ((10_000, 0.5, 1.0), (100_000, 0.5, 1.0), (100_000, 1.0, 10.0), (7_000, 0.2, 3.0)):
+        cap = newest_first_cap(calls, 50, 30, share, cost)
+        newest_rows, index_rows = MARGIN * 50 * calls / cap * 30, cap / share * cost
+        assert abs(newest_rows - index_rows) / index_rows < 2e-3
+    assert 0.163 * 10_000 <= newest_first_cap(10_000, 50, 30, 0.5, ROW_COST["emotion"])
+    assert 0.163 * 100_000 > newest_first_cap(100_000, 50, 30, 0.5, ROW_COST["emotion"])
+    assert abs(newest_first_cap(100_000, 50, 30, 1.0, ROW_COST["word"]) - common_threshold(100_000)) <= 1
 
 
 @pytest.mark.parametrize("kw", [{"rule_id": "risk.complaint"}, {"severity": "warning"}, {"severity": "critical"},
@@ -600,7 +708,6 @@ def test_a_failed_bulk_insert_is_a_sqlalchemy_error_on_both_backends(store):
     from callsense.store.models import SegmentGram
     from callsense.store.repo import _insert_many
 
-    with pytest.raises(sqlalchemy.exc.IntegrityError):
-        with store.session() as s:
-            _insert_many(s.connection(), SegmentGram, [{"gram": "ab", "segment_pk": 999},
-                                                       {"gram": "cd", "segment_pk": 998}])  # no such segments
+    with pytest.raises(sqlalchemy.exc.IntegrityError), store.session() as s:
+        _insert_many(s.connection(), SegmentGram, [{"gram": "ab", "segment_pk": 999},
+                                                   {"gram": "cd", "segment_pk": 998}])  # no such segments

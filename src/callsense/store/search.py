@@ -7,12 +7,17 @@ narrows the candidates for every word: words of 1–2 characters (退款, 投诉
 PostgreSQL), longer ones through the FTS5 trigram table on SQLite and the pg_trgm GIN index on
 PostgreSQL; ``ILIKE`` then decides, so the semantics are those of a plain substring test.
 
-The plan follows the word's frequency, counted on its index up to :func:`common_threshold` matches
-(15·√calls, at least 1,000): a rare word is read from the index first (on PostgreSQL as an array the
-planner cannot turn into a scan of every segment); a common one — where collecting and sorting every
-match grows with the store (款: 116,000 matches at 30,000 calls) — is tested on the newest calls'
-segments until the page is full (SQLite: ``ix_calls_sort_at``; PostgreSQL: batches of the newest calls).
-Both give the same hits in the same order (tests/test_store_scale.py).
+The plan follows the condition's frequency. A rare word is read from the index first (on PostgreSQL
+as an array the planner cannot turn into a scan of every segment); a common one — where collecting
+and sorting every match grows with the store (款: 116,000 matches at 30,000 calls) — is tested on the
+newest calls' segments until the page is full. SQLite: a word is common above :func:`common_threshold`
+matches (15·√calls, at least 1,000, counted on its index up to that), read by ``ix_calls_sort_at``.
+PostgreSQL (:func:`_pg_newest_first`), at a decision cost that does not grow with the store: a 1–2
+character word with more than 1,000 gram rows, and an emotion threshold (or label, confidence) the
+planner estimates above :func:`newest_first_cap` (where the two plans read about as much), are read
+in batches of the newest calls, which fall back to the index plan when the calls read show the
+condition rarer than that. Every plan gives the same hits
+in the same order (tests/test_store_scale.py).
 
 When the query says anything about segments (text, role, emotion, ASR tags) the hits are segments;
 otherwise they are calls (``segment_id`` is None). Hits come newest call first (``calls.sort_at``),
@@ -24,6 +29,7 @@ indexes. ``outliers`` / ``min_outlier`` keep segments by their latest stored out
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -170,38 +176,22 @@ class SearchHit:
 
 def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     """Segments (or calls) matching ``query``; see the module docstring."""
-    from sqlalchemy import select
+    from callsense.store.cursor import make_cursor
 
-    from callsense.store.cursor import after_condition, make_cursor
-
-    when = Call.sort_at
-    call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
-                 Call.score_normalized)
-    if query.segment_level:
-        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.idx, SegmentRow.start_ms, SegmentRow.end_ms,
-                      SegmentRow.role, SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
-                      ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
-        # common words: newest calls first, their segments tested by ILIKE until the page is full (SQLite
-        # through ix_calls_sort_at; PostgreSQL in batches, _newest_calls_first) — not the index's every match
-        newest_first = _common_words(store, query)
-        stmt = _segment_filters(stmt, query, store.dialect, newest_first=newest_first)
-        if query.by_outlier:
-            stmt = _outlier_filter(stmt, query)
-        stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
-        if query.after:
-            stmt = stmt.where(after_condition(query.after, when, Call.call_id, SegmentRow.idx))
-    else:
-        stmt = select(*call_cols).order_by(when.desc(), Call.call_id)
-        if query.after:
-            stmt = stmt.where(after_condition(query.after, when, Call.call_id))
-    stmt = _call_filters(stmt, query, when, hits_exist=_common_hits(store, query))
-    pg_batches = query.segment_level and store.dialect == "postgresql" and newest_first
-    if not pg_batches:
-        stmt = stmt.limit(query.limit).offset(query.offset)
+    pg = store.dialect == "postgresql"
+    # common words (and, on PostgreSQL, a common emotion threshold): newest calls first, their segments
+    # tested until the page is full (SQLite through ix_calls_sort_at; PostgreSQL in batches of the newest
+    # calls, _newest_calls_first) — not the index's every match
+    batches = _pg_newest_first(store, query) if pg and query.segment_level else None
+    newest_first = batches is not None if pg else query.segment_level and _common_words(store, query)
+    stmt = _statement(store, query, newest_first=newest_first)
     terms = query.terms
     hits = []
     with store.session() as s:
-        rows = _newest_calls_first(s, stmt, query) if pg_batches else s.execute(stmt)
+        rows = _newest_calls_first(s, stmt, query, batches) if batches is not None else None
+        if rows is None:  # the index plan (also when the newest calls held fewer matches than estimated)
+            stmt = stmt if batches is None else _statement(store, query, newest_first=False)
+            rows = s.execute(stmt.limit(query.limit).offset(query.offset))
         for row in rows:
             base = {"call_id": row.call_id, "source_name": row.source_name, "call_time": row.call_time,
                     "duration_ms": row.duration_ms, "agent_id": row.agent_id, "qa_score": row.score_normalized}
@@ -220,16 +210,61 @@ def search(store: Store, query: SearchQuery) -> list[SearchHit]:
     return hits
 
 
-def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery) -> list[Any]:
-    """PostgreSQL, common words: ``stmt`` run on batches of the newest calls (256, then 4x more each
-    time) until the page is full — an index range of calls and their segments each time, whatever plan
-    the planner would have picked for the whole store (it scanned every segment: 750 ms at 30,000 calls)."""
+def _statement(store: Store, query: SearchQuery, *, newest_first: bool) -> Any:
+    """The ordered search statement, without limit or offset; ``newest_first``: without the text
+    index's set of matches (the rows are tested on the newest calls instead)."""
+    from sqlalchemy import select
+
+    from callsense.store.cursor import after_condition
+
+    when = Call.sort_at
+    call_cols = (Call.call_id, Call.source_name, when.label("call_time"), Call.duration_ms, Call.agent_id,
+                 Call.score_normalized)
+    if query.segment_level:
+        stmt = select(*call_cols, SegmentRow.segment_id, SegmentRow.idx, SegmentRow.start_ms, SegmentRow.end_ms,
+                      SegmentRow.role, SegmentRow.emotion_label, SegmentRow.emotion_score, SegmentRow.text
+                      ).join(SegmentRow, SegmentRow.call_id == Call.call_id)
+        stmt = _segment_filters(stmt, query, store.dialect, newest_first=newest_first)
+        if query.by_outlier:
+            stmt = _outlier_filter(stmt, query)
+        stmt = stmt.order_by(when.desc(), Call.call_id, SegmentRow.idx)
+        if query.after:
+            stmt = stmt.where(after_condition(query.after, when, Call.call_id, SegmentRow.idx))
+    else:
+        stmt = select(*call_cols).order_by(when.desc(), Call.call_id)
+        if query.after:
+            stmt = stmt.where(after_condition(query.after, when, Call.call_id))
+    return _call_filters(stmt, query, when, hits_exist=_common_hits(store, query))
+
+
+@dataclass(frozen=True)
+class _Batches:
+    """PostgreSQL: how :func:`_newest_calls_first` reads a common condition's newest calls."""
+
+    first: int  # calls in the first batch: enough for the page at the estimated frequency
+    cap: int  # matches in the store (extrapolated from the calls read) at or below which the index plan is cheaper
+    calls: int  # calls in the store (the planner's estimate)
+
+
+FIRST_BATCH = (16, 128, 4096)  # the first batch's calls: at least; at most for a word; at most for an emotion
+MAX_BATCH = 65536
+RARE = 1000  # at most this many matches: the index plan at any size (a word's gram rows are counted this far)
+MARGIN = 1.5  # a batch holds about this many times the hits still needed, at the frequency known: a next one is rare
+
+
+def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery, plan: _Batches) -> list[Any] | None:
+    """PostgreSQL, a common condition: ``stmt`` run on batches of the newest calls until the page is full
+    — an index range of calls and their segments each time, whatever plan the planner would have picked
+    for the whole store (it scanned every segment: 750 ms at 30,000 calls). The first batch is sized from
+    the estimated frequency; each next one from the frequency measured so far. None when the calls read
+    show the condition rarer than estimated (extrapolated to the store, at most ``plan.cap`` matches): then
+    the index plan is the cheaper one, and the caller runs it (the same rows, in the same order)."""
     from sqlalchemy import or_, select
 
     from callsense.store.cursor import after_condition, make_cursor, parse_cursor
 
     when = Call.sort_at
-    need, got, last, k = q.offset + q.limit, [], None, 256
+    need, got, last, k, read = q.offset + q.limit, [], None, plan.first, 0
     start = None
     if q.after:  # the next page starts within the cursor's call: read calls from that one on, not from the newest
         at, call_id, _ = parse_cursor(q.after)
@@ -243,11 +278,35 @@ def _newest_calls_first(s: Any, stmt: Any, q: SearchQuery) -> list[Any]:
         batch = s.execute(cq.limit(k)).all()
         if not batch:
             break
-        got += s.execute(stmt.where(Call.call_id.in_([r.call_id for r in batch]))).all()
-        if len(batch) < k:
+        got += s.execute(_in_batch(stmt, batch, start, last).limit(need - len(got))).all()
+        read += len(batch)
+        if len(batch) < k or len(got) >= need:
             break
-        last, k = make_cursor(batch[-1].sort_at, batch[-1].call_id), min(k * 4, 65536)
+        if len(got) * max(plan.calls, read) / read <= plan.cap:
+            return None
+        last = make_cursor(batch[-1].sort_at, batch[-1].call_id)
+        k = min(MAX_BATCH, max(2 * k, math.ceil(MARGIN * (need - len(got)) * read / len(got))))
     return got[q.offset:need]
+
+
+def _in_batch(stmt: Any, batch: list[Any], start: Any, last: str | None) -> Any:
+    """``stmt`` on the calls of ``batch`` (the next calls after ``start`` / ``last``, newest first): as
+    the range of ix_calls_sort_at they span — a range scan in order, no list of ids to plan (with a
+    LIMIT the planner walked that index over every call filtering by such a list: 22,000 buffers at
+    20,000 calls). The same calls: ``stmt`` has the call filters that chose them."""
+    from sqlalchemy import and_, or_
+
+    from callsense.store.cursor import after_condition
+
+    when = Call.sort_at
+    lo, lo_id = batch[-1].sort_at, batch[-1].call_id
+    if lo is None or batch[0].sort_at is None:  # calls without a time (first, descending; none since 0005): by id
+        return stmt.where(Call.call_id.in_([r.call_id for r in batch]))
+    if start is not None:
+        stmt = stmt.where(start)
+    if last is not None:
+        stmt = stmt.where(after_condition(last, when, Call.call_id))
+    return stmt.where(when >= lo, or_(when > lo, and_(when == lo, Call.call_id <= lo_id)))
 
 
 def _calls_estimate(s: Any, dialect: str) -> int:
@@ -260,38 +319,126 @@ def _calls_estimate(s: Any, dialect: str) -> int:
     return int(s.execute(select(func.coalesce(func.max(literal_column("rowid")), 0)).select_from(Call)).scalar_one())
 
 
+def _planned_rows(s: Any, stmt: Any) -> int:
+    """PostgreSQL: the planner's estimate of the rows of ``stmt`` (from the table statistics; nothing is read)."""
+    import json
+
+    conn = s.connection()
+    compiled = stmt.compile(dialect=conn.dialect)
+    plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), compiled.params).scalar()
+    return int((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"])
+
+
 def common_threshold(calls: int) -> int:
-    """Above this many matching segments a word is "common" (see :func:`_common_words`): where reading
-    the calls newest first costs about what collecting and sorting every match costs (measured at
-    30,000 calls: 116,000 matches of 款 took 220 ms that way against 14 ms newest first)."""
+    """SQLite: above this many matching segments a word is "common" (see :func:`_common_words`): where
+    reading the calls newest first costs about what collecting and sorting every match costs (measured
+    at 30,000 calls: 116,000 matches of 款 took 220 ms that way against 14 ms newest first)."""
     return max(1000, int(15 * calls ** 0.5))
+
+
+# PostgreSQL: what a row read by the index plan costs against a row read newest first (a segment of a
+# batch's call, its ILIKE or emotion test). A word: 10 — each match an id lookup, a heap fetch and a join
+# (the 15·√calls of common_threshold at 50 hits and 30 segments a call); an emotion: 1 — measured at 20,000
+# calls, 0.74 µs a row of ix_segments_p_angry's bitmap against 0.75 µs a segment of a batch.
+ROW_COST = {"word": 10.0, "emotion": 1.0}
+SEGMENTS_PER_CALL = 30  # until the planner's statistics say
+
+
+def newest_first_cap(calls: int, need: int, per_call: float, share: float, row_cost: float) -> int:
+    """PostgreSQL: the matching segments above which reading the newest calls first reads less than the
+    index plan. Newest first reads ``MARGIN · need · calls / matches`` calls of ``per_call`` segments (at
+    ``matches / calls`` hits a call); the index plan reads ``matches / share`` rows (``share``: the part of
+    the rows its index returns that match, e.g. one role of two), each ``row_cost`` times dearer. Equal at
+    ``matches = √(MARGIN · need · per_call · share · calls / row_cost)``."""
+    return int(math.sqrt(MARGIN * need * per_call * share * max(calls, 0) / row_cost))
+
+
+def _pg_newest_first(store: Store, q: SearchQuery) -> _Batches | None:
+    """PostgreSQL: whether to read ``q``'s newest calls first (:func:`_newest_calls_first`) — at a cost
+    that does not grow with the store — and how. Two kinds of query qualify, with nothing else narrowing
+    the search: words of 1–2 characters, and an emotion threshold, label or top-label confidence (with a
+    role or not; a role alone the planner already reads newest call first). Common: more matching
+    segments than :func:`newest_first_cap` and than :data:`RARE`.
+
+    - Words: each word's gram rows are counted up to :data:`RARE`; a word with no more is rare and read
+      from the gram index. A more frequent one is tried on the newest calls, which measure its frequency (the planner's statistics only size the first batch: for a
+      gram outside its most common values they are a guess).
+    - An emotion: the planner's estimate of the matching segments (statistics of ``p_<emotion>``,
+      ``emotion_label``, ``emotion_score``, ``role``); the index plan reads the range of
+      ``ix_segments_p_angry`` or of the ``emotion_label`` index, else every segment (no index)."""
+    from sqlalchemy import func, select, text
+
+    from callsense.store.grams import gram_condition, servable
+    from callsense.store.models import SegmentGram
+
+    narrowed = (q.call_id or q.meta or q.rule_id or q.severity or q.invalid or q.asr_emotion or q.event
+                or q.by_outlier)
+    emotional = bool(q.emotion) or q.min_score is not None
+    if narrowed or (q.terms and emotional) or not (q.terms or emotional):
+        return None
+    if not all(servable(t) for t in q.terms):
+        return None  # pg_trgm serves a word of 3+ characters well whatever its frequency
+    need = q.offset + q.limit
+    with store.session() as s:
+        stats = dict(s.execute(text("SELECT relname, greatest(reltuples, 0) FROM pg_class"
+                                    " WHERE relname IN ('calls', 'segments')")).all())
+        calls, segments = int(stats.get("calls") or 0), int(stats.get("segments") or 0)
+        per_call = segments / calls if calls and segments else SEGMENTS_PER_CALL
+        if q.terms:
+            # with a role, the index plan reads both roles' matches: the batches' hits are its share of them
+            share = (min(1.0, _planned_rows(s, select(SegmentRow.id).where(SegmentRow.role == q.role)) / segments)
+                     if q.role and segments else 1.0)
+            cap = max(RARE, newest_first_cap(calls, need, per_call, share, ROW_COST["word"]))
+            for term in q.terms:  # counted up to RARE only: a cost that does not grow with the store
+                sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(RARE + 1)
+                if s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() <= RARE:
+                    return None
+            matches = min(_planned_rows(s, select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, t)))
+                          for t in q.terms)
+            most = FIRST_BATCH[1]
+        else:
+            matches = _planned_rows(s, _segment_filters(select(SegmentRow.id), q, "postgresql"))
+            read = _index_rows(s, q, segments)
+            share = min(1.0, matches / max(read, 1))
+            cap = max(RARE, newest_first_cap(calls, need, per_call, share, ROW_COST["emotion"]))
+            if matches <= cap:
+                return None
+            most = FIRST_BATCH[2]
+    first = math.ceil(MARGIN * need * max(calls, 1) / max(matches, 1))
+    return _Batches(first=min(most, max(FIRST_BATCH[0], first)), cap=cap, calls=calls)
+
+
+def _index_rows(s: Any, q: SearchQuery, segments: int) -> int:
+    """PostgreSQL: the rows the index plan of an emotion condition reads (the planner's estimate): the
+    range of ``ix_segments_p_angry`` or of the ``emotion_label`` index, else every segment."""
+    from sqlalchemy import select
+
+    if q.emotion and q.min_score is not None:
+        if q.emotion != "angry":
+            return segments
+        return _planned_rows(s, select(SegmentRow.id).where(SegmentRow.p_angry >= q.min_score))
+    if q.emotion:
+        return _planned_rows(s, select(SegmentRow.id).where(SegmentRow.emotion_label == q.emotion))
+    return segments
 
 
 def _common_words(store: Store, q: SearchQuery) -> bool:
     """SQLite: whether every word of ``q`` matches more segments than :func:`common_threshold`, and
     nothing else narrows the search. Then the newest calls hold a page of hits, and reading calls by
     ``ix_calls_sort_at`` finds it without collecting every match (which grows with the store); for a
-    rare word the index-first plan SQLite picks is the fast one (newest first would read every call)."""
-    from sqlalchemy import func, select, text
+    rare word the index-first plan SQLite picks is the fast one (newest first would read every call).
+    (An emotion threshold stays on SQLite's own plan: 5.0 → 6.4 ms from 10,000 to 100,000 calls.)"""
+    from sqlalchemy import text
 
-    from callsense.store.grams import char_phrase, gram_condition, servable
-    from callsense.store.models import SegmentGram
+    from callsense.store.grams import char_phrase
 
     narrowed = (q.call_id or q.meta or q.rule_id or q.severity or q.invalid or q.emotion or q.min_score is not None
                 or q.asr_emotion or q.event or q.by_outlier)
     if not q.terms or narrowed:
         return False
-    pg = store.dialect == "postgresql"
-    if pg and not all(servable(t) for t in q.terms):
-        return False  # pg_trgm serves a word of 3+ characters well whatever its frequency
     with store.session() as s:
         cap = common_threshold(_calls_estimate(s, store.dialect))
         for term in q.terms:
-            if pg:
-                sub = select(SegmentGram.segment_pk).where(gram_condition(SegmentGram.gram, term)).limit(cap + 1)
-                if s.execute(select(func.count()).select_from(sub.subquery())).scalar_one() <= cap:
-                    return False
-                continue
             name, phrase = (("segments_fts", '"' + term.replace('"', '""') + '"') if len(term) >= 3
                             else ("segments_chars", char_phrase(term)))
             if phrase is None:
