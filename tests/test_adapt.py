@@ -20,6 +20,7 @@ import pytest
 from callsense.testing.audio import write_audio
 from callsense.testing.forge import forge
 from callsense.testing.forge_emotion2vec import forge_onnx
+from cli_support import run_cli
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
@@ -86,10 +87,16 @@ def home(tmp_path_factory) -> Path:
 
 
 def cli(args, *, home: Path, models: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CALLSENSE_HOME": str(home), "CALLSENSE_MODEL_DIR": str(models), "CALLSENSE_OFFLINE": "1",
+    """`callsense ARGS` with this module's home and models. A command that must succeed (check) runs in this
+    process (cli_support: no Python start-up and imports per command); one whose error status is under test,
+    and `batch` (its worker pool spawned from the command's own process), in a ``python -m callsense``."""
+    env = {"CALLSENSE_HOME": str(home), "CALLSENSE_MODEL_DIR": str(models), "CALLSENSE_OFFLINE": "1",
            "COLUMNS": "200"}
-    p = subprocess.run([sys.executable, "-m", "callsense", *map(str, args)], capture_output=True, text=True, env=env,
-                       timeout=600, check=False)
+    if check and args[0] != "batch":
+        p = run_cli(args, env)
+    else:
+        p = subprocess.run([sys.executable, "-m", "callsense", *map(str, args)], capture_output=True, text=True,
+                           env={**os.environ, **env}, timeout=600, check=False)
     if check and p.returncode != 0:
         raise AssertionError(f"exit {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p

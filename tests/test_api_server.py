@@ -144,12 +144,10 @@ def test_serve_refuses_public_address_without_keys(tmp_path):
 
 
 def test_keys_cli(tmp_path):
-    import subprocess
-    import sys
+    from cli_support import run_cli
 
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "callsense", *args, "--data-dir", str(tmp_path)],
-                              capture_output=True, text=True, timeout=60, check=False)
+    def cli(*args):  # in this process: four Python start-ups saved
+        return run_cli([*args, "--data-dir", tmp_path])
 
     made = cli("keys", "create", "--role", "viewer", "--name", "wallboard")
     assert made.returncode == 0 and made.stdout.startswith("cs_")

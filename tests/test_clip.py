@@ -83,6 +83,14 @@ def _cli(*argv):
     return p.returncode, p.stdout + p.stderr
 
 
+def _cli_here(*argv):
+    """`callsense ARGV` in this process, answered as _cli answers (cli_support: no Python start-up)."""
+    from cli_support import run_cli
+
+    p = run_cli(argv)
+    return p.returncode, p.stdout + p.stderr
+
+
 @pytest.mark.slow
 def test_clip_of_a_batch_stored_call_is_cut_from_its_recording(with_models, tmp_path):
     """`callsense batch` keeps no call folder: `callsense clip CALL_ID` decodes the recording (checked by its
@@ -107,7 +115,7 @@ def test_clip_of_a_batch_stored_call_is_cut_from_its_recording(with_models, tmp_
     hit = next(h for h in result.rule_hits if h.window() is not None)  # the example's 5 s of dead air
     start, end = hit.window()
     clip = tmp_path / "hit.wav"
-    code, out = _cli("clip", call_id, "--db", url, "--hit", hit.rule_id, "-o", str(clip))
+    code, out = _cli_here("clip", call_id, "--db", url, "--hit", hit.rule_id, "-o", str(clip))
     assert code == 0, out
     full = tmp_path / "full.wav"
     write_wav(full, [t.samples for t in load_audio(src).tracks])
@@ -116,14 +124,14 @@ def test_clip_of_a_batch_stored_call_is_cut_from_its_recording(with_models, tmp_
         f.setpos(start * 16)
         assert part.readframes(part.getnframes()) == f.readframes((end - start) * 16)
     report = tmp_path / "r.html"
-    code, out = _cli("report", call_id, "--db", url, "-o", str(report))
+    code, out = _cli_here("report", call_id, "--db", url, "-o", str(report))
     assert code == 0, out
     assert f'data-rule="{hit.rule_id}" src="data:audio/wav;base64,' in report.read_text(encoding="utf-8")
     src.write_bytes(src.read_bytes() + b"\x00\x00")  # not the recording that was analysed any more
-    code, out = _cli("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
+    code, out = _cli_here("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
     assert code == 3 and "changed since it was analysed" in out
     src.unlink()
-    code, out = _cli("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
+    code, out = _cli_here("clip", call_id, "--db", url, "--start-ms", "0", "--end-ms", "1000", "-o", str(clip))
     assert code == 3 and "recording is gone" in out
 
 
@@ -135,7 +143,6 @@ def test_the_api_plays_a_batch_stored_call_from_its_recording(with_models, tmp_p
     import shutil
 
     from api_support import Server
-
     from callsense.audio.decode import load_audio
     from callsense.store import get_result, list_calls, open_store
 

@@ -17,6 +17,7 @@ from callsense.analysis.roles import RoleOptions, SpeakerTurnText, infer_roles
 from callsense.engines.diarization import Diarizer, validate_embedding, validate_segmentation
 from callsense.errors import ModelFormatError
 from callsense.testing.forge import DIARIZATION_MODELS, forge
+from cli_support import run_cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TOLERANCE_MS = 300
@@ -136,9 +137,17 @@ def test_enrolled_voiceprint_names_the_agent():
 
 # ---- end to end ----------------------------------------------------------------------------------
 def _analyze(call: Path, models: Path, out: Path, *extra: str, home: Path | None = None):
-    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models)}
+    """`callsense analyze --json` in this process (see cli_support): for the calls that succeed."""
+    env = {"CALLSENSE_MODEL_DIR": str(models)}
     if home is not None:
         env["CALLSENSE_HOME"] = str(home)
+    return run_cli(["analyze", call, "--out", out, "--json", *extra], env)
+
+
+def _analyze_process(call: Path, models: Path, out: Path, *extra: str):
+    """The same in a real ``python -m callsense`` process: for the exit statuses of errors, which the
+    process must end with (not an abort at interpreter shutdown while models load)."""
+    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models)}
     return subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(out), "--json",
                            *extra], check=False, capture_output=True, text=True, env=env,
                           timeout=600)
@@ -175,7 +184,7 @@ def test_corrupt_diarization_model_exits_4_naming_file_and_key(models, mono, tmp
     del m.metadata_props[:]
     m.metadata_props.extend(keep)
     onnx.save(m, str(seg))
-    proc = _analyze(_write(tmp_path / "mono.wav", mono[0]), copy, tmp_path / "o")
+    proc = _analyze_process(_write(tmp_path / "mono.wav", mono[0]), copy, tmp_path / "o")
     assert proc.returncode == 4, proc.stderr
     assert "window_size" in proc.stderr and "model.onnx" in proc.stderr
 
@@ -186,9 +195,7 @@ def test_enrolled_agent_is_matched_and_fills_agent_id(models, mono, tmp_path):
     # enrol the *customer's* voice as agent c9: the voiceprint must outweigh the first-speaker prior
     t = truth["channels"][1]["turns"][0]
     clip = _write(tmp_path / "c9.wav", samples[t["start_ms"] * 16:t["end_ms"] * 16])
-    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(models), "CALLSENSE_HOME": str(home)}
-    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
-                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    enrolled = run_cli(["agents", "enroll", "c9", clip], {"CALLSENSE_MODEL_DIR": str(models), "CALLSENSE_HOME": str(home)})
     assert enrolled.returncode == 0, enrolled.stderr
     [data] = json.loads(_analyze(_write(tmp_path / "mono.wav", samples), models, tmp_path / "o", home=home).stdout)["calls"]
     assert data["metadata"]["agent_id"] == "c9"
@@ -203,18 +210,16 @@ def test_roles_override(models, mono, tmp_path):
     [data] = json.loads(proc.stdout)["calls"]  # analyze --json: {"calls": [...], "failures": [...]}
     assert data["separation"]["role_method"] == "override"
     assert min(data["segments"], key=lambda s: s["start_ms"])["role"] == "customer"
-    bad = _analyze(_write(tmp_path / "m2.wav", mono[0]), models, tmp_path / "o2", "--roles", "boss")
+    bad = _analyze_process(_write(tmp_path / "m2.wav", mono[0]), models, tmp_path / "o2", "--roles", "boss")
     assert bad.returncode == 2 and "--roles" in bad.stderr
 
 
 def test_models_import_tells_segmentation_from_embedding(models, tmp_path):
-    env = {**os.environ, "CALLSENSE_HOME": str(tmp_path / "home")}
+    env = {"CALLSENSE_HOME": str(tmp_path / "home")}
     for name, src in (("pyannote-segmentation-3-0", _seg(models).parent), ("eres2net-base-3dspeaker", _emb(models).parent)):
-        proc = subprocess.run([sys.executable, "-m", "callsense", "models", "import", str(src)], check=False,
-                              capture_output=True, text=True, env=env, timeout=120)
+        proc = run_cli(["models", "import", src], env)
         assert proc.returncode == 0, proc.stderr
-        path = subprocess.run([sys.executable, "-m", "callsense", "models", "path", name], check=False,
-                              capture_output=True, text=True, env=env, timeout=120)
+        path = run_cli(["models", "path", name], env)
         assert path.returncode == 0 and name in path.stdout, path.stderr
 
 
@@ -230,19 +235,15 @@ def test_campplus_chosen_by_setting_keeps_its_own_voiceprints(models, mono, tmp_
     home = tmp_path / "home"
     t = truth["channels"][1]["turns"][0]
     clip = _write(tmp_path / "c9.wav", samples[t["start_ms"] * 16:t["end_ms"] * 16])
-    env = {**os.environ, "CALLSENSE_MODEL_DIR": str(copy), "CALLSENSE_HOME": str(home),
-           "CALLSENSE_SPEAKER_MODEL": "campplus"}
-    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
-                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    env = {"CALLSENSE_MODEL_DIR": str(copy), "CALLSENSE_HOME": str(home), "CALLSENSE_SPEAKER_MODEL": "campplus"}
+    enrolled = run_cli(["agents", "enroll", "c9", clip], env)
     assert enrolled.returncode == 0, enrolled.stderr
     assert (home / "agents" / "campplus-zh-cn-3dspeaker" / "c9.npy").is_file()
     assert not (home / "agents" / "c9.npy").exists()
     call = _write(tmp_path / "mono.wav", samples)
 
     def analyze(**extra_env):
-        return subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(tmp_path / "o"),
-                               "--json"], check=False, capture_output=True, text=True, timeout=600,
-                              env={**env, **extra_env})
+        return run_cli(["analyze", call, "--out", tmp_path / "o", "--json"], {**env, **extra_env})
 
     proc = analyze()
     assert proc.returncode == 0, proc.stderr
@@ -256,7 +257,9 @@ def test_campplus_chosen_by_setting_keeps_its_own_voiceprints(models, mono, tmp_
     [data] = json.loads(proc.stdout)["calls"]
     assert "eres2net" in next(m for m in data["processing"]["models"] if m["task"] == "diarization")["name"]
     assert "agent_id" not in data["metadata"]
-    bad = analyze(CALLSENSE_SPEAKER_MODEL="sensevoice-small")
+    bad = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(tmp_path / "o"),
+                          "--json"], check=False, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **env, "CALLSENSE_SPEAKER_MODEL": "sensevoice-small"})
     assert bad.returncode == 2 and "speaker-embedding" in bad.stderr and "campplus" in bad.stderr
 
 
@@ -309,12 +312,9 @@ def test_roles_from_the_lexicon_and_a_configured_lexicon(greeting_models, mono, 
     call = _write(tmp_path / "mono.wav", mono[0])
 
     def roles(*extra, env_lexicon=None):
-        env = {**os.environ, "CALLSENSE_MODEL_DIR": str(greeting_models)}
-        env.pop("CALLSENSE_AGENT_LEXICON", None)
-        if env_lexicon:
-            env["CALLSENSE_AGENT_LEXICON"] = str(env_lexicon)
-        proc = subprocess.run([sys.executable, "-m", "callsense", "analyze", str(call), "--out", str(tmp_path / "o"),
-                               "--json", *extra], check=False, capture_output=True, text=True, env=env, timeout=600)
+        env = {"CALLSENSE_MODEL_DIR": str(greeting_models),
+               "CALLSENSE_AGENT_LEXICON": str(env_lexicon) if env_lexicon else None}
+        proc = run_cli(["analyze", call, "--out", tmp_path / "o", "--json", *extra], env)
         assert proc.returncode == 0, proc.stderr
         [data] = json.loads(proc.stdout)["calls"]
         sep = data["separation"]
@@ -343,11 +343,11 @@ def test_roles_from_the_lexicon_and_a_configured_lexicon(greeting_models, mono, 
 
 def test_bad_agent_lexicons_are_usage_errors(models, mono, tmp_path):
     call = _write(tmp_path / "mono.wav", mono[0])
-    missing = _analyze(call, models, tmp_path / "o", "--agent-lexicon", str(tmp_path / "none.txt"))
+    missing = _analyze_process(call, models, tmp_path / "o", "--agent-lexicon", str(tmp_path / "none.txt"))
     assert missing.returncode == 2 and "--agent-lexicon" in missing.stderr and "none.txt" in missing.stderr
     bad = tmp_path / "bad.txt"
     bad.write_text("工单\n-not a phrase\n", "utf-8")
-    proc = _analyze(call, models, tmp_path / "o", "--agent-lexicon", str(bad))
+    proc = _analyze_process(call, models, tmp_path / "o", "--agent-lexicon", str(bad))
     assert proc.returncode == 2 and "bad.txt:2" in proc.stderr and "not in the lexicon" in proc.stderr
 
 
@@ -390,7 +390,6 @@ def test_batch_reanalyses_mono_calls_once_diarization_models_or_agents_are_added
     assert batch() == (0, 1)
     t = mono[1]["channels"][1]["turns"][0]
     clip = _write(tmp_path / "c9.wav", mono[0][t["start_ms"] * 16:t["end_ms"] * 16])
-    enrolled = subprocess.run([sys.executable, "-m", "callsense", "agents", "enroll", "c9", str(clip)],
-                              check=False, capture_output=True, text=True, env=env, timeout=300)
+    enrolled = run_cli(["agents", "enroll", "c9", clip], env)
     assert enrolled.returncode == 0, enrolled.stderr
     assert batch() == (1, 0)  # a new agent voiceprint can change the roles

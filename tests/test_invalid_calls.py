@@ -16,6 +16,7 @@ import pytest
 from callsense.labels import SAMPLE_RATE as SR
 from callsense.pipeline.outputs import write_wav
 from callsense.result.io import read_result
+from cli_support import run_cli
 from conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,14 @@ def folder(tmp_path):
 
 
 def cli(*argv):
+    """`callsense ARGV` in this process (cli_support: no Python start-up per command)."""
+    p = run_cli(argv, {"COLUMNS": "200"})
+    return p.returncode, p.stdout, p.stderr
+
+
+def cli_process(*argv):
+    """The same in a ``python -m callsense`` process, kept for `batch`: its worker pool is spawned from the
+    command's own process, as when a user runs it."""
     p = subprocess.run([sys.executable, "-m", "callsense", *argv], capture_output=True, text=True, timeout=300,
                        check=False, env={**os.environ, "COLUMNS": "200"})
     return p.returncode, p.stdout, p.stderr
@@ -63,7 +72,7 @@ def test_analyze_leaves_the_empty_and_the_ringing_call_not_scored(with_models, f
 
 def test_the_discard_view_lists_them_with_the_reason(with_models, folder, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    code, _, err = cli("batch", str(folder), "--db", url)
+    code, _, err = cli_process("batch", str(folder), "--db", url)
     assert code == 0, err
     code, out, err = cli("search", "--db", url, "--invalid", "--json")
     assert code == 0, err

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import websockets
-from api_support import EXAMPLES, TEST_RULES, Server
 
+from api_support import EXAMPLES, TEST_RULES, Server
 from callsense.live import protocol
 from callsense.live.client import read_recording, stream
 from funasr_client import funasr_recognize
@@ -273,14 +271,14 @@ def test_authentication_like_the_rest_api(tmp_path, steered_models):
 
 
 def test_cli_live_streams_and_prints_the_call_id(server):
-    out = subprocess.run([sys.executable, "-m", "callsense", "live", str(MULAW), "--url", ws_url(server),
-                          "--speed", "0", "--call-id", "cli-call"], capture_output=True, text=True, timeout=120)
+    from cli_support import run_cli  # in this process: the client loads no model, two Python start-ups saved
+
+    out = run_cli(["live", MULAW, "--url", ws_url(server), "--speed", "0", "--call-id", "cli-call"])
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[-1] == "cli-call"
     assert any("✓ customer" in line for line in lines) and any("! CRITICAL test.angry_customer" in line for line in lines)
-    bad = subprocess.run([sys.executable, "-m", "callsense", "live", str(MULAW), "--url", "http://x"],
-                         capture_output=True, text=True, timeout=60)
+    bad = run_cli(["live", MULAW, "--url", "http://x"])
     assert bad.returncode == 2 and "ws://" in bad.stderr
 
 
