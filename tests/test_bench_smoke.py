@@ -82,12 +82,28 @@ def test_plan_has_turns_overlaps_pauses_and_about_half_speech():
         assert 0.38 <= ch["speech_ratio"] <= 0.55  # VAD speech (padding, merged gaps) comes out near 48 %
 
 
+@pytest.fixture(scope="module")
+def e2e_models(tmp_path_factory) -> Path:
+    """The tiny models e2e.py would forge when bench/work has none (its ensure_models: SenseVoice and both
+    emotion2vec+ sizes for onnx and funasr, and the seeds' fsmn-vad), forged here in the test process:
+    e2e.py's own forging runs two more Pythons that import torch and FunASR again (most of the test's
+    time on a clean checkout, as in CI); given --models it finds them and forges nothing."""
+    from callsense.testing.forge import forge
+
+    out = tmp_path_factory.mktemp("e2e-models")
+    # e2e.EMOTION_MODELS' two sizes (should that list grow, e2e.py forges the set itself: slower, still right)
+    forge(out, size="tiny", models=("sensevoice-small", "emotion2vec-plus-large", "emotion2vec-plus-base"),
+          runtimes=("onnx", "funasr"))
+    _load("seeds_way").forge_fsmn_vad(out / "fsmn-vad" / "funasr")
+    return out
+
+
 @pytest.mark.torch
-def test_e2e_smoke_runs_both_ways_and_emits_the_verdict(tmp_path):
+def test_e2e_smoke_runs_both_ways_and_emits_the_verdict(tmp_path, e2e_models):
     results = tmp_path / "RESULTS.md"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "e2e.py"), "--smoke", "--json", "--configs", "seeds,callsense-onnx-large",
-         "--results", str(results)],
+         "--results", str(results), "--models", str(e2e_models)],
         check=False, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
