@@ -77,15 +77,28 @@ class Server:
         self.args = args
         self.env = {**os.environ, **env, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen | None = None
+        self._launched = False  # launch() ran and start() has not waited for that process yet
         self.log = data_dir / f"serve-{self.port}.log"
 
     def start(self, timeout: float = 90.0) -> Server:
+        """Launch the server (unless :meth:`launch` just did) and wait until it is ready."""
+        if not self._launched:
+            self.launch()
+        self._launched = False  # a later start() is a new process again
+        return self.wait_ready(timeout)
+
+    def launch(self) -> Server:
+        """Start the process without waiting for it: its start-up can overlap other work; then :meth:`start`."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "callsense", *self.root_args, "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(self.data_dir), *self.args]
         self._logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        self._launched = True
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> Server:
         deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.url, timeout=5) as c:
             while time.monotonic() < deadline:

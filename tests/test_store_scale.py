@@ -32,6 +32,35 @@ def store(request, tmp_path):
             s.close()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def _shared_store40(request, tmp_path_factory):
+    from callsense.store import open_store
+
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path_factory.mktemp('store40') / 'store.db'}")
+        _fill(s, 40)
+        yield s
+        s.close()
+    else:
+        with fresh_postgres_database() as url:
+            s = open_store(url)
+            _fill(s, 40)
+            yield s
+            s.close()
+
+
+@pytest.fixture
+def store40(_shared_store40):
+    """A store holding ``_fill(store, 40)``, made once per backend for the module: for the tests that only
+    search it (16 per backend; a fresh database and 40 saves cost seconds a test). They patch search's thresholds
+    through their own monkeypatch and remove their statement listeners; a test that stored or deleted a
+    call would fail here, after it."""
+    from callsense.store.repo import count_calls
+
+    yield _shared_store40
+    assert count_calls(_shared_store40) == 40, "a test changed the shared store"
+
+
 TEXTS = ["我要投诉你们", "退款什么时候到", "好的谢谢", "您好请问有什么可以帮您", "发货太慢了我要退款"]
 EMOS = ["angry", "neutral", "happy", "sad", "disgusted"]
 
@@ -393,11 +422,11 @@ def _statements(store, fn):
 
 @pytest.mark.parametrize("words, role", [("款", None), ("投诉", None), ("我要投诉", None), ("退款 到", None),
                                          ("好的", "agent"), ("火星", None)])
-def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, words, role):
+def test_common_words_read_newest_calls_first_and_give_the_same_pages(store40, monkeypatch, words, role):
     """A word matching more segments than common_threshold (PostgreSQL: newest_first_cap) is searched newest calls first (SQLite: by
     ix_calls_sort_at, PostgreSQL: in batches of the newest calls) instead of from every match of the
     index: the same hits in the same order, page by page (cursor and offset), as the index-first plan."""
-    _fill(store, 40)
+    store = store40  # holds _fill(store, 40)
 
     def pages(threshold: int, size: int):
         _force(monkeypatch, threshold)
@@ -434,12 +463,12 @@ def test_common_words_read_newest_calls_first_and_give_the_same_pages(store, mon
                                 {"emotion": "angry", "min_score": 0.9}, {"emotion": "happy"},
                                 {"min_score": 0.95, "role": "agent"}, {"emotion": "angry", "role": "agent"},
                                 {"emotion": "sad", "min_score": 0.5, "since": "2026-03-02"}])
-def test_common_emotions_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, kw):
+def test_common_emotions_read_newest_calls_first_and_give_the_same_pages(store40, monkeypatch, kw):
     """PostgreSQL: an emotion threshold (or label, top-label confidence) that many segments meet, by the
     planner's estimate (more than newest_first_cap), is read in batches of the newest calls instead of collecting and sorting every
     such segment (ix_segments_p_angry at 100,000 calls: 10 -> 76 ms): the same pages by cursor and offset.
     SQLite keeps its own plan whatever the threshold (5.0 -> 6.4 ms): the same statements."""
-    _fill(store, 40)
+    store = store40  # holds _fill(store, 40)
     plans = {}
     for threshold in (10**9, 0):
         _force(monkeypatch, threshold)
@@ -505,7 +534,7 @@ def test_newest_first_cap_is_where_both_plans_read_the_same():
 
 @pytest.mark.parametrize("kw", [{"rule_id": "risk.complaint"}, {"severity": "warning"}, {"severity": "critical"},
                                 {"rule_id": "flow.dead_air", "since": "2026-03-02"}])
-def test_common_rules_read_newest_calls_first_and_give_the_same_pages(store, monkeypatch, kw):
+def test_common_rules_read_newest_calls_first_and_give_the_same_pages(store40, monkeypatch, kw):
     """A rule or severity that many calls hit is filtered newest call first by a correlated EXISTS on the
     (rule_id, call_id) index (SQLite) instead of collecting every such call: the same pages."""
     import importlib
@@ -515,7 +544,7 @@ def test_common_rules_read_newest_calls_first_and_give_the_same_pages(store, mon
     from callsense.store import SearchQuery, search_calls
 
     sm = importlib.import_module("callsense.store.search")
-    _fill(store, 40)
+    store = store40  # holds _fill(store, 40)
 
     def pages(threshold: int):
         monkeypatch.setattr(sm, "common_threshold", lambda calls: threshold)

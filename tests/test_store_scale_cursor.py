@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from api_support import wait_ready
 from fastapi.testclient import TestClient
 
+from api_support import wait_ready
 from callsense.testing.results import make_result, seg
 
 N = 7
@@ -61,16 +59,17 @@ def test_cli_search_after_cursor(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     _fill(url)
 
+    from cli_support import run_cli  # in this process: four Python start-ups saved
+
     def search(*extra: str) -> list[dict]:
-        out = subprocess.run([sys.executable, "-m", "callsense", "search", "退款", "--db", url, "--json", *extra],
-                             capture_output=True, text=True, check=True).stdout
-        return json.loads(out)
+        p = run_cli(["search", "退款", "--db", url, "--json", *extra])
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
 
     every = search("--limit", "100")
     assert len(every) == 2 * N
     first = search("--limit", "4")
     rest = search("--limit", "100", "--after", first[-1]["cursor"])
     assert [(h["call_id"], h["segment_id"]) for h in first + rest] == [(h["call_id"], h["segment_id"]) for h in every]
-    bad = subprocess.run([sys.executable, "-m", "callsense", "search", "退款", "--db", url, "--after", "zzz"],
-                         capture_output=True, text=True)
+    bad = run_cli(["search", "退款", "--db", url, "--after", "zzz"])
     assert bad.returncode == 2 and "cursor" in bad.stderr

@@ -50,7 +50,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, tiny_models):
+def auth_launched(tmp_path_factory, tiny_models):
+    """The ``--auth`` server of the roles test, launched with the module's first server and waited for only
+    by that test (served_auth): its start-up (imports, Gradio's UI build) overlaps the other tests'."""
+    from callsense.service.keys import KeyStore
+
+    data = tmp_path_factory.mktemp("ui-auth")
+    keys = KeyStore(data / "api-keys.json")
+    _, viewer = keys.create("viewer", "vera")
+    _, admin = keys.create("admin", "ada")
+    env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1",
+           "CALLSENSE_DATABASE_URL": f"sqlite:///{data / 'store.db'}"}
+    srv = Server(data, env, "--auth", root_args=("-v",)).launch()
+    srv.keys = {"vera": viewer, "ada": admin}
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_models, auth_launched):
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         pytest.fail("Debian chromium is required for the browser test: apt-get install -y chromium")
     data = tmp_path_factory.mktemp("ui")
@@ -235,19 +253,8 @@ def test_no_gradio_argument_warnings(served):
 
 # ---- roles under --auth ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def served_auth(tmp_path_factory, tiny_models):
-    from callsense.service.keys import KeyStore
-
-    data = tmp_path_factory.mktemp("ui-auth")
-    keys = KeyStore(data / "api-keys.json")
-    _, viewer = keys.create("viewer", "vera")
-    _, admin = keys.create("admin", "ada")
-    env = {"CALLSENSE_MODEL_DIR": str(tiny_models), "CALLSENSE_OFFLINE": "1",
-           "CALLSENSE_DATABASE_URL": f"sqlite:///{data / 'store.db'}"}
-    srv = Server(data, env, "--auth", root_args=("-v",)).start()
-    srv.keys = {"vera": viewer, "ada": admin}
-    yield srv
-    srv.stop()
+def served_auth(auth_launched):
+    return auth_launched.start()  # launched with the module's first server (auth_launched): now ready
 
 
 def _sign_in(browser, srv, name):
