@@ -73,9 +73,10 @@ def db_url(request, tmp_path):
 
 
 def _cli(*args, check=True):
-    env = {**os.environ, "COLUMNS": "200"}
-    p = subprocess.run([sys.executable, "-m", "callsense", "clusters", *map(str, args)], capture_output=True,
-                       text=True, env=env, timeout=300, check=False)
+    """`callsense clusters ARGS` in this process (cli_support: no Python start-up; it loads no model)."""
+    from cli_support import run_cli
+
+    p = run_cli(["clusters", *args], {"COLUMNS": "200"})
     if check:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
@@ -171,9 +172,6 @@ def test_purge_removes_old_runs_and_their_rows(db_url):
 
 def test_no_run_yet_is_exit_3_with_the_way_forward(tmp_path):
     """Asking for a run that does not exist is bad input (exit 3) naming what to run, never exit 1."""
-    import os
-    import subprocess
-    import sys
 
     env = {**os.environ, "CALLSENSE_HOME": str(tmp_path), "CALLSENSE_OFFLINE": "1",
            "CALLSENSE_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}

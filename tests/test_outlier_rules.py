@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -82,8 +79,10 @@ def db_url(request, tmp_path):
 
 
 def _cli(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "callsense", *map(str, args)], capture_output=True, text=True,
-                       env={**os.environ, "COLUMNS": "200"}, timeout=300, check=False)
+    """`callsense ARGS` in this process (cli_support: no Python start-up; these commands load no model)."""
+    from cli_support import run_cli
+
+    p = run_cli(args, {"COLUMNS": "200"})
     if check:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
