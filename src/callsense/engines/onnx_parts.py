@@ -161,6 +161,8 @@ def cut(model_file: Path, parts: Sequence[Part], dst: Sequence[Path],
         for part in parts:
             if any(o not in produced for o in part.outputs):
                 return False
+            if any(x not in graph_io[_GRAPH_INPUT] and not (x in produced and x in types) for x in part.inputs):
+                return False  # an input the model does not have (an older export without ``lengths``)
             chosen, leaves = _needed(nodes, part.outputs, set(part.inputs))
             if leaves - set(inits) - set(part.inputs):
                 return False

@@ -13,6 +13,12 @@ computes in torch (that torch export is the reference the tests compare with):
   plus a key-padding bias: any length, and a padded batch equals one segment at a time;
 * the prenet and main transformer blocks (post-LN, as emotion2vec+), extra tokens dropped at the end.
 
+Two tensors are named so the engine can cut the graph there (:mod:`~callsense.engines.emotion2vec.split`):
+:data:`NORMALISED`, the normalised samples the front-end reads, and :data:`FEATURES`, the front-end's
+output before ``project_features``. Between them the graph is local in time (output frame ``k`` reads
+samples ``[320k, 320k + 400)`` for wav2vec2's spec), so the engine runs that part over time chunks to keep
+a long segment's per-sample buffers small (issue 18, memory); the names change no computation.
+
 The forge (:mod:`callsense.testing.forge_emotion2vec`) builds its torch-free models with this same
 function from random weights.
 """

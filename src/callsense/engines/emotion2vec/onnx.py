@@ -3,13 +3,15 @@
 The model directory is callsense's own ONNX format (see ``export.py``): ``model.onnx`` and/or
 ``model.int8.onnx``, ``head.npz``, ``tokens.txt``, ``emotion2vec.json``.
 
-Memory (issue 18): on the CPU the model runs as three parts (``split.py``: normalisation, convolutional
-front-end, the rest), derived once from the model file and cached beside it, so that the front-end runs
-over time chunks of ``front_chunk_s`` seconds: in one run over a 10 s segment its per-sample buffers were
-most of the run's activations (large int8: +257 MB over the loaded model, chunked at 4 s: +xx MB).
-fp32 frames are bit-identical; int8 ones differ by the per-chunk activation scales of dynamic
-quantisation, within the int8-vs-fp32 tolerance (the tests). A model without the boundary tensors runs
-whole.
+Memory (issue 18): on the CPU the model runs as three parts (``split.py``: the normalisation, the
+convolutional front-end, the rest), derived once from the model file and cached beside it, so that the
+front-end runs over time chunks of at most ``front_chunk_s`` seconds (2 s) while the transformer still sees
+the whole segment. In one run over a 10 s segment the front-end's per-sample buffers were most of the
+run's activations: emotion2vec+ large int8, peak over the loaded model 224 -> 73 MB (base 233 -> 52 MB),
+CPU time unchanged within noise (measured; bench/RESULTS.md "Speed levers", 5. Memory). fp32 frames are
+bit-identical to the whole run's; int8 ones differ by the per-chunk activation scales of dynamic
+quantisation (mean-frame cosine to fp32 0.99985 chunked and whole, large, 10 s), inside the
+int8-vs-fp32 bound the tests hold. A model without the boundary tensors (an older export) runs whole.
 """
 
 from __future__ import annotations

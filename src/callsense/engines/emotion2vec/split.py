@@ -18,8 +18,16 @@ names (``normalised``, ``features``) into
 The parts are derived once from the model file and cached beside it as ``<stem>.norm.onnx``,
 ``<stem>.front.onnx``, ``<stem>.rest.onnx`` (or under a cache folder when the model's folder is
 read-only), with a marker that ties them to the model file's size and time: a changed model file is
-split again. A model without the boundary names (exported before they existed, or by the torch
-reference exporter) is not split; the engine runs it whole. The on-disk model format is unchanged.
+split again. Deriving streams the weights from file to file (``engines/onnx_parts.py``): about 1 s and
+under 100 MB of memory for large int8, where ``onnx.load`` and a copy took 1 GB. The parts take the
+model's size again on disk. A model without the boundary names (exported before they existed, or by the
+torch reference exporter) is not split; the engine runs it whole. The on-disk model format is unchanged;
+``CALLSENSE_E2V_SPLIT=0`` runs every model whole.
+
+Measured (large int8, one 10 s input, 2 threads, peak RSS over the loaded model): whole 224 MB; the
+front-end alone 235 MB whole, 40 MB in 2 s chunks (86 MB in 4 s chunks); the rest 67 MB. With 2 s chunks
+and the heap trimmed between the front-end and the rest the run peaks at 68-73 MB; CPU time within noise
+of the whole run (4 s and 10 s inputs, interleaved). Hence 2 s (:data:`~callsense.engines.emotion2vec.onnx.FRONT_CHUNK_S`).
 
 :class:`SplitSession` runs the three parts behind the one call the engine makes (``run``), so the
 engine is the same for a split and a whole model.
@@ -27,6 +35,7 @@ engine is the same for a split and a whole model.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -86,12 +95,9 @@ class FrontGeometry:
         if total <= 0:
             return []
         n = -(-total // max(1, int(chunk_frames)))
-        size = -(-total // n)
-        out = []
-        for a in range(0, total, size):
-            b = min(total, a + size)
-            out.append((a, b, self.stride * a, n_samples if b == total else self.stride * (b - 1) + self.field))
-        return out
+        edges = [i * total // n for i in range(n + 1)]  # sizes differ by at most one frame
+        return [(a, b, self.stride * a, n_samples if b == total else self.stride * (b - 1) + self.field)
+                for a, b in itertools.pairwise(edges)]
 
 
 # ---- deriving the parts ------------------------------------------------------------------------------------
