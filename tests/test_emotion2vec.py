@@ -284,8 +284,6 @@ def test_window_spans_cover_the_segment():
 def test_session_runs_without_the_cpu_arena_and_scores_are_unchanged(angry_dir, monkeypatch):
     """Memory (issue 18): no arena keeping the largest segment's activations, and a stage end hands freed
     pages back; the scores are bit-identical to a session with the arena."""
-    import onnxruntime as ort
-
     from callsense.engines import memory
 
     calls = []
@@ -295,10 +293,10 @@ def test_session_runs_without_the_cpu_arena_and_scores_are_unchanged(angry_dir, 
     segments = [seg(noise(s, seed=i), sid=f"s{i}") for i, s in enumerate((1.2, 3.0, 0.7))]
     ours = eng.score(segments, EmotionOptions())
     assert calls, "score() released nothing at the end of the stage"
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    eng.session = ort.InferenceSession(str(eng.model_path), so, providers=["CPUExecutionProvider"])
-    assert eng.session.get_session_options().enable_cpu_mem_arena is True
-    theirs = eng.score(segments, EmotionOptions())
+    monkeypatch.setenv("CALLSENSE_ORT_ARENA", "1")  # the same sessions (split or whole), with the arena
+    with_arena = Emotion2vecOnnx(angry_dir, int8=True, num_threads=1)
+    assert type(with_arena.session) is type(eng.session)
+    assert with_arena.session.get_session_options().enable_cpu_mem_arena is True
+    theirs = with_arena.score(segments, EmotionOptions())
     assert [o.scores for o in ours] == [o.scores for o in theirs]
     assert all(np.array_equal(a.embedding, b.embedding) for a, b in zip(ours, theirs) if a.embedding is not None)

@@ -13,6 +13,9 @@ Two things keep a process's resident memory above what it still uses:
   different lengths otherwise leave free holes that grew by 150-200 MB over a 10-minute call, under
   its longest run) and at the end of SenseVoice's stage. Elsewhere than glibc it does nothing.
 
+What is left per run is cut in the graph itself: emotion2vec's convolutional front-end runs over 2 s
+time chunks (``engines/emotion2vec/split.py``), so its per-sample buffers no longer set the run's peak.
+
 Measured on the 10-minute benchmark call (bench/RESULTS.md "Speed levers", 5. Memory): peak RSS of
 ``callsense analyze`` 1519 -> 1069 MB with emotion2vec+ large, 1227 -> 901 MB with base, outputs unchanged.
 """

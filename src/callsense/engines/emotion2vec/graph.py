@@ -13,6 +13,12 @@ computes in torch (that torch export is the reference the tests compare with):
   plus a key-padding bias: any length, and a padded batch equals one segment at a time;
 * the prenet and main transformer blocks (post-LN, as emotion2vec+), extra tokens dropped at the end.
 
+Two tensors are named so the engine can cut the graph there (:mod:`~callsense.engines.emotion2vec.split`):
+:data:`NORMALISED`, the normalised samples the front-end reads, and :data:`FEATURES`, the front-end's
+output before ``project_features``. Between them the graph is local in time (output frame ``k`` reads
+samples ``[320k, 320k + 400)`` for wav2vec2's spec), so the engine runs that part over time chunks to keep
+a long segment's per-sample buffers small (issue 18, memory); the names change no computation.
+
 The forge (:mod:`callsense.testing.forge_emotion2vec`) builds its torch-free models with this same
 function from random weights.
 """
@@ -29,6 +35,10 @@ from callsense.errors import ModelFormatError
 
 OPSET = 17
 ENC = "modality_encoders.AUDIO."
+NORMALISED = "normalised"
+"""Boundary tensor: the samples after the per-row normalisation, padding zeroed, float32 [N, S]."""
+FEATURES = "features"
+"""Boundary tensor: the convolutional front-end's output before ``project_features``, float32 [N, T, C]."""
 
 
 def alibi_slopes(heads: int) -> list[float]:
@@ -92,9 +102,9 @@ class _Graph:
     def f32(self, value: float) -> str:
         return self.const(np.array(value, np.float32), f"f32_{value!r}".replace("-", "m").replace(".", "p"))
 
-    def op(self, op_type: str, *inputs: str, n_out: int = 1, **attrs: Any) -> Any:
+    def op(self, op_type: str, *inputs: str, n_out: int = 1, out_name: str | None = None, **attrs: Any) -> Any:
         self.n += 1
-        outs = [f"{op_type.lower()}{self.n}_{i}" for i in range(n_out)]
+        outs = [out_name] if out_name else [f"{op_type.lower()}{self.n}_{i}" for i in range(n_out)]
         self.nodes.append(self.helper.make_node(op_type, list(inputs), outs, name=f"{op_type}_{self.n}", **attrs))
         return outs[0] if n_out == 1 else outs
 
@@ -108,9 +118,9 @@ class _Graph:
         bias = self.const(b if b is not None else np.zeros(dim, np.float32), f"{name}.bias" if b is not None else f"zeros{dim}")
         return self.op("LayerNormalization", x, scale, bias, axis=-1, epsilon=float(eps))
 
-    def gelu(self, x: str) -> str:  # exact (erf) GELU, torch.nn.GELU's default; Gelu is opset 20
-        e = self.op("Erf", self.op("Mul", x, self.f32(1 / math.sqrt(2))))
-        return self.op("Mul", self.op("Mul", x, self.f32(0.5)), self.op("Add", e, self.f32(1.0)))
+    def gelu(self, x: str, out_name: str | None = None) -> str:  # exact (erf) GELU, torch.nn.GELU's default
+        e = self.op("Erf", self.op("Mul", x, self.f32(1 / math.sqrt(2))))  # (Gelu is opset 20)
+        return self.op("Mul", self.op("Mul", x, self.f32(0.5)), self.op("Add", e, self.f32(1.0)), out_name=out_name)
 
     def dim_of(self, x: str, axis: int) -> str:
         """Size of ``x`` along ``axis`` as a 1-element int64 tensor."""
@@ -175,7 +185,7 @@ def build_model(weights: Mapping[str, np.ndarray], model_conf: Mapping[str, Any]
         centred = g.op("Sub", x, mean)
         var = g.op("Div", g.op("ReduceSum", g.op("Mul", g.op("Mul", centred, centred), svalid), g.i64(1), keepdims=1), count)
         x = g.op("Div", centred, g.op("Sqrt", g.op("Add", var, g.f32(1e-5))))
-    x = g.op("Mul", x, svalid)
+    x = g.op("Mul", x, svalid, out_name=NORMALISED)
 
     # ---- front-end: conv as strided GEMMs, channels last ---------------------------------------------
     h = g.op("Unsqueeze", x, g.i64(-1))  # [N, S, 1]
@@ -199,7 +209,7 @@ def build_model(weights: Mapping[str, np.ndarray], model_conf: Mapping[str, Any]
             part = g.op("MatMul", part, g.const(np.ascontiguousarray(wq), f"{pre}0.weight_gemm{q}"))
             y = part if y is None else g.op("Add", y, part)
         y = g.layer_norm(y, c_out, w(pre + "2.1.weight", (c_out,)), w(pre + "2.1.bias", (c_out,)), 1e-5, pre + "2.1")
-        h = g.gelu(y)
+        h = g.gelu(y, out_name=FEATURES if i == len(conv) - 1 else None)
         c_in = c_out
     pf = f"{ENC}project_features."
     x = g.layer_norm(h, c_in, w(pf + "1.weight", (c_in,)), w(pf + "1.bias", (c_in,)), 1e-5, pf + "1")

@@ -2,6 +2,16 @@
 
 The model directory is callsense's own ONNX format (see ``export.py``): ``model.onnx`` and/or
 ``model.int8.onnx``, ``head.npz``, ``tokens.txt``, ``emotion2vec.json``.
+
+Memory (issue 18): on the CPU the model runs as three parts (``split.py``: the normalisation, the
+convolutional front-end, the rest), derived once from the model file and cached beside it, so that the
+front-end runs over time chunks of at most ``front_chunk_s`` seconds (2 s) while the transformer still sees
+the whole segment. In one run over a 10 s segment the front-end's per-sample buffers were most of the
+run's activations: emotion2vec+ large int8, peak over the loaded model 224 -> 73 MB (base 233 -> 52 MB),
+CPU time unchanged within noise (measured; bench/RESULTS.md "Speed levers", 5. Memory). fp32 frames are
+bit-identical to the whole run's; int8 ones differ by the per-chunk activation scales of dynamic
+quantisation (mean-frame cosine to fp32 0.99985 chunked and whole, large, 10 s), inside the
+int8-vs-fp32 bound the tests hold. A model without the boundary tensors (an older export) runs whole.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from callsense.result.model import ModelInfo
 log = logging.getLogger("callsense")
 
 FACTS_FILE = "emotion2vec.json"
+FRONT_CHUNK_S = 2.0
+"""Front-end chunk length: chosen by measurement (bench/RESULTS.md; docs/emotion.md "Speed levers")."""
 
 
 class Emotion2vecOnnx:
@@ -42,11 +54,15 @@ class Emotion2vecOnnx:
     int8 models never batch: dynamic quantisation scales activations per tensor, i.e. over the whole
     batch, so a segment's scores would depend on which other segments shared its batch (differences
     of ~1e-3, measured). One segment per run keeps results reproducible.
+
+    ``front_chunk_s``: on the CPU, the convolutional front-end of a longer input runs over chunks of at
+    most this many seconds (module docstring; ``0`` runs the model whole, as on a GPU).
     """
 
     def __init__(self, model_dir: Path, *, num_threads: int | None = None, int8: bool | None = None,
                  device: str | None = None, max_batch: int = 8, batch_seconds: float = 60.0,
-                 max_pad_ratio: float = 1.25, name: str | None = None, **_: Any):
+                 max_pad_ratio: float = 1.25, name: str | None = None, front_chunk_s: float = FRONT_CHUNK_S,
+                 **_: Any):
         self.model_dir = Path(model_dir)
         facts_path = self.model_dir / FACTS_FILE
         self.facts: dict[str, Any] = {}
@@ -77,11 +93,25 @@ class Emotion2vecOnnx:
         from callsense.engines.device import ort_providers, require_provider
 
         providers = ort_providers(device)  # cuda without a CUDA provider: DependencyError (exit 4)
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), so, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise ModelFormatError(f"onnxruntime cannot load the model: {e}", source=self.model_path,
-                                   hint="export it again: callsense models export NAME") from e
+        self.front_chunk_s = float(front_chunk_s) if providers == ["CPUExecutionProvider"] else 0.0
+        parts = self._split_files() if self.front_chunk_s > 0 else None
+
+        def load(path: Path) -> Any:
+            try:
+                return ort.InferenceSession(str(path), so, providers=providers)
+            except Exception as e:  # onnxruntime raises its own exception types for bad files
+                raise ModelFormatError(f"onnxruntime cannot load the model: {e}", source=self.model_path,
+                                       hint="export it again: callsense models export NAME") from e
+
+        if parts is not None:
+            from callsense.engines.emotion2vec.split import FrontGeometry, SplitSession
+
+            geometry = FrontGeometry.of(self.conv_spec)
+            self.session: Any = SplitSession(load(parts.norm), load(parts.front), load(parts.rest), geometry,
+                                             chunk_frames=max(1, round(self.front_chunk_s * 16000 / geometry.stride)))
+        else:
+            self.front_chunk_s = 0.0
+            self.session = load(self.model_path)
         require_provider(self.session, device, source=self.model_path)
         release_free_memory()  # the model proto onnxruntime parsed while loading
         names = [i.name for i in self.session.get_inputs()]
@@ -92,6 +122,12 @@ class Emotion2vecOnnx:
         if not self._has_lengths or self.model_path.name.endswith(".int8.onnx"):
             # No lengths input: padding cannot be masked. int8: per-batch activation scales (see above).
             self.max_batch = 1
+
+    def _split_files(self) -> Any:
+        from callsense.engines.emotion2vec.split import split_files
+        from callsense.engines.manager import callsense_home
+
+        return split_files(self.model_path, cache_dir=callsense_home() / "cache" / "emotion2vec")
 
     def _pick_file(self, int8: bool | None) -> Path:
         fp32, q8 = self.model_dir / "model.onnx", self.model_dir / "model.int8.onnx"
@@ -108,7 +144,8 @@ class Emotion2vecOnnx:
         return ModelInfo(task="emotion", name=self.name, runtime="onnx", path=str(self.model_dir),
                          version=self.facts.get("format_version") and f"onnx-v{self.facts['format_version']}",
                          options={"file": self.model_path.name, "num_threads": self.num_threads,
-                                  "max_batch": self.max_batch, "dim": self.head.dim})
+                                  "max_batch": self.max_batch, "dim": self.head.dim,
+                                  "front_chunk_s": self.front_chunk_s or None})
 
     # ---- forward ----------------------------------------------------------------------------------
     def features(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
