@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from api_support import CALL
-from test_ui_browser import OUT, browser, served  # noqa: F401  (the browser test's fixtures)
+from test_ui_browser import OUT, auth_launched, browser, served  # noqa: F401  (the browser test's fixtures; served launches auth_launched)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
