@@ -114,7 +114,7 @@ def test_sources_folder_glob_file_and_errors(tmp_path):
     assert [p.path.rsplit("/", 1)[1] for p in collect(tmp_path / "a")] == ["y.MP3", "x.wav"]
     assert [p.path.rsplit("/", 1)[1] for p in collect(f"{tmp_path}/a/**/*.wav")] == ["x.wav"]
     assert len(collect(tmp_path / "a" / "x.wav")) == 1
-    with pytest.raises(UsageError, match="not a folder"):
+    with pytest.raises(InputError, match="no such file or folder"):  # bad input (exit 3), as analyze says it
         collect(tmp_path / "missing")
     bad = tmp_path / "m.csv"
     bad.write_bytes(b"path\n\xff\xfe\n")

@@ -35,7 +35,7 @@ def normalize_metadata(meta: Mapping[str, Any] | None, *, source: str | None = N
             raise InputError(f"bad metadata: {key} must be a text or a number, not {type(value).__name__}",
                              source=source)
         if key == "started_at":
-            value = parse_time(value, field=f"metadata field {key}", source=source).isoformat().replace("+00:00", "Z")
+            value = parse_time(value, field=f"bad metadata: {key}", source=source).isoformat().replace("+00:00", "Z")
         elif key == "direction":
             d = DIRECTIONS.get(str(value).strip().lower())
             if d is None:
