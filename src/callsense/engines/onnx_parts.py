@@ -32,7 +32,9 @@ class Part:
     outputs: tuple[str, ...]
 
 
-def _varint(buf: Any, pos: int) -> tuple[int, int]:
+def read_varint(buf: Any, pos: int) -> tuple[int, int]:
+    """A protobuf varint at ``buf[pos]``: ``(value, position after it)``; ValueError when malformed.
+    (Also sensevoice/validate.py's reader of SenseVoice's metadata: one varint decoder.)"""
     value = shift = 0
     while True:
         b = buf[pos]
@@ -41,6 +43,11 @@ def _varint(buf: Any, pos: int) -> tuple[int, int]:
         if b < 0x80:
             return value, pos
         shift += 7
+        if shift > 63:
+            raise ValueError("bad varint")
+
+
+_varint = read_varint
 
 
 def _enc_varint(value: int) -> bytes:

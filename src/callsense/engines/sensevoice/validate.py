@@ -14,6 +14,7 @@ import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
+from callsense.engines.onnx_parts import read_varint as _varint  # the one protobuf varint decoder
 from callsense.engines.sensevoice.formats import (
     FUNASR_TOKENIZER_FILES,
     INPUT_DIM,
@@ -42,19 +43,6 @@ class OnnxHeader:
 
 
 # ---- a minimal protobuf walker (only what ModelProto's header needs) ---------------------------
-
-def _varint(buf, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("bad varint")
-
 
 def _fields(buf, start: int, end: int):
     """Yield (field number, wire type, value-or-(start, end)) for one message."""
